@@ -1,0 +1,626 @@
+/*
+ * mlk-ingest — land files, directories and stdin in the raw zone.
+ *
+ * Every source's bytes go once into the object store; its records are
+ * parsed (format from content), partitioned and written as one atomic
+ * batch per run; each record also goes to stdout with its _mlk envelope.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "audit.h"
+#include "batch.h"
+#include "buf.h"
+#include "ehr.h"
+#include "fsio.h"
+#include "lake.h"
+#include "object.h"
+#include "partition.h"
+#include "policy.h"
+#include "status.h"
+#include "xalloc.h"
+#include "banned.h"
+
+static const char usage_text[] =
+"usage: mlk-ingest [--lake DIR] [--dataset NAME] [--source-system NAME]\n"
+"                  [--format FORMAT] [--purpose TEXT] [--quiet]\n"
+"                  FILE|DIR|- ...\n"
+"\n"
+"Land EHR sources (FHIR NDJSON, FHIR Bundles, CSV, NDJSON; gzip or not)\n"
+"in the raw zone of a lake and write their records to stdout.\n"
+"\n"
+"  --lake DIR            the lake (default: $MLK_LAKE, then the nearest\n"
+"                        ancestor holding mlk.yaml)\n"
+"  --dataset NAME        dataset to land in (default: ehr/default)\n"
+"  --source-system NAME  record where the data came from\n"
+"  --format FORMAT       auto, fhir-ndjson, fhir-bundle, csv or ndjson\n"
+"                        (default: auto, from the content)\n"
+"  --purpose TEXT        why, for the audit log\n"
+"  --quiet               no summary on stderr\n"
+"  --help, --version\n"
+"\n"
+"Exit status: 0 ok, 1 some input quarantined, 2 usage, 3 denied by\n"
+"policy, 4 integrity failure, 5 system error.  See mlk-ingest(1).\n";
+
+static void usage(int status)
+{
+	fputs(usage_text, status ? stderr : stdout);
+	exit(status);
+}
+
+struct input {
+	char *path;              /* as named (or found under a directory) */
+	int is_stdin;
+	char sha256[SHA256_HEX];
+	unsigned long long size;
+	int skip;                /* already in the dataset, or duplicate */
+	char *unreadable;        /* why it could not be read */
+};
+
+struct inputs {
+	struct input *v;
+	size_t n, alloc;
+};
+
+static void add_input(struct inputs *in, const char *path, int is_stdin)
+{
+	XGROW(in->v, in->alloc, in->n + 1);
+	struct input *i = &in->v[in->n++];
+	memset(i, 0, sizeof *i);
+	i->path = xstrdup(path);
+	i->is_stdin = is_stdin;
+}
+
+static int cmp_name(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Walk a directory in sorted order, so runs are reproducible.  Hidden
+ * entries are skipped; symbolic links are not followed into. */
+static void walk(struct inputs *in, const char *dir)
+{
+	DIR *d = opendir(dir);
+	if (!d) {
+		add_input(in, dir, 0);
+		in->v[in->n - 1].unreadable = xasprintf("cannot open "
+							"directory: %s",
+							strerror(errno));
+		return;
+	}
+	char **names = NULL;
+	size_t n = 0, alloc = 0;
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		if (de->d_name[0] == '.')
+			continue;
+		XGROW(names, alloc, n + 1);
+		names[n++] = xstrdup(de->d_name);
+	}
+	closedir(d);
+	qsort(names, n, sizeof *names, cmp_name);
+	for (size_t i = 0; i < n; i++) {
+		char *p = strcmp(dir, "/") ? xasprintf("%s/%s", dir, names[i])
+					  : xasprintf("/%s", names[i]);
+		struct stat st;
+		if (lstat(p, &st) == 0 && S_ISDIR(st.st_mode))
+			walk(in, p);
+		else if (lstat(p, &st) == 0 && !S_ISREG(st.st_mode) &&
+			 !S_ISLNK(st.st_mode))
+			; /* sockets, fifos, devices: not data */
+		else
+			add_input(in, p, 0);
+		free(p);
+		free(names[i]);
+	}
+	free(names);
+}
+
+struct run {
+	const char *dataset;
+	const char *source_system;
+	struct lake *lake;
+	struct batch *b;
+	size_t si;               /* current source index in the batch */
+	const struct input *cur;
+	enum ehr_format used;
+	struct pspec spec[3];    /* fhir, csv, ndjson */
+	int have_spec[3];
+	struct buf line, part, head, mid;
+	int stdout_ok;
+	unsigned long long emitted, rejected;
+	struct mlk_error *e;
+};
+
+static int family_index(enum ehr_format f)
+{
+	const char *fam = ehr_format_family(f);
+	return !strcmp(fam, "fhir") ? 0 : !strcmp(fam, "csv") ? 1 : 2;
+}
+
+static void write_stdout(struct run *r, const char *p, size_t n)
+{
+	if (!r->stdout_ok)
+		return;
+	if (fwrite(p, 1, n, stdout) != n) {
+		r->stdout_ok = 0;
+		if (errno == EPIPE)
+			mlk_warn("stdout closed; records are still landed "
+				 "in the lake");
+		else
+			mlk_warn("cannot write records to stdout: %s",
+				 strerror(errno));
+	}
+}
+
+static int sink_emit(void *ctx, const struct ehr_item *it)
+{
+	struct run *r = ctx;
+	int fi = family_index(r->used);
+	const struct pspec *ps = &r->spec[fi];
+
+	buf_reset(&r->part);
+	for (size_t i = 0; i < ps->n; i++) {
+		const struct pfield *f = &ps->f[i];
+		const char *v = NULL;
+		size_t vn = 0;
+		int num = 0;
+		if (i)
+			buf_addch(&r->part, '/');
+		if (!strcmp(f->source, "source_system")) {
+			v = r->source_system;
+			vn = v ? strlen(v) : 0;
+		} else if (!it->lookup(it, f->source, &v, &vn, &num)) {
+			v = NULL;
+		}
+		partition_add(f, v, vn, num, &r->part);
+	}
+
+	struct buf *l = &r->line;
+	buf_reset(l);
+	buf_add(l, it->body, it->body_len);
+	if (!it->empty)
+		buf_addch(l, ',');
+	buf_addstr(l, "\"_mlk\":{\"v\":1,\"kind\":\"ehr\",\"type\":");
+	buf_add_json_cstr(l, it->type);
+	buf_add(l, r->head.data, r->head.len);
+	buf_addf(l, "%lld", it->line);
+	if (it->entry >= 0)
+		buf_addf(l, ",\"entry\":%lld", it->entry);
+	buf_add(l, r->mid.data, r->mid.len);
+	buf_add_json_str(l, r->part.data, r->part.len);
+	if (r->source_system) {
+		buf_addstr(l, ",\"source_system\":");
+		buf_add_json_cstr(l, r->source_system);
+	}
+	buf_addstr(l, "}}\n");
+	write_stdout(r, l->data, l->len);
+	r->emitted++;
+	r->b->src[r->si].records++;
+	if (batch_add(r->b, r->part.data, r->part.len, l->data, l->len,
+		      r->e) != MLK_OK)
+		return MLK_SYSTEM;
+	return 0;
+}
+
+static int sink_reject(void *ctx, long long line, unsigned long long offset,
+		       const char *raw, size_t rawlen, const char *reason)
+{
+	struct run *r = ctx;
+	r->rejected++;
+	struct mlk_error pe = MLK_ERROR_INIT;
+	mlk_error_set(&pe, MLK_PARTIAL, r->cur->path, line, "%s; quarantined",
+		      reason);
+	mlk_error_print(mlk_progname, &pe);
+	if (batch_quarantine(r->b, r->si, line, offset, raw, rawlen, reason,
+			     r->e) != MLK_OK)
+		return MLK_SYSTEM;
+	return 0;
+}
+
+/* The envelope parts that are the same for every record of a source. */
+static void source_envelope(struct run *r, const struct input *in)
+{
+	buf_reset(&r->head);
+	buf_addstr(&r->head, ",\"dataset\":");
+	buf_add_json_cstr(&r->head, r->dataset);
+	buf_addstr(&r->head, ",\"src\":{\"path\":");
+	buf_add_json_cstr(&r->head, in->path);
+	buf_addf(&r->head, ",\"sha256\":\"%s\",\"line\":", in->sha256);
+	buf_reset(&r->mid);
+	buf_addf(&r->mid, "},\"batch\":\"%s\",\"zone\":\"raw\",\"partition\":",
+		 r->b->id);
+}
+
+static enum mlk_status store_input(struct lake *l, struct input *in,
+				   struct mlk_error *e)
+{
+	int fd = in->is_stdin ? 0 : open(in->path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		in->unreadable = xasprintf("cannot open: %s", strerror(errno));
+		return MLK_OK;
+	}
+	struct stat st;
+	if (!in->is_stdin && fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
+		close(fd);
+		in->unreadable = xstrdup("is a directory");
+		return MLK_OK;
+	}
+	struct object_info oi;
+	enum mlk_status s = object_put_fd(l, fd, in->path, &oi, e);
+	if (!in->is_stdin)
+		close(fd);
+	if (s != MLK_OK) {
+		/* A read error is this input's problem; a store error is
+		 * the lake's and stops the run. */
+		if (strstr(e->msg, "read error")) {
+			in->unreadable = xstrdup(e->msg);
+			return MLK_OK;
+		}
+		return s;
+	}
+	memcpy(in->sha256, oi.sha256, SHA256_HEX);
+	in->size = oi.size;
+	return MLK_OK;
+}
+
+static void json_input_list(struct buf *b, const struct inputs *in)
+{
+	int first = 1;
+	buf_addch(b, '[');
+	for (size_t i = 0; i < in->n; i++) {
+		const struct input *x = &in->v[i];
+		if (x->skip || x->unreadable)
+			continue;
+		buf_addf(b, "%s{\"sha256\":\"%s\",\"bytes\":%llu}",
+			 first ? "" : ",", x->sha256, x->size);
+		first = 0;
+	}
+	buf_addch(b, ']');
+}
+
+static int deny(struct lake *l, struct identity *id,
+		const struct decision *d, const char *dataset,
+		const char *purpose)
+{
+	struct mlk_error e = MLK_ERROR_INIT;
+	struct audit_event ev = { "mlk-ingest", "ingest", purpose, "raw",
+				  dataset, d, NULL, NULL, NULL, MLK_DENIED };
+	if (audit_append(l, id, &ev, &e) != MLK_OK)
+		mlk_error_print(mlk_progname, &e);
+	mlk_warn("ingest into raw/%s denied for user '%s' by policy rule '%s'",
+		 dataset, id->user, d->rule);
+	return MLK_DENIED;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "lake", required_argument, NULL, 'L' },
+		{ "dataset", required_argument, NULL, 'd' },
+		{ "source-system", required_argument, NULL, 's' },
+		{ "format", required_argument, NULL, 'f' },
+		{ "purpose", required_argument, NULL, 'p' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *lakedir = NULL, *dataset = "ehr/default";
+	const char *source_system = NULL, *purpose = NULL;
+	int quiet = 0, c;
+	enum ehr_format fmt = EHR_AUTO;
+
+	mlk_progname = "mlk-ingest";
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (c) {
+		case 'L': lakedir = optarg; break;
+		case 'd': dataset = optarg; break;
+		case 's': source_system = optarg; break;
+		case 'p': purpose = optarg; break;
+		case 'q': quiet = 1; break;
+		case 'f': {
+			int f = ehr_format_parse(optarg);
+			if (f < 0) {
+				mlk_warn("unknown format '%s'", optarg);
+				usage(MLK_USAGE);
+			}
+			fmt = (enum ehr_format)f;
+			break;
+		}
+		case 'h': usage(0); break;
+		case 'V': puts("mlk-ingest " MLK_VERSION); return 0;
+		default: usage(MLK_USAGE);
+		}
+	}
+	if (optind >= argc) {
+		mlk_warn("no input given (use - for stdin)");
+		usage(MLK_USAGE);
+	}
+	if (!lake_dataset_valid(dataset)) {
+		mlk_warn("invalid dataset name '%s' (want e.g. ehr/encounters: "
+			 "lowercase letters, digits, . _ -, up to 4 levels)",
+			 dataset);
+		return MLK_USAGE;
+	}
+	if (source_system && (!*source_system || strlen(source_system) > 128)) {
+		mlk_warn("--source-system must be 1 to 128 bytes");
+		return MLK_USAGE;
+	}
+	signal(SIGPIPE, SIG_IGN);
+
+	struct mlk_error e = MLK_ERROR_INIT;
+	struct lake lake;
+	if (lake_open(lakedir, &lake, &e) != MLK_OK) {
+		mlk_error_print(mlk_progname, &e);
+		return e.status;
+	}
+	struct identity id;
+	struct decision d;
+	if (policy_identity(&lake, &id, &e) != MLK_OK ||
+	    policy_check(&lake, &id, "ingest", "raw", dataset, &d, &e) !=
+		    MLK_OK) {
+		mlk_error_print(mlk_progname, &e);
+		lake_close(&lake);
+		return MLK_DENIED;
+	}
+	if (!d.allow) {
+		int rc = deny(&lake, &id, &d, dataset, purpose);
+		identity_release(&id);
+		lake_close(&lake);
+		return rc;
+	}
+
+	int status = MLK_OK;
+	struct inputs in = { 0 };
+	int stdin_seen = 0;
+	for (int i = optind; i < argc; i++) {
+		if (!strcmp(argv[i], "-")) {
+			if (stdin_seen++) {
+				mlk_warn("stdin named twice");
+				return MLK_USAGE;
+			}
+			add_input(&in, "-", 1);
+		} else if (fsio_is_dir(argv[i])) {
+			walk(&in, argv[i]);
+		} else {
+			add_input(&in, argv[i], 0);
+		}
+	}
+
+	/* One lock per dataset: runs into one dataset take turns. */
+	char *dsdir = lake_path(&lake, "raw/%s", dataset);
+	char *lockp = lake_path(&lake, "raw/%s/.lock", dataset);
+	int lock = -1;
+	enum mlk_status s = fsio_mkdirs(dsdir, 0755, &e);
+	if (s == MLK_OK)
+		s = fsio_lock(lockp, &lock, &e);
+	free(dsdir);
+	free(lockp);
+
+	/* Phase 1: every source into the object store, hashed. */
+	char **shas = NULL;
+	size_t nshas = 0, shas_alloc = 0;
+	for (size_t i = 0; i < in.n && s == MLK_OK; i++) {
+		struct input *x = &in.v[i];
+		if (x->unreadable)
+			continue;
+		s = store_input(&lake, x, &e);
+		if (s != MLK_OK || x->unreadable)
+			continue;
+		char known[BATCH_ID_LEN];
+		if (batch_source_known(&lake, dataset, x->sha256, known)) {
+			x->skip = 1;
+			if (!quiet)
+				mlk_warn("'%s': already ingested in %s (batch "
+					 "%s); nothing to do", x->path, dataset,
+					 known);
+			continue;
+		}
+		for (size_t k = 0; k < nshas; k++)
+			if (!strcmp(shas[k], x->sha256)) {
+				x->skip = 1;
+				if (!quiet)
+					mlk_warn("'%s': same bytes as an "
+						 "earlier input; ingested once",
+						 x->path);
+				break;
+			}
+		if (!x->skip) {
+			XGROW(shas, shas_alloc, nshas + 1);
+			shas[nshas++] = x->sha256;
+		}
+	}
+
+	size_t nunreadable = 0;
+	for (size_t i = 0; i < in.n; i++)
+		if (in.v[i].unreadable)
+			nunreadable++;
+
+	struct buf opts_key = BUF_INIT;
+	buf_addf(&opts_key, "format=%s\nsource_system=%s\n",
+		 ehr_format_name(fmt), source_system ? source_system : "");
+	char bid[BATCH_ID_LEN] = "";
+	struct batch b;
+	memset(&b, 0, sizeof b);
+	struct run r;
+	memset(&r, 0, sizeof r);
+	int did_batch = 0;
+	if (s == MLK_OK && (nshas || nunreadable))
+		batch_make_id(dataset, opts_key.data, shas, nshas, bid);
+	if (s == MLK_OK && nshas && batch_published(&lake, dataset, bid, &e)) {
+		if (!quiet)
+			mlk_warn("batch %s is already in %s; nothing to do",
+				 bid, dataset);
+		nshas = 0;
+		for (size_t i = 0; i < in.n; i++)
+			in.v[i].skip = 1;
+	}
+	if (s == MLK_OK && (nshas || nunreadable)) {
+		struct dw_opts dwo = {
+			(size_t)lake_conf_num(&lake, "ingest", "buffer_mb", 16)
+				<< 20,
+			0,
+			(int)lake_conf_num(&lake, "ingest",
+					   "compression_level", 1),
+			(int)lake_conf_num(&lake, "ingest", "threads", 2),
+		};
+		s = batch_begin(&b, &lake, dataset, "ehr", bid, &dwo, &e);
+		did_batch = 1;
+	}
+
+	/* Phase 2: parse each new source from its stored bytes. */
+	r.dataset = dataset;
+	r.source_system = source_system;
+	r.lake = &lake;
+	r.b = &b;
+	r.stdout_ok = 1;
+	r.e = &e;
+	static const char *const fams[3] = { "fhir", "csv", "ndjson" };
+	for (int k = 0; k < 3 && s == MLK_OK && did_batch; k++) {
+		s = lake_pspec(&lake, dataset, fams[k], &r.spec[k], &e);
+		r.have_spec[k] = s == MLK_OK;
+	}
+	static char stdout_buf[1 << 20];
+	setvbuf(stdout, stdout_buf, _IOFBF, sizeof stdout_buf);
+	const struct ynode *date_cols = lake_dataset_conf(&lake, dataset,
+							  "date_columns");
+	const struct ynode *date_field = lake_dataset_conf(&lake, dataset,
+							   "date_field");
+	for (size_t i = 0; i < in.n && s == MLK_OK && did_batch; i++) {
+		struct input *x = &in.v[i];
+		if (x->skip)
+			continue;
+		if (x->unreadable) {
+			size_t si = batch_add_source(&b, x->path, "", 0);
+			b.src[si].whole_reason = xstrdup(x->unreadable);
+			mlk_warn("'%s': %s; quarantined", x->path,
+				 x->unreadable);
+			s = batch_quarantine(&b, si, 0, 0, NULL, 0,
+					     x->unreadable, &e);
+			continue;
+		}
+		r.si = batch_add_source(&b, x->path, x->sha256, x->size);
+		r.cur = x;
+		source_envelope(&r, x);
+		char *table = ehr_table_name(x->is_stdin ? "stdin" : x->path);
+		struct ehr_conf conf = {
+			table,
+			date_field && date_field->type == YNODE_SCALAR
+				? date_field->scalar : NULL,
+			date_cols,
+		};
+		char *obj = object_path(&lake, x->sha256);
+		struct mlk_error pe = MLK_ERROR_INIT;
+		enum mlk_status ps = ehr_parse(obj, fmt, &conf,
+					       &(struct ehr_sink){ &r,
+						       sink_emit, sink_reject },
+					       &r.used, &pe);
+		free(obj);
+		free(table);
+		snprintf(b.src[r.si].format, sizeof b.src[r.si].format, "%s",
+			 ehr_format_name(r.used));
+		if (ps == MLK_PARTIAL) {
+			/* The source as a whole is unusable; its bytes stay
+			 * in the object store, named by the reason record. */
+			b.src[r.si].whole_reason = xstrdup(pe.msg);
+			struct mlk_error qe = MLK_ERROR_INIT;
+			mlk_error_set(&qe, MLK_PARTIAL, x->path, pe.line,
+				      "%s; quarantined", pe.msg);
+			mlk_error_print(mlk_progname, &qe);
+			s = batch_quarantine(&b, r.si, 0, 0, NULL, 0, pe.msg,
+					     &e);
+		} else if (ps != MLK_OK) {
+			if (e.status == MLK_OK)
+				e = pe;
+			s = ps;
+		}
+	}
+	if (fflush(stdout) != 0 && r.stdout_ok)
+		mlk_warn("cannot write records to stdout: %s", strerror(errno));
+
+	if (s == MLK_OK && did_batch) {
+		struct buf extra = BUF_INIT;
+		if (source_system) {
+			buf_addstr(&extra, "\"source_system\":");
+			buf_add_json_cstr(&extra, source_system);
+			buf_addch(&extra, ',');
+		}
+		buf_addstr(&extra, "\"format\":");
+		buf_add_json_cstr(&extra, ehr_format_name(fmt));
+		s = batch_commit(&b, id.user, "mlk-ingest " MLK_VERSION,
+				 extra.data, &e);
+		buf_release(&extra);
+	}
+	if (s != MLK_OK && did_batch)
+		batch_abort(&b);
+	fsio_unlock(lock);
+
+	if (s == MLK_OK && (b.rejected || nunreadable))
+		status = MLK_PARTIAL;
+	if (s != MLK_OK)
+		status = s;
+
+	/* Audit what happened, success or not. */
+	struct buf inputs = BUF_INIT, outputs = BUF_INIT, detail = BUF_INIT;
+	json_input_list(&inputs, &in);
+	if (did_batch && s == MLK_OK)
+		buf_addf(&outputs, "[{\"batch\":\"%s\",\"manifest_sha256\":"
+			 "\"%s\",\"files\":%zu,\"records\":%llu}]", b.id,
+			 b.manifest_sha256, b.nfiles, b.records);
+	size_t skipped = 0;
+	for (size_t i = 0; i < in.n; i++)
+		skipped += in.v[i].skip;
+	buf_addf(&detail, "{\"sources\":%zu,\"skipped\":%zu,\"quarantined\":"
+		 "%llu,\"unreadable\":%zu}", in.n, skipped,
+		 did_batch ? b.quarantined : 0ULL, nunreadable);
+	struct audit_event ev = {
+		"mlk-ingest", "ingest", purpose, "raw", dataset, &d,
+		inputs.data, outputs.data, detail.data, status,
+	};
+	struct mlk_error ae = MLK_ERROR_INIT;
+	if (audit_append(&lake, &id, &ev, &ae) != MLK_OK) {
+		mlk_error_print(mlk_progname, &ae);
+		if (status == MLK_OK || status == MLK_PARTIAL)
+			status = ae.status;
+	}
+	if (s != MLK_OK)
+		mlk_error_print(mlk_progname, &e);
+	else if (!quiet && did_batch)
+		mlk_warn("batch %s: %llu records from %zu sources into %zu "
+			 "files in raw/%s%s", b.id, b.records, b.nsrc,
+			 b.nfiles, dataset,
+			 b.rejected || nunreadable ? " (some input "
+						     "quarantined)" : "");
+
+	buf_release(&inputs);
+	buf_release(&outputs);
+	buf_release(&detail);
+	buf_release(&opts_key);
+	buf_release(&r.line);
+	buf_release(&r.part);
+	buf_release(&r.head);
+	buf_release(&r.mid);
+	for (int k = 0; k < 3; k++)
+		if (r.have_spec[k])
+			pspec_release(&r.spec[k]);
+	if (did_batch)
+		batch_release(&b);
+	for (size_t i = 0; i < in.n; i++) {
+		free(in.v[i].path);
+		free(in.v[i].unreadable);
+	}
+	free(in.v);
+	free(shas);
+	identity_release(&id);
+	lake_close(&lake);
+	return status;
+}

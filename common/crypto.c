@@ -1,0 +1,206 @@
+#include "crypto.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+
+#include "xalloc.h"
+#include "banned.h"
+
+void sha256_init(struct sha256_ctx *c)
+{
+	EVP_MD_CTX *m = EVP_MD_CTX_new();
+	if (!m || EVP_DigestInit_ex(m, EVP_sha256(), NULL) != 1) {
+		/* Only allocation can fail here. */
+		xmalloc((size_t)-1);
+	}
+	c->md = m;
+}
+
+void sha256_update(struct sha256_ctx *c, const void *p, size_t n)
+{
+	if (n)
+		EVP_DigestUpdate(c->md, p, n);
+}
+
+void sha256_final(struct sha256_ctx *c, uint8_t out[SHA256_LEN])
+{
+	unsigned int len = SHA256_LEN;
+	EVP_DigestFinal_ex(c->md, out, &len);
+	EVP_MD_CTX_free(c->md);
+	c->md = NULL;
+}
+
+void sha256_abort(struct sha256_ctx *c)
+{
+	EVP_MD_CTX_free(c->md);
+	c->md = NULL;
+}
+
+void sha256_once(const void *p, size_t n, uint8_t out[SHA256_LEN])
+{
+	unsigned int len = SHA256_LEN;
+	EVP_Digest(p, n, out, &len, EVP_sha256(), NULL);
+}
+
+void sha256_hex_once(const void *p, size_t n, char hex[SHA256_HEX])
+{
+	uint8_t d[SHA256_LEN];
+	sha256_once(p, n, d);
+	hex_encode(d, SHA256_LEN, hex);
+}
+
+void hex_encode(const uint8_t *p, size_t n, char *out)
+{
+	static const char digits[] = "0123456789abcdef";
+	for (size_t i = 0; i < n; i++) {
+		out[2 * i] = digits[p[i] >> 4];
+		out[2 * i + 1] = digits[p[i] & 15];
+	}
+	out[2 * n] = '\0';
+}
+
+static int hexdig(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+int hex_decode(const char *hex, uint8_t *out, size_t n)
+{
+	if (strlen(hex) != 2 * n)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		int a = hexdig(hex[2 * i]), b = hexdig(hex[2 * i + 1]);
+		if (a < 0 || b < 0)
+			return -1;
+		out[i] = (uint8_t)(a << 4 | b);
+	}
+	return 0;
+}
+
+enum mlk_status sha256_file(const char *path, char hex[SHA256_HEX],
+			    unsigned long long *size, struct mlk_error *e)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return mlk_error_errno(e, path, "cannot open");
+	struct sha256_ctx c;
+	sha256_init(&c);
+	static __thread char chunk[1 << 16];
+	unsigned long long total = 0;
+	for (;;) {
+		ssize_t r = read(fd, chunk, sizeof chunk);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			sha256_abort(&c);
+			close(fd);
+			return mlk_error_errno(e, path, "read error");
+		}
+		if (r == 0)
+			break;
+		sha256_update(&c, chunk, (size_t)r);
+		total += (unsigned long long)r;
+	}
+	close(fd);
+	uint8_t d[SHA256_LEN];
+	sha256_final(&c, d);
+	hex_encode(d, SHA256_LEN, hex);
+	if (size)
+		*size = total;
+	return MLK_OK;
+}
+
+enum mlk_status crypto_random(void *p, size_t n, struct mlk_error *e)
+{
+	if (RAND_bytes(p, (int)n) != 1)
+		return mlk_error_set(e, MLK_SYSTEM, NULL, 0,
+				     "no random bytes available");
+	return MLK_OK;
+}
+
+void crypto_key_id(const uint8_t key[MLK_KEY_LEN], char *id, size_t idlen)
+{
+	/* The id names a key without revealing it: a hash of a hash. */
+	uint8_t d[SHA256_LEN];
+	char hex[SHA256_HEX];
+	sha256_once(key, MLK_KEY_LEN, d);
+	sha256_once(d, SHA256_LEN, d);
+	hex_encode(d, 8, hex);
+	snprintf(id, idlen, "k-%s", hex);
+}
+
+void crypto_wipe(void *p, size_t n)
+{
+	OPENSSL_cleanse(p, n);
+}
+
+enum mlk_status crypto_key_create(const char *path, char *id, size_t idlen,
+				  struct mlk_error *e)
+{
+	uint8_t key[MLK_KEY_LEN];
+	if (crypto_random(key, sizeof key, e) != MLK_OK)
+		return e->status;
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
+			    O_CLOEXEC, 0600);
+	if (fd < 0) {
+		crypto_wipe(key, sizeof key);
+		return mlk_error_errno(e, path, "cannot create key file");
+	}
+	ssize_t w = write(fd, key, sizeof key);
+	int ok = w == (ssize_t)sizeof key && fsync(fd) == 0;
+	close(fd);
+	if (!ok) {
+		crypto_wipe(key, sizeof key);
+		unlink(path);
+		return mlk_error_errno(e, path, "cannot write key file");
+	}
+	crypto_key_id(key, id, idlen);
+	crypto_wipe(key, sizeof key);
+	return MLK_OK;
+}
+
+enum mlk_status crypto_key_load(const char *path, uint8_t key[MLK_KEY_LEN],
+				struct mlk_error *e)
+{
+	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return mlk_error_errno(e, path, "cannot open key file");
+	struct stat st;
+	if (fstat(fd, &st) != 0) {
+		close(fd);
+		return mlk_error_errno(e, path, "cannot stat key file");
+	}
+	if (st.st_mode & 077) {
+		close(fd);
+		return mlk_error_set(e, MLK_DENIED, path, 0,
+				     "key file is readable by group or others "
+				     "(mode %03o); chmod 600 it",
+				     (unsigned)(st.st_mode & 0777));
+	}
+	if (st.st_size != MLK_KEY_LEN) {
+		close(fd);
+		return mlk_error_set(e, MLK_INTEGRITY, path, 0,
+				     "key file is not %d bytes", MLK_KEY_LEN);
+	}
+	ssize_t r = read(fd, key, MLK_KEY_LEN);
+	close(fd);
+	if (r != MLK_KEY_LEN) {
+		crypto_wipe(key, MLK_KEY_LEN);
+		return mlk_error_errno(e, path, "cannot read key file");
+	}
+	return MLK_OK;
+}

@@ -1,0 +1,56 @@
+/*
+ * crypto — hashing, keyed hashing and randomness through OpenSSL libcrypto.
+ *
+ * The only module that includes OpenSSL headers.  SHA-256 runs through EVP
+ * (which uses the CPU's SHA instructions).  Key material lives in
+ * caller-owned buffers that the caller wipes with crypto_wipe() as soon as
+ * it is no longer needed.  Key files are 32 raw random bytes in a file of
+ * mode 0600; crypto_key_load() refuses one that group or others can read.
+ */
+#ifndef MLK_CRYPTO_H
+#define MLK_CRYPTO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "status.h"
+
+#define SHA256_LEN 32
+#define SHA256_HEX 65   /* 64 hex digits and a NUL */
+#define MLK_KEY_LEN 32
+
+struct sha256_ctx {
+	void *md;  /* EVP_MD_CTX */
+};
+
+void sha256_init(struct sha256_ctx *c);
+void sha256_update(struct sha256_ctx *c, const void *p, size_t n);
+void sha256_final(struct sha256_ctx *c, uint8_t out[SHA256_LEN]);
+/* Release without finishing (on error paths). */
+void sha256_abort(struct sha256_ctx *c);
+void sha256_once(const void *p, size_t n, uint8_t out[SHA256_LEN]);
+void sha256_hex_once(const void *p, size_t n, char hex[SHA256_HEX]);
+
+void hex_encode(const uint8_t *p, size_t n, char *out /* 2n+1 */);
+/* 0 on success; -1 when not exactly 2n hex digits. */
+int hex_decode(const char *hex, uint8_t *out, size_t n);
+
+/* SHA-256 of a whole file, streamed; MLK_SYSTEM when unreadable. */
+enum mlk_status sha256_file(const char *path, char hex[SHA256_HEX],
+			    unsigned long long *size, struct mlk_error *e);
+
+/* Cryptographically strong random bytes. */
+enum mlk_status crypto_random(void *p, size_t n, struct mlk_error *e);
+
+/* Create a new key file (O_EXCL, 0600); writes its id ("k-" + 16 hex of
+ * the key's SHA-256) into id (at least 19 bytes). */
+enum mlk_status crypto_key_create(const char *path, char *id, size_t idlen,
+				  struct mlk_error *e);
+/* Load a key file; refuses group/other-readable files and wrong sizes. */
+enum mlk_status crypto_key_load(const char *path, uint8_t key[MLK_KEY_LEN],
+				struct mlk_error *e);
+void crypto_key_id(const uint8_t key[MLK_KEY_LEN], char *id, size_t idlen);
+
+void crypto_wipe(void *p, size_t n);
+
+#endif

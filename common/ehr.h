@@ -1,0 +1,99 @@
+/*
+ * ehr — EHR source formats turned into records: FHIR R4 Bulk Data NDJSON,
+ * FHIR Bundles (entries split into resources), CSV exports with a header
+ * row, and NDJSON of plain objects.  Input may be gzip-compressed.
+ *
+ * The format is read from the content, never the file name: see
+ * ehr_detect().  Each record goes to the caller through a sink with what
+ * partitioning needs (type, clinical date, table); each bad piece (invalid
+ * JSON, invalid UTF-8, a CSV row with the wrong field count) goes to the
+ * sink's reject callback with its line and a reason that never quotes the
+ * content, and parsing carries on with the next piece.
+ *
+ * Clinical dates: FHIR by resource type (Encounter.period.start,
+ * Condition.onsetDateTime or recordedDate, Observation.effectiveDateTime,
+ * MedicationRequest.authoredOn, Procedure.performedPeriod.start,
+ * Immunization.occurrenceDateTime, ...; see fhir_dates in ehr.c); CSV by
+ * the table's date column (configured, else detected from the header);
+ * plain NDJSON by a configured field, else the first of a list of usual
+ * names.  A record without one goes to the default partition.
+ *
+ * Memory: one line or CSV record at a time, except a JSON document that is
+ * not NDJSON (a Bundle), which is read whole.
+ */
+#ifndef MLK_EHR_H
+#define MLK_EHR_H
+
+#include <stddef.h>
+
+#include "record.h"
+#include "status.h"
+#include "yamltree.h"
+
+enum ehr_format {
+	EHR_AUTO = 0,
+	EHR_FHIR_NDJSON,
+	EHR_FHIR_BUNDLE,
+	EHR_CSV,
+	EHR_NDJSON,
+	EHR_UNKNOWN,
+};
+
+const char *ehr_format_name(enum ehr_format f);
+/* "auto", "fhir-ndjson", "fhir-bundle", "csv", "ndjson"; -1 if none. */
+int ehr_format_parse(const char *name);
+/* The partition-spec family: "fhir", "csv" or "ndjson". */
+const char *ehr_format_family(enum ehr_format f);
+
+struct ehr_item {
+	const char *type;         /* "fhir:Encounter", "csv:encounters", "ndjson" */
+	/* The record as compact JSON without its closing '}'. */
+	const char *body;
+	size_t body_len;
+	int empty;                /* body is just "{" */
+	long long line;           /* 1-based line where the record starts */
+	long long entry;          /* Bundle entry index, or -1 */
+	/* Partition sources.  Returns 1 and sets the value when present. */
+	int (*lookup)(const struct ehr_item *it, const char *name,
+		      const char **val, size_t *len, int *is_number);
+	void *priv;
+};
+
+struct ehr_sink {
+	void *ctx;
+	/* Return non-zero to stop (a system error in the sink). */
+	int (*emit)(void *ctx, const struct ehr_item *it);
+	int (*reject)(void *ctx, long long line, unsigned long long offset,
+		      const char *raw, size_t rawlen, const char *reason);
+};
+
+struct ehr_conf {
+	const char *table;                /* CSV table name (from file name) */
+	const char *date_field;           /* NDJSON date field, or NULL */
+	const struct ynode *date_columns; /* CSV {table: column|none}, or NULL */
+};
+
+/*
+ * Guess the format of a source from its first bytes (already decompressed;
+ * whole says p holds the entire source).  *why explains EHR_UNKNOWN.
+ */
+enum ehr_format ehr_detect(const char *p, size_t n, int whole,
+			   const char **why);
+
+/*
+ * Parse the source at path (the stored object) in format fmt (EHR_AUTO
+ * detects).  *used receives the format used.  Returns MLK_OK when the
+ * whole source was read (rejects included), MLK_PARTIAL when the source
+ * as a whole is unusable (reason in e, nothing emitted), MLK_SYSTEM on I/O
+ * errors; a non-zero return of a sink callback is returned as is.
+ */
+enum mlk_status ehr_parse(const char *path, enum ehr_format fmt,
+			  const struct ehr_conf *conf,
+			  const struct ehr_sink *sink, enum ehr_format *used,
+			  struct mlk_error *e);
+
+/* CSV table name from a file name: base name without extensions,
+ * lowercased, characters outside [a-z0-9_] as '_'.  Caller frees. */
+char *ehr_table_name(const char *path);
+
+#endif

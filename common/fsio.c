@@ -1,0 +1,218 @@
+#include "fsio.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "xalloc.h"
+#include "banned.h"
+
+enum mlk_status fsio_mkdirs(const char *path, mode_t mode,
+			    struct mlk_error *e)
+{
+	char *p = xstrdup(path);
+	size_t n = strlen(p);
+	for (size_t i = 1; i <= n; i++) {
+		if (p[i] != '/' && p[i] != '\0')
+			continue;
+		char c = p[i];
+		p[i] = '\0';
+		if (mkdir(p, mode) != 0 && errno != EEXIST) {
+			enum mlk_status s = mlk_error_errno(e, p,
+						"cannot create directory");
+			free(p);
+			return s;
+		}
+		p[i] = c;
+	}
+	free(p);
+	if (!fsio_is_dir(path))
+		return mlk_error_set(e, MLK_SYSTEM, path, 0,
+				     "not a directory");
+	return MLK_OK;
+}
+
+enum mlk_status fsio_fsync_dir(const char *dir, struct mlk_error *e)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return mlk_error_errno(e, dir, "cannot open directory");
+	if (fsync(fd) != 0 && errno != EINVAL) {
+		close(fd);
+		return mlk_error_errno(e, dir, "cannot sync directory");
+	}
+	close(fd);
+	return MLK_OK;
+}
+
+enum mlk_status fsio_fsync_parent(const char *path, struct mlk_error *e)
+{
+	const char *slash = strrchr(path, '/');
+	if (!slash)
+		return fsio_fsync_dir(".", e);
+	char *d = xstrndup(path, slash == path ? 1 : (size_t)(slash - path));
+	enum mlk_status s = fsio_fsync_dir(d, e);
+	free(d);
+	return s;
+}
+
+enum mlk_status fsio_write_all(int fd, const void *p, size_t n,
+			       const char *what, struct mlk_error *e)
+{
+	const char *c = p;
+	while (n) {
+		ssize_t w = write(fd, c, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return mlk_error_errno(e, what, "write error");
+		c += w;
+		n -= (size_t)w;
+	}
+	return MLK_OK;
+}
+
+enum mlk_status fsio_temp_beside(const char *final_path, int *fd,
+				 char **tmp_path, struct mlk_error *e)
+{
+	const char *slash = strrchr(final_path, '/');
+	const char *base = slash ? slash + 1 : final_path;
+	size_t dirlen = slash ? (size_t)(slash - final_path) + 1 : 0;
+	for (int attempt = 0; attempt < 100; attempt++) {
+		unsigned r;
+		int rfd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+		if (rfd < 0 || read(rfd, &r, sizeof r) != sizeof r)
+			r = (unsigned)getpid() * 2654435761u + (unsigned)attempt;
+		if (rfd >= 0)
+			close(rfd);
+		char *t = xasprintf("%.*s.tmp-%s.%08x", (int)dirlen, final_path,
+				    base, r);
+		int f = open(t, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW |
+				O_CLOEXEC, 0600);
+		if (f >= 0) {
+			*fd = f;
+			*tmp_path = t;
+			return MLK_OK;
+		}
+		if (errno != EEXIST) {
+			enum mlk_status s = mlk_error_errno(e, final_path,
+						"cannot create temp file");
+			free(t);
+			return s;
+		}
+		free(t);
+	}
+	return mlk_error_set(e, MLK_SYSTEM, final_path, 0,
+			     "cannot create a unique temp file");
+}
+
+enum mlk_status fsio_commit(int fd, const char *tmp, const char *final,
+			    mode_t mode, int nodirsync, struct mlk_error *e)
+{
+	if (fsync(fd) != 0) {
+		close(fd);
+		return mlk_error_errno(e, final, "cannot sync");
+	}
+	if (fchmod(fd, mode) != 0) {
+		close(fd);
+		return mlk_error_errno(e, final, "cannot set mode");
+	}
+	if (close(fd) != 0)
+		return mlk_error_errno(e, final, "cannot close");
+	if (rename(tmp, final) != 0)
+		return mlk_error_errno(e, final, "cannot rename into place");
+	if (!nodirsync)
+		return fsio_fsync_parent(final, e);
+	return MLK_OK;
+}
+
+enum mlk_status fsio_write_atomic(const char *path, const void *data,
+				  size_t len, mode_t mode,
+				  struct mlk_error *e)
+{
+	int fd;
+	char *tmp;
+	if (fsio_temp_beside(path, &fd, &tmp, e) != MLK_OK)
+		return e->status;
+	if (fsio_write_all(fd, data, len, path, e) != MLK_OK) {
+		close(fd);
+		unlink(tmp);
+		free(tmp);
+		return e->status;
+	}
+	enum mlk_status s = fsio_commit(fd, tmp, path, mode, 0, e);
+	if (s != MLK_OK)
+		unlink(tmp);
+	free(tmp);
+	return s;
+}
+
+enum mlk_status fsio_read_file(const char *path, char **data, size_t *len,
+			       struct mlk_error *e)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return mlk_error_errno(e, path, "cannot open");
+	struct buf b = BUF_INIT;
+	char chunk[65536];
+	for (;;) {
+		ssize_t r = read(fd, chunk, sizeof chunk);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			close(fd);
+			buf_release(&b);
+			return mlk_error_errno(e, path, "read error");
+		}
+		if (r == 0)
+			break;
+		buf_add(&b, chunk, (size_t)r);
+	}
+	close(fd);
+	if (len)
+		*len = b.len;
+	buf_grow(&b, 0);
+	*data = buf_detach(&b);
+	return MLK_OK;
+}
+
+enum mlk_status fsio_lock(const char *path, int *fd, struct mlk_error *e)
+{
+	int f = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+	if (f < 0)
+		return mlk_error_errno(e, path, "cannot open lock file");
+	while (flock(f, LOCK_EX) != 0) {
+		if (errno == EINTR)
+			continue;
+		close(f);
+		return mlk_error_errno(e, path, "cannot lock");
+	}
+	*fd = f;
+	return MLK_OK;
+}
+
+void fsio_unlock(int fd)
+{
+	if (fd >= 0) {
+		flock(fd, LOCK_UN);
+		close(fd);
+	}
+}
+
+int fsio_exists(const char *path)
+{
+	struct stat st;
+	return lstat(path, &st) == 0;
+}
+
+int fsio_is_dir(const char *path)
+{
+	struct stat st;
+	return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}

@@ -1,0 +1,166 @@
+#include "policy.h"
+
+#include <fnmatch.h>
+#include <grp.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "xalloc.h"
+#include "yamltree.h"
+#include "banned.h"
+
+void identity_release(struct identity *id)
+{
+	for (size_t i = 0; i < id->ngroups; i++)
+		free(id->groups[i]);
+	free(id->groups);
+	id->groups = NULL;
+	id->ngroups = 0;
+}
+
+static void add_group(struct identity *id, size_t *alloc, const char *g)
+{
+	for (size_t i = 0; i < id->ngroups; i++)
+		if (!strcmp(id->groups[i], g))
+			return;
+	XGROW(id->groups, *alloc, id->ngroups + 1);
+	id->groups[id->ngroups++] = xstrdup(g);
+}
+
+static enum mlk_status load_policy(const struct lake *l, struct ynode **out,
+				   struct mlk_error *e)
+{
+	char *p = lake_path(l, "policy.yaml");
+	enum mlk_status s = ynode_load_file(p, out, e);
+	free(p);
+	return s;
+}
+
+enum mlk_status policy_identity(const struct lake *l, struct identity *id,
+				struct mlk_error *e)
+{
+	memset(id, 0, sizeof *id);
+	size_t alloc = 0;
+	uid_t uid = getuid();
+	id->uid = (long)uid;
+	struct passwd *pw = getpwuid(uid);
+	if (pw)
+		snprintf(id->user, sizeof id->user, "%s", pw->pw_name);
+	else
+		snprintf(id->user, sizeof id->user, "%u", (unsigned)uid);
+	struct group *gr = getgrgid(getgid());
+	if (gr)
+		add_group(id, &alloc, gr->gr_name);
+	gid_t gs[256];
+	int n = getgroups(256, gs);
+	for (int i = 0; i < n; i++) {
+		gr = getgrgid(gs[i]);
+		if (gr)
+			add_group(id, &alloc, gr->gr_name);
+	}
+
+	const char *tu = getenv("MLK_TEST_USER");
+	if (!tu || !*tu || !l)
+		return MLK_OK;
+	struct ynode *pol = NULL;
+	if (load_policy(l, &pol, e) != MLK_OK)
+		return e->status;
+	int allowed = ynode_bool(pol, "test_identity_override", 0) == 1;
+	ynode_free(pol);
+	if (!allowed)
+		return MLK_OK;
+	identity_release(id);
+	alloc = 0;
+	snprintf(id->user, sizeof id->user, "%s", tu);
+	id->uid = -1;
+	id->test_override = 1;
+	const char *tg = getenv("MLK_TEST_GROUPS");
+	if (tg && *tg) {
+		char *copy = xstrdup(tg), *save = NULL;
+		for (char *t = strtok_r(copy, ",", &save); t;
+		     t = strtok_r(NULL, ",", &save))
+			add_group(id, &alloc, t);
+		free(copy);
+	}
+	return MLK_OK;
+}
+
+/* Does a scalar or a list of scalars contain want (or "*")? */
+static int list_has(const struct ynode *n, const char *want, int glob)
+{
+	if (!n)
+		return 0;
+	if (n->type == YNODE_SCALAR)
+		return !strcmp(n->scalar, "*") ||
+		       (glob ? !fnmatch(n->scalar, want, 0)
+			     : !strcmp(n->scalar, want));
+	if (n->type != YNODE_SEQ)
+		return 0;
+	for (size_t i = 0; i < n->n; i++)
+		if (list_has(n->items[i], want, glob))
+			return 1;
+	return 0;
+}
+
+static int in_role(const struct ynode *roles, const char *role,
+		   const struct identity *id)
+{
+	const struct ynode *r = roles ? ynode_get(roles, role) : NULL;
+	if (!r)
+		return 0;
+	if (list_has(ynode_get(r, "users"), id->user, 0))
+		return 1;
+	const struct ynode *g = ynode_get(r, "groups");
+	for (size_t i = 0; i < id->ngroups; i++)
+		if (list_has(g, id->groups[i], 0))
+			return 1;
+	return 0;
+}
+
+enum mlk_status policy_check(const struct lake *l, const struct identity *id,
+			     const char *action, const char *zone,
+			     const char *dataset, struct decision *d,
+			     struct mlk_error *e)
+{
+	memset(d, 0, sizeof *d);
+	struct ynode *pol = NULL;
+	if (load_policy(l, &pol, e) != MLK_OK) {
+		snprintf(d->rule, sizeof d->rule, "policy-error");
+		return e->status;
+	}
+	const char *owner = ynode_str(pol, "owner");
+	if (owner && !strcmp(owner, id->user)) {
+		d->allow = 1;
+		snprintf(d->rule, sizeof d->rule, "owner");
+		ynode_free(pol);
+		return MLK_OK;
+	}
+	const struct ynode *roles = ynode_get(pol, "roles");
+	const struct ynode *grants = ynode_get(pol, "grants");
+	if (grants && grants->type == YNODE_SEQ) {
+		for (size_t i = 0; i < grants->n; i++) {
+			const struct ynode *g = grants->items[i];
+			const char *role = ynode_str(g, "role");
+			if (!role || !in_role(roles, role, id))
+				continue;
+			if (!list_has(ynode_get(g, "actions"), action, 0))
+				continue;
+			if (zone && !list_has(ynode_get(g, "zones"), zone, 0))
+				continue;
+			const struct ynode *ds = ynode_get(g, "datasets");
+			if (dataset && ds && !list_has(ds, dataset, 1))
+				continue;
+			d->allow = 1;
+			snprintf(d->rule, sizeof d->rule, "grants[%zu]", i);
+			snprintf(d->role, sizeof d->role, "%s", role);
+			ynode_free(pol);
+			return MLK_OK;
+		}
+	}
+	snprintf(d->rule, sizeof d->rule, "default-deny");
+	ynode_free(pol);
+	return MLK_OK;
+}
