@@ -1,0 +1,461 @@
+#!/usr/bin/env bats
+# mlk-ingest: EHR sources into the raw zone, records on stdout.
+
+load helper
+
+setup() {
+	mklake
+}
+
+# Number of FHIR resources in the sample data: NDJSON lines plus the
+# resources inside the two Bundles.
+fhir_expected() {
+	local n b
+	n=$(cat "$DATA"/fhir/*.ndjson "$DATA"/fhir/bundles/*.ndjson | grep -c .)
+	b=$(jq '[.entry[] | select(.resource)] | length' "$DATA"/fhir/bundles/*.json |
+		paste -sd+ | bc)
+	echo $((n + b))
+}
+
+manifests() {
+	find "$MLK_LAKE/raw" -name _manifest.json
+}
+
+@test "--help prints usage on stdout and exits 0" {
+	run --separate-stderr mlk-ingest --help
+	assert_success
+	assert_line --index 0 --partial 'usage: mlk-ingest [--lake DIR]'
+	[ -z "$stderr" ]
+}
+
+@test "--version prints the version" {
+	run mlk-ingest --version
+	assert_success
+	assert_output --regexp '^mlk-ingest [0-9]+\.[0-9]+\.[0-9]+$'
+}
+
+@test "usage errors exit 2 with a message on stderr" {
+	run --separate-stderr mlk-ingest --bogus x
+	assert_failure 2
+	[ -z "$output" ]
+	run --separate-stderr mlk-ingest
+	assert_failure 2
+	[[ $stderr == *"no input given"* ]]
+	run --separate-stderr mlk-ingest --dataset 'Bad/../x' "$DATA/fhir/Patient.ndjson"
+	assert_failure 2
+	[[ $stderr == *"invalid dataset name"* ]]
+	run --separate-stderr mlk-ingest --format xml "$DATA/fhir/Patient.ndjson"
+	assert_failure 2
+	[[ $stderr == *"unknown format 'xml'"* ]]
+}
+
+@test "without a lake it says how to make one and exits 2" {
+	unset MLK_LAKE
+	mkdir elsewhere && cd elsewhere
+	run --separate-stderr mlk-ingest "$DATA/fhir/Patient.ndjson"
+	assert_failure 2
+	[[ $stderr == *"no lake found"* ]]
+}
+
+@test "finds the lake from a subdirectory like git" {
+	unset MLK_LAKE
+	mkdir -p "$BATS_TEST_TMPDIR/lake/work/deep" && cd "$BATS_TEST_TMPDIR/lake/work/deep"
+	run --separate-stderr mlk-ingest --quiet "$DATA/fhir/Patient.ndjson"
+	assert_success
+	[ "$(echo "$output" | grep -c .)" -eq 13 ]
+}
+
+@test "FHIR Bulk NDJSON and Bundles: every resource once, with its envelope" {
+	run --separate-stderr mlk-ingest --dataset ehr/fhir "$DATA/fhir"
+	assert_success
+	echo "$output" > out.ndjson
+	[ "$(grep -c . out.ndjson)" -eq "$(fhir_expected)" ]
+	# Every line is JSON with the envelope of mlk-record(5).
+	run jq -e -s 'all(.[]; ._mlk.v == 1 and ._mlk.kind == "ehr"
+		and (._mlk.type | startswith("fhir:"))
+		and ._mlk.dataset == "ehr/fhir" and ._mlk.zone == "raw"
+		and (._mlk.src.sha256 | test("^[0-9a-f]{64}$"))
+		and (._mlk.src.line >= 1)
+		and (._mlk.batch | test("^b[0-9a-f]{24}$"))
+		and (.resourceType as $rt | ._mlk.partition | startswith("resourceType=" + $rt + "/year=")))' out.ndjson
+	assert_success
+	# The data stays at top level, byte for byte the source's resource.
+	run jq -c 'select(._mlk.type == "fhir:Patient") | del(._mlk)' out.ndjson
+	assert_success
+	[ "$(echo "$output" | head -13)" = "$(jq -c . "$DATA/fhir/Patient.ndjson")" ]
+	[[ $stderr == *"batch b"*"records from 15 sources"* ]]
+}
+
+@test "FHIR partitions come from the clinical date of each resource type" {
+	mlk-ingest --dataset ehr/fhir "$DATA/fhir/Encounter.ndjson" \
+		"$DATA/fhir/Condition.ndjson" "$DATA/fhir/Patient.ndjson" > out.ndjson
+	run jq -r 'select(._mlk.type == "fhir:Encounter") |
+		[._mlk.partition, "resourceType=Encounter/year=\(.period.start[0:4])/month=\(.period.start[5:7])"] |
+		select(.[0] != .[1]) | .[0]' out.ndjson
+	assert_success
+	assert_output ''
+	run jq -r 'select(._mlk.type == "fhir:Condition") |
+		(.onsetDateTime // .recordedDate) as $d |
+		select(._mlk.partition != "resourceType=Condition/year=\($d[0:4])/month=\($d[5:7])")' out.ndjson
+	assert_output ''
+	# Patients have no clinical date: the Hive default partition.
+	run jq -r 'select(._mlk.type == "fhir:Patient") | ._mlk.partition' out.ndjson
+	assert_line 'resourceType=Patient/year=__HIVE_DEFAULT_PARTITION__/month=__HIVE_DEFAULT_PARTITION__'
+}
+
+@test "the raw zone holds read-only gzip files that match the manifest" {
+	mlk-ingest --dataset ehr/fhir "$DATA/fhir" > out.ndjson
+	m=$(manifests)
+	[ "$(echo "$m" | wc -l)" -eq 1 ]
+	dir=$(dirname "$m")
+	[ "$(jq -s 'length' out.ndjson)" -eq "$(head -1 "$m" | jq .records)" ]
+	# One pass over the manifest's files: hash, size, records, mode.
+	run python3 - "$m" <<-'EOF'
+	import gzip, hashlib, json, os, sys
+	m = sys.argv[1]
+	d = os.path.dirname(m)
+	lines = [json.loads(l) for l in open(m)]
+	files = [e for e in lines[1:] if e["entry"] == "file"]
+	assert len(files) == lines[0]["files"], "file count"
+	for f in files:
+	    p = os.path.join(d, f["path"])
+	    data = open(p, "rb").read()
+	    assert hashlib.sha256(data).hexdigest() == f["sha256"], p
+	    assert len(data) == f["size"], p
+	    raw = gzip.decompress(data)
+	    assert raw.count(b"\n") == f["records"], p
+	    assert len(raw) == f["bytes"], p
+	    assert os.stat(p).st_mode & 0o777 == 0o444, p
+	    assert f["path"].startswith(f["partition"] + "/"), p
+	print("checked", len(files))
+	EOF
+	assert_success
+	assert_output --regexp '^checked [0-9]{3,}$'
+	# The zone holds exactly the records that went to stdout.
+	[ "$(find "$dir" -name '*.gz' -exec gzip -dc {} + | sort | sha256sum)" = \
+	  "$(sort out.ndjson | sha256sum)" ]
+	# The sources are listed with their hashes, and stored as objects.
+	while read -r s; do
+		sha=$(jq -r .sha256 <<<"$s")
+		assert_file_exists "$MLK_LAKE/objects/sha256/${sha:0:2}/$sha"
+		cmp "$MLK_LAKE/objects/sha256/${sha:0:2}/$sha" "$(jq -r .path <<<"$s")"
+	done < <(jq -c 'select(.entry == "source")' "$m")
+}
+
+@test "ingesting the same bytes again changes nothing and says so" {
+	mlk-ingest --dataset ehr/fhir "$DATA/fhir/Patient.ndjson" > first.ndjson
+	before=$(find "$MLK_LAKE/raw" "$MLK_LAKE/objects" | sort | sha256sum)
+	run --separate-stderr mlk-ingest --dataset ehr/fhir "$DATA/fhir/Patient.ndjson"
+	assert_success
+	assert_output ''
+	[[ $stderr == *"already ingested in ehr/fhir"* ]]
+	[ "$(find "$MLK_LAKE/raw" "$MLK_LAKE/objects" | sort | sha256sum)" = "$before" ]
+	# A copy under another name is the same bytes too.
+	cp "$DATA/fhir/Patient.ndjson" renamed.ndjson
+	run --separate-stderr mlk-ingest --dataset ehr/fhir renamed.ndjson
+	assert_success
+	assert_output ''
+	# Only new sources make a new batch.
+	run --separate-stderr mlk-ingest --dataset ehr/fhir "$DATA/fhir/Patient.ndjson" "$DATA/fhir/Device.ndjson"
+	assert_success
+	[ "$(echo "$output" | grep -c .)" -eq 16 ]
+	[ "$(manifests | wc -l)" -eq 2 ]
+}
+
+@test "the same input gives byte-identical records in two fresh lakes" {
+	mlk-ingest --dataset ehr/fhir "$DATA/fhir" > a.ndjson
+	mklake "$BATS_TEST_TMPDIR/lake2"
+	mlk-ingest --dataset ehr/fhir "$DATA/fhir" > b.ndjson
+	cmp a.ndjson b.ndjson
+	[ -s a.ndjson ]
+}
+
+@test "Synthea CSV: one record per row, partitioned by table and date" {
+	run --separate-stderr mlk-ingest --dataset ehr/synthea "$DATA/synthea-csv"
+	assert_success
+	echo "$output" > out.ndjson
+	run jq -r '._mlk.type' out.ndjson
+	for t in patients:27 encounters:604 conditions:438 observations:990 \
+		medications:663 allergies:40 immunizations:29 procedures:249 \
+		organizations:63 providers:166; do
+		[ "$(jq -r '._mlk.type' out.ndjson | grep -cx "csv:${t%%:*}")" -eq "${t#*:}" ]
+	done
+	# Columns become fields; the date column START drives the partition.
+	run jq -r 'select(._mlk.type == "csv:encounters") |
+		select(._mlk.partition != "table=encounters/year=\(.START[0:4])/month=\(.START[5:7])") | .Id' out.ndjson
+	assert_output ''
+	# Birth dates never partition: patients go to the default partition.
+	run jq -r 'select(._mlk.type == "csv:patients") | ._mlk.partition' out.ndjson
+	assert_line 'table=patients/year=__HIVE_DEFAULT_PARTITION__/month=__HIVE_DEFAULT_PARTITION__'
+	# An unquoted empty field is null.
+	run jq -r 'select(._mlk.type == "csv:patients") | .DEATHDATE' out.ndjson
+	assert_line null
+	# The first data row is line 2 of its file.
+	run jq -r 'select(._mlk.type == "csv:patients") | ._mlk.src.line' out.ndjson
+	assert_line --index 0 2
+}
+
+@test "CSV edge cases: BOM, CRLF, quotes, embedded newlines, duplicate headers" {
+	printf '\xef\xbb\xbfid,name,name,visit_date\r\n1,"Doe, ""J""",x,2021-03-04\r\n2,"two\r\nlines","",2020-12-31\r\n' > t.csv
+	run --separate-stderr mlk-ingest --dataset ehr/t t.csv
+	assert_success
+	assert_line --index 0 --partial '{"id":"1","name":"Doe, \"J\"","name_3":"x","visit_date":"2021-03-04","_mlk":'
+	assert_line --index 1 --partial '{"id":"2","name":"two\r\nlines","name_3":"","visit_date":"2020-12-31","_mlk":'
+	run jq -r '._mlk.partition + " " + (._mlk.src.line|tostring)' <<<"$output"
+	assert_line --index 0 'table=t/year=2021/month=03 2'
+	assert_line --index 1 'table=t/year=2020/month=12 3'
+}
+
+@test "stdin and gzip-compressed input are read like files" {
+	run --separate-stderr bash -c "mlk-ingest --dataset ehr/s - < '$DATA/fhir/Patient.ndjson'"
+	assert_success
+	[ "$(echo "$output" | grep -c .)" -eq 13 ]
+	run jq -r '._mlk.src.path' <<<"$output"
+	assert_line --index 0 -- -
+	gzip -c "$DATA/fhir/Device.ndjson" > device.ndjson.gz
+	run --separate-stderr mlk-ingest --dataset ehr/s device.ndjson.gz
+	assert_success
+	[ "$(echo "$output" | grep -c .)" -eq 16 ]
+	[ "$(jq -c 'del(._mlk)' <<<"$output")" = "$(jq -c . "$DATA/fhir/Device.ndjson")" ]
+}
+
+@test "a Bundle is split into its entries' resources" {
+	b=$(ls "$DATA"/fhir/bundles/*.json | head -1)
+	run --separate-stderr mlk-ingest --dataset ehr/b "$b"
+	assert_success
+	[ "$(echo "$output" | grep -c .)" -eq "$(jq '[.entry[] | select(.resource)] | length' "$b")" ]
+	run jq -s -c '[.[] | ._mlk.src.entry] | .[0:3]' <<<"$output"
+	assert_output '[0,1,2]'
+	run --separate-stderr mlk-ingest --dataset ehr/b2 "$b"
+	# The resources are the Bundle's, compacted.
+	[ "$(jq -c 'del(._mlk)' <<<"$output" | head -1)" = "$(jq -c '.entry[0].resource' "$b")" ]
+}
+
+@test "bad input is quarantined with a reason; the good records around it land" {
+	printf '%s\n' '{"resourceType":"Patient","id":"good1"}' \
+		'{"resourceType":"Patient","id":"SECRET-TRUNC"' \
+		'{"resourceType":"Patient","id":"good2","n":[1 2]}' \
+		'{"resourceType":"Patient","id":"good3"}' > p.ndjson
+	printf '{"resourceType":"Patient","name":"SECRET-\xff-NAME"}\n' >> p.ndjson
+	printf 'a,b,c\n1,2,3\n4,SECRET-ROW\n5,6,7\n' > rows.csv
+	run --separate-stderr mlk-ingest --dataset ehr/q p.ndjson rows.csv /no/such/file
+	assert_failure 1
+	# Good records land and go to stdout.
+	[ "$(jq -r '.id // .a' <<<"$output" | paste -sd' ')" = "good1 good3 1 5" ]
+	# stderr names file and line, never the content.
+	[[ $stderr == *"'p.ndjson':2: invalid JSON"*"quarantined"* ]]
+	[[ $stderr == *"'p.ndjson':3: invalid JSON"* ]]
+	[[ $stderr == *"'p.ndjson':5: invalid UTF-8"* ]]
+	[[ $stderr == *"'rows.csv':3: CSV row has 2 fields, the header 3"* ]]
+	[[ $stderr == *"'/no/such/file': cannot open"* ]]
+	[[ $stderr != *SECRET* ]]
+	# Each bad piece has a reason record and its bytes in quarantine/.
+	q=$(echo "$MLK_LAKE"/quarantine/ehr/q/b*)
+	[ "$(ls "$q"/*.json | wc -l)" -eq 5 ]
+	run jq -r 'select(.src.line == 2 and (.src.path | endswith("p.ndjson"))) | .reason' "$q"/*.json
+	assert_output 'invalid JSON: record is truncated'
+	piece=$(jq -r 'select(.src.line == 2 and (.src.path | endswith("p.ndjson"))) | .piece' "$q"/*.json)
+	[ "$(cat "$q/$piece")" = '{"resourceType":"Patient","id":"SECRET-TRUNC"' ]
+	run jq -r 'select(.src.path == "/no/such/file") | .reason' "$q"/*.json
+	assert_output --partial 'cannot open'
+	# Reason records never hold the content.
+	run grep -l SECRET "$q"/*.json
+	assert_failure
+	# The manifest counts what was rejected.
+	m=$(manifests)
+	[ "$(head -1 "$m" | jq .rejected)" -eq 5 ]
+}
+
+@test "a file in no EHR format is quarantined whole, its bytes kept" {
+	printf 'just some text\nwithout commas\n' > notes.txt
+	printf '[{"a":1}]\n' > array.json
+	run --separate-stderr mlk-ingest --dataset ehr/x notes.txt array.json
+	assert_failure 1
+	[[ $stderr == *"'notes.txt': not a recognised EHR format"* ]]
+	[[ $stderr == *"'array.json': a JSON array is not supported"* ]]
+	obj=$(jq -r 'select(.src.path == "notes.txt") | .object' "$MLK_LAKE"/quarantine/ehr/x/*/*.json)
+	sha=${obj#sha256:}
+	cmp notes.txt "$MLK_LAKE/objects/sha256/${sha:0:2}/$sha"
+	# --format overrides detection from content.
+	printf 'one\ntwo\n' > single.txt
+	run --separate-stderr mlk-ingest --dataset ehr/y --format csv single.txt
+	assert_success
+	assert_output --partial '{"one":"two","_mlk":'
+}
+
+@test "lines of 64 MiB and more are records like any other" {
+	python3 -c "
+import json
+print(json.dumps({'resourceType':'Observation','id':'big','valueString':'x'*(65<<20)}))
+print(json.dumps({'resourceType':'Observation','id':'small'}))" > big.ndjson
+	run --separate-stderr bash -c 'mlk-ingest --dataset ehr/big big.ndjson | jq -r ".id + \" \" + (.valueString // \"\" | length | tostring)"'
+	assert_success
+	assert_output "big $((65 << 20))
+small 0"
+}
+
+@test "an incoming _mlk is replaced, never duplicated" {
+	echo '{"resourceType":"Patient","id":"p","_mlk":{"v":1,"zone":"curated","forged":true}}' > m.ndjson
+	run --separate-stderr mlk-ingest --dataset ehr/m m.ndjson
+	assert_success
+	run jq -c '[._mlk.zone, ._mlk.forged, (keys | length)]' <<<"$output"
+	assert_output '["raw",null,3]'
+	[ "$(grep -o '"_mlk"' <<<"$(mlk-ingest --dataset ehr/m2 m.ndjson 2>/dev/null)" | wc -l)" -eq 1 ]
+}
+
+@test "whitespace in input records is compacted" {
+	printf '{ "resourceType" : "Patient",\t"id" : "p" , "a" : [ 1 , { "b" : null } ] }\n' > ws.ndjson
+	run --separate-stderr mlk-ingest --dataset ehr/w ws.ndjson
+	assert_success
+	assert_output --partial '{"resourceType":"Patient","id":"p","a":[1,{"b":null}],"_mlk":{'
+}
+
+@test "partition specs come from mlk.yaml per dataset, with transforms" {
+	python3 - "$MLK_LAKE/mlk.yaml" <<-'EOF'
+	import sys
+	p = sys.argv[1]
+	s = open(p).read().replace("datasets: {}", """datasets:
+	  ehr/custom:
+	    partitions:
+	      fhir: [resourceType, "bucket[4](id)", y=year(date), "truncate[2](status)"]
+	""")
+	open(p, "w").write(s)
+	EOF
+	run --separate-stderr mlk-ingest --dataset ehr/custom "$DATA/fhir/Encounter.ndjson"
+	assert_success
+	run jq -r '._mlk.partition' <<<"$output"
+	assert_line --regexp '^resourceType=Encounter/id_bucket=[0-3]/y=[0-9]{4}/status_trunc=fi$'
+	refute_line --regexp 'month='
+	[ -d "$(ls -d "$MLK_LAKE"/raw/ehr/custom/batch=*/resourceType=Encounter/id_bucket=0)" ]
+}
+
+@test "a bad partition spec in mlk.yaml is reported with file and line" {
+	sed -i 's/^  fhir: .*/  fhir: [resourceType, frobnicate(date)]/' "$MLK_LAKE/mlk.yaml"
+	run --separate-stderr mlk-ingest --dataset ehr/z "$DATA/fhir/Patient.ndjson"
+	assert_failure 2
+	[[ $stderr == *"mlk.yaml':"*"bad partition field 'frobnicate(date)'"* ]]
+}
+
+@test "partition values are escaped into one safe path component" {
+	printf '%s\n' '{"date":"2020-01-01","kind":"../../etc"}' \
+		'{"date":"2020-02-01","kind":".hidden/x y%"}' \
+		'{"date":"2020-03-01"}' > k.ndjson
+	python3 - "$MLK_LAKE/mlk.yaml" <<-'EOF'
+	import sys
+	p = sys.argv[1]
+	s = open(p).read().replace("  ndjson: [year(date), month(date)]", "  ndjson: [kind, year(date)]")
+	open(p, "w").write(s)
+	EOF
+	run --separate-stderr mlk-ingest --dataset ehr/k k.ndjson
+	assert_success
+	run jq -r '._mlk.partition' <<<"$output"
+	assert_line 'kind=%2E.%2F..%2Fetc/year=2020'
+	assert_line 'kind=%2Ehidden%2Fx%20y%25/year=2020'
+	assert_line 'kind=__HIVE_DEFAULT_PARTITION__/year=2020'
+	[ -z "$(find "$MLK_LAKE" -path '*etc*' -not -path "$MLK_LAKE/raw/*")" ]
+}
+
+@test "policy: a user without a grant is denied with exit 3, and audited" {
+	sed -i 's/^test_identity_override: false/test_identity_override: true/' "$MLK_LAKE/policy.yaml"
+	MLK_TEST_USER=mallory run --separate-stderr mlk-ingest --dataset ehr/fhir "$DATA/fhir/Patient.ndjson"
+	assert_failure 3
+	assert_output ''
+	[[ $stderr == *"denied for user 'mallory' by policy rule 'default-deny'"* ]]
+	[ -z "$(ls "$MLK_LAKE/objects/sha256")" ]
+	run jq -c 'select(.actor.user == "mallory") | [.action, .decision, .rule, .status]' "$MLK_LAKE/audit/log.ndjson"
+	assert_output '["ingest","deny","default-deny",3]'
+	# Granted through a role, the same user may ingest.
+	sed -i 's/^  data-engineer: {users: \[\], groups: \[\]}/  data-engineer: {users: [mallory], groups: []}/' "$MLK_LAKE/policy.yaml"
+	MLK_TEST_USER=mallory run --separate-stderr mlk-ingest --dataset ehr/fhir "$DATA/fhir/Patient.ndjson"
+	assert_success
+	run jq -c 'select(.actor.user == "mallory" and .decision == "allow") | [.rule, .role]' "$MLK_LAKE/audit/log.ndjson"
+	assert_output '["grants[0]","data-engineer"]'
+}
+
+@test "policy: the test identity override is ignored unless policy.yaml enables it" {
+	MLK_TEST_USER=mallory run --separate-stderr mlk-ingest --quiet --dataset ehr/fhir "$DATA/fhir/Patient.ndjson"
+	assert_success
+	run jq -r 'select(.action == "ingest") | .actor.user' "$MLK_LAKE/audit/log.ndjson"
+	assert_output "$(id -un)"
+}
+
+@test "every ingest is audited, hash-chained, without paths or content" {
+	mlk-ingest --dataset ehr/fhir --purpose "load for study 7" "$DATA/fhir/Patient.ndjson" >/dev/null 2>&1
+	mlk-ingest --dataset ehr/fhir "$DATA/fhir/Patient.ndjson" >/dev/null 2>&1
+	log=$MLK_LAKE/audit/log.ndjson
+	[ "$(wc -l < "$log")" -eq 3 ]
+	run jq -c '[.seq, .action, .decision, .purpose]' "$log"
+	assert_line --index 0 '[1,"init","allow",null]'
+	assert_line --index 1 '[2,"ingest","allow","load for study 7"]'
+	sha=$(sha256sum < "$DATA/fhir/Patient.ndjson" | cut -d' ' -f1)
+	run jq -r '.inputs[0].sha256' <(sed -n 2p "$log")
+	assert_output "$sha"
+	# prev is the SHA-256 of the previous line.
+	prev=0000000000000000000000000000000000000000000000000000000000000000
+	while IFS= read -r line; do
+		[ "$(jq -r .prev <<<"$line")" = "$prev" ]
+		prev=$(printf '%s' "$line" | sha256sum | cut -d' ' -f1)
+	done < "$log"
+	run grep -c -e Patient.ndjson -e fhir/ "$log"
+	assert_output 0
+}
+
+@test "kill -9 at any moment leaves no partial batch; a rerun completes" {
+	gen_ehr --format fhir --records 60000 --seed 3 > big.ndjson
+	total=$(grep -c . big.ndjson)
+	for delay in 0.05 0.2 0.4 0.7 1.0; do
+		mlk-ingest --quiet --dataset ehr/crash big.ndjson > /dev/null 2>&1 &
+		pid=$!
+		sleep "$delay"
+		kill -9 "$pid" 2>/dev/null || true
+		wait "$pid" 2>/dev/null || true
+		# Whatever is visible under raw/ is whole: every batch folder
+		# has its manifest and every data file is in it.
+		for b in "$MLK_LAKE"/raw/ehr/crash/batch=*; do
+			[ -e "$b" ] || continue
+			assert_file_exists "$b/_manifest.json"
+			[ "$(find "$b" -name '*.gz' | wc -l)" -eq "$(head -1 "$b/_manifest.json" | jq .files)" ]
+		done
+		n=$(find "$MLK_LAKE/raw/ehr/crash" -name '*.gz' -exec gzip -dc {} + 2>/dev/null | wc -l)
+		[ "$n" -eq 0 ] || [ "$n" -eq "$total" ]
+	done
+	run --separate-stderr mlk-ingest --quiet --dataset ehr/crash big.ndjson
+	assert_success
+	[ "$(find "$MLK_LAKE/raw/ehr/crash" -name '*.gz' -exec gzip -dc {} + | wc -l)" -eq "$total" ]
+	[ "$(ls -d "$MLK_LAKE"/raw/ehr/crash/batch=* | wc -l)" -eq 1 ]
+	# Nothing is left in staging.
+	[ -z "$(ls -A "$MLK_LAKE/staging")" ]
+}
+
+@test "concurrent ingests into one dataset take turns and lose nothing" {
+	for i in 1 2 3 4; do
+		gen_ehr --format fhir --records 3000 --seed "$i" > "in$i.ndjson"
+	done
+	for i in 1 2 3 4; do
+		mlk-ingest --quiet --dataset ehr/c "in$i.ndjson" > "out$i.ndjson" &
+	done
+	wait
+	[ "$(cat out*.ndjson | wc -l)" -eq "$(cat in*.ndjson | grep -c .)" ]
+	[ "$(find "$MLK_LAKE/raw/ehr/c" -name '*.gz' -exec gzip -dc {} + | wc -l)" -eq "$(cat in*.ndjson | grep -c .)" ]
+	[ "$(find "$MLK_LAKE/raw/ehr/c" -name _manifest.json | wc -l)" -eq 4 ]
+	[ "$(wc -l < "$MLK_LAKE/audit/log.ndjson")" -eq 5 ]
+}
+
+@test "DuckDB reads the raw zone: rows and partition columns as reported" {
+	mlk-ingest --dataset ehr/fhir "$DATA/fhir" > out.ndjson
+	jq -r '._mlk.partition' out.ndjson | sort | uniq -c | awk '{print $2, $1}' > expected.txt
+	# DuckDB reads Hive's default partition as NULL.
+	D=__HIVE_DEFAULT_PARTITION__
+	run duckdb_query "SELECT concat_ws('/', coalesce(resourceType, '$D'), coalesce(year, '$D'), coalesce(month, '$D')) AS p, count(*) AS n
+		FROM read_ndjson_objects('$MLK_LAKE/raw/ehr/fhir/**/*.gz', hive_partitioning=true, hive_types_autocast=false)
+		GROUP BY ALL ORDER BY ALL"
+	assert_success
+	jq -r '"resourceType=" + (.p | split("/") | .[0]) + "/year=" + (.p | split("/") | .[1]) + "/month=" + (.p | split("/") | .[2]) + " " + (.n | tostring)' <<<"$output" | sort > got.txt
+	sort expected.txt > want.txt
+	diff want.txt got.txt
+	[ "$(wc -l < got.txt)" -gt 100 ]
+	# The batch is a partition column too, and records keep their fields.
+	run duckdb_query "SELECT count(DISTINCT batch) AS b, count(*) FILTER (WHERE json->>'resourceType' = resourceType) AS same
+		FROM read_ndjson_objects('$MLK_LAKE/raw/ehr/fhir/**/*.gz', hive_partitioning=true)"
+	assert_output "{\"b\":1,\"same\":$(grep -c . out.ndjson)}"
+}
