@@ -63,6 +63,8 @@ struct input {
 	unsigned long long size;
 	int skip;                /* already in the dataset, or duplicate */
 	char *unreadable;        /* why it could not be read */
+	struct object_info obj;  /* its bytes in the object store */
+	int fd;                  /* open while its object is being copied */
 };
 
 struct inputs {
@@ -77,6 +79,8 @@ static void add_input(struct inputs *in, const char *path, int is_stdin)
 	memset(i, 0, sizeof *i);
 	i->path = xstrdup(path);
 	i->is_stdin = is_stdin;
+	i->obj.fd = -1;
+	i->fd = -1;
 }
 
 static int cmp_name(const void *a, const void *b)
@@ -134,11 +138,32 @@ struct run {
 	enum ehr_format used;
 	struct pspec spec[3];    /* fhir, csv, ndjson */
 	int have_spec[3];
-	struct buf line, part, head, mid;
+	struct buf head, mid, tail;
+	const struct pspec *ps;  /* the current source's partition spec */
+	int ps_sys[PSPEC_MAX];   /* field i is source_system */
 	int stdout_ok;
 	unsigned long long emitted, rejected;
 	struct mlk_error *e;
 };
+
+/* Decimal digits of v into out (no NUL); returns the length. */
+static size_t fmt_ll(char *out, long long v)
+{
+	char t[24];
+	size_t n = 0;
+	unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v
+				     : (unsigned long long)v;
+	do {
+		t[n++] = (char)('0' + u % 10);
+		u /= 10;
+	} while (u);
+	size_t k = 0;
+	if (v < 0)
+		out[k++] = '-';
+	while (n)
+		out[k++] = t[--n];
+	return k;
+}
 
 static int family_index(enum ehr_format f)
 {
@@ -150,63 +175,100 @@ static void write_stdout(struct run *r, const char *p, size_t n)
 {
 	if (!r->stdout_ok)
 		return;
-	if (fwrite(p, 1, n, stdout) != n) {
+	int err = 0;
+	if (n >= (64u << 10)) {
+		/* Whole blocks of lines go straight out, without a copy. */
+		if (fflush(stdout) != 0)
+			err = errno;
+		while (!err && n) {
+			ssize_t w = write(1, p, n);
+			if (w < 0 && errno == EINTR)
+				continue;
+			if (w <= 0) {
+				err = w < 0 ? errno : EIO;
+				break;
+			}
+			p += w;
+			n -= (size_t)w;
+		}
+	} else if (fwrite(p, 1, n, stdout) != n) {
+		err = errno;
+	}
+	if (err) {
 		r->stdout_ok = 0;
-		if (errno == EPIPE)
+		if (err == EPIPE)
 			mlk_warn("stdout closed; records are still landed "
 				 "in the lake");
 		else
 			mlk_warn("cannot write records to stdout: %s",
-				 strerror(errno));
+				 strerror(err));
 	}
 }
 
-static int sink_emit(void *ctx, const struct ehr_item *it)
+/* Runs on parse threads: reads only what is fixed for the source. */
+static size_t sink_format(void *ctx, const struct ehr_item *it, struct buf *l,
+			  struct buf *part)
 {
-	struct run *r = ctx;
-	int fi = family_index(r->used);
-	const struct pspec *ps = &r->spec[fi];
+	const struct run *r = ctx;
+	const struct pspec *ps = r->ps;
+	/* Both buffers may already hold earlier records: append only. */
+	size_t p0 = part->len, l0 = l->len;
 
-	buf_reset(&r->part);
 	for (size_t i = 0; i < ps->n; i++) {
 		const struct pfield *f = &ps->f[i];
 		const char *v = NULL;
 		size_t vn = 0;
 		int num = 0;
 		if (i)
-			buf_addch(&r->part, '/');
-		if (!strcmp(f->source, "source_system")) {
+			buf_addch(part, '/');
+		if (r->ps_sys[i]) {
 			v = r->source_system;
 			vn = v ? strlen(v) : 0;
 		} else if (!it->lookup(it, f->source, &v, &vn, &num)) {
 			v = NULL;
 		}
-		partition_add(f, v, vn, num, &r->part);
+		partition_add(f, v, vn, num, part);
 	}
 
-	struct buf *l = &r->line;
-	buf_reset(l);
+	/*
+	 * The envelope ends with the fields the lake keeps in the file's
+	 * path (dataset, batch, zone, partition), so that the stored record
+	 * is this line cut before them.
+	 */
+	char num[24];
 	buf_add(l, it->body, it->body_len);
 	if (!it->empty)
 		buf_addch(l, ',');
 	buf_addstr(l, "\"_mlk\":{\"v\":1,\"kind\":\"ehr\",\"type\":");
 	buf_add_json_cstr(l, it->type);
 	buf_add(l, r->head.data, r->head.len);
-	buf_addf(l, "%lld", it->line);
-	if (it->entry >= 0)
-		buf_addf(l, ",\"entry\":%lld", it->entry);
-	buf_add(l, r->mid.data, r->mid.len);
-	buf_add_json_str(l, r->part.data, r->part.len);
-	if (r->source_system) {
-		buf_addstr(l, ",\"source_system\":");
-		buf_add_json_cstr(l, r->source_system);
+	buf_add(l, num, fmt_ll(num, it->line));
+	if (it->entry >= 0) {
+		buf_addstr(l, ",\"entry\":");
+		buf_add(l, num, fmt_ll(num, it->entry));
 	}
-	buf_addstr(l, "}}\n");
-	write_stdout(r, l->data, l->len);
+	buf_add(l, r->mid.data, r->mid.len);
+	size_t keep = l->len - l0;
+	buf_add(l, r->tail.data, r->tail.len);
+	buf_add_json_str(l, part->data + p0, part->len - p0);
+	buf_add(l, "}}\n", 3);
+	return keep;
+}
+
+static void sink_output(void *ctx, const char *lines, size_t len)
+{
+	write_stdout(ctx, lines, len);
+}
+
+static int sink_commit(void *ctx, const char *line, size_t len, size_t keep,
+		       const char *part, size_t plen)
+{
+	struct run *r = ctx;
+	(void)len;
 	r->emitted++;
 	r->b->src[r->si].records++;
-	if (batch_add(r->b, r->part.data, r->part.len, l->data, l->len,
-		      r->e) != MLK_OK)
+	if (batch_add(r->b, part, plen, line, keep, "}}\n", 3, r->e) !=
+	    MLK_OK)
 		return MLK_SYSTEM;
 	return 0;
 }
@@ -230,14 +292,30 @@ static int sink_reject(void *ctx, long long line, unsigned long long offset,
 static void source_envelope(struct run *r, const struct input *in)
 {
 	buf_reset(&r->head);
-	buf_addstr(&r->head, ",\"dataset\":");
-	buf_add_json_cstr(&r->head, r->dataset);
 	buf_addstr(&r->head, ",\"src\":{\"path\":");
 	buf_add_json_cstr(&r->head, in->path);
 	buf_addf(&r->head, ",\"sha256\":\"%s\",\"line\":", in->sha256);
 	buf_reset(&r->mid);
-	buf_addf(&r->mid, "},\"batch\":\"%s\",\"zone\":\"raw\",\"partition\":",
+	buf_addch(&r->mid, '}');
+	if (r->source_system) {
+		buf_addstr(&r->mid, ",\"source_system\":");
+		buf_add_json_cstr(&r->mid, r->source_system);
+	}
+	buf_reset(&r->tail);
+	buf_addstr(&r->tail, ",\"dataset\":");
+	buf_add_json_cstr(&r->tail, r->dataset);
+	buf_addf(&r->tail, ",\"batch\":\"%s\",\"zone\":\"raw\",\"partition\":",
 		 r->b->id);
+}
+
+/* Called once the format of a source is known, before its first record. */
+static void sink_begin(void *ctx, enum ehr_format used)
+{
+	struct run *r = ctx;
+	r->used = used;
+	r->ps = &r->spec[family_index(used)];
+	for (size_t i = 0; i < r->ps->n; i++)
+		r->ps_sys[i] = !strcmp(r->ps->f[i].source, "source_system");
 }
 
 static enum mlk_status store_input(struct lake *l, struct input *in,
@@ -254,9 +332,12 @@ static enum mlk_status store_input(struct lake *l, struct input *in,
 		in->unreadable = xstrdup("is a directory");
 		return MLK_OK;
 	}
-	struct object_info oi;
-	enum mlk_status s = object_put_fd(l, fd, in->path, &oi, e);
-	if (!in->is_stdin)
+	struct object_info *oi = &in->obj;
+	enum mlk_status s = object_put_fd(l, fd, in->path, oi, e);
+	/* While its copy runs, the source itself is what gets parsed. */
+	if (s == MLK_OK && oi->copy)
+		in->fd = fd;
+	else if (!in->is_stdin)
 		close(fd);
 	if (s != MLK_OK) {
 		/* A read error is this input's problem; a store error is
@@ -267,8 +348,8 @@ static enum mlk_status store_input(struct lake *l, struct input *in,
 		}
 		return s;
 	}
-	memcpy(in->sha256, oi.sha256, SHA256_HEX);
-	in->size = oi.size;
+	memcpy(in->sha256, oi->sha256, SHA256_HEX);
+	in->size = oi->size;
 	return MLK_OK;
 }
 
@@ -464,6 +545,7 @@ int main(int argc, char **argv)
 		for (size_t i = 0; i < in.n; i++)
 			in.v[i].skip = 1;
 	}
+	int threads = (int)lake_conf_num(&lake, "ingest", "threads", 2);
 	if (s == MLK_OK && (nshas || nunreadable)) {
 		struct dw_opts dwo = {
 			(size_t)lake_conf_num(&lake, "ingest", "buffer_mb", 16)
@@ -518,11 +600,14 @@ int main(int argc, char **argv)
 				? date_field->scalar : NULL,
 			date_cols,
 		};
-		char *obj = object_path(&lake, x->sha256);
+		char *obj = object_read_path(&lake, &x->obj);
 		struct mlk_error pe = MLK_ERROR_INIT;
-		enum mlk_status ps = ehr_parse(obj, fmt, &conf,
-					       &(struct ehr_sink){ &r,
-						       sink_emit, sink_reject },
+		enum mlk_status ps = ehr_parse(obj ? obj : x->path,
+					       obj ? -1 : x->fd, fmt, &conf,
+					       &(struct ehr_sink){ &r, sink_begin,
+						       sink_format, sink_output,
+						       sink_commit, sink_reject,
+						       threads },
 					       &r.used, &pe);
 		free(obj);
 		free(table);
@@ -547,6 +632,9 @@ int main(int argc, char **argv)
 	if (fflush(stdout) != 0 && r.stdout_ok)
 		mlk_warn("cannot write records to stdout: %s", strerror(errno));
 
+	/* The sources' bytes are durable before any batch names them. */
+	for (size_t i = 0; i < in.n && s == MLK_OK; i++)
+		s = object_publish(&lake, &in.v[i].obj, &e);
 	if (s == MLK_OK && did_batch) {
 		struct buf extra = BUF_INIT;
 		if (source_system) {
@@ -605,16 +693,18 @@ int main(int argc, char **argv)
 	buf_release(&outputs);
 	buf_release(&detail);
 	buf_release(&opts_key);
-	buf_release(&r.line);
-	buf_release(&r.part);
 	buf_release(&r.head);
 	buf_release(&r.mid);
+	buf_release(&r.tail);
 	for (int k = 0; k < 3; k++)
 		if (r.have_spec[k])
 			pspec_release(&r.spec[k]);
 	if (did_batch)
 		batch_release(&b);
 	for (size_t i = 0; i < in.n; i++) {
+		object_discard(&in.v[i].obj);
+		if (in.v[i].fd >= 0 && !in.v[i].is_stdin)
+			close(in.v[i].fd);
 		free(in.v[i].path);
 		free(in.v[i].unreadable);
 	}

@@ -182,10 +182,11 @@ size_t batch_add_source(struct batch *b, const char *path, const char *sha,
 }
 
 enum mlk_status batch_add(struct batch *b, const char *partition, size_t plen,
-			  const char *line, size_t len, struct mlk_error *e)
+			  const char *line, size_t len, const char *tail,
+			  size_t tlen, struct mlk_error *e)
 {
 	b->records++;
-	return dw_add(b->dw, partition, plen, line, len, e);
+	return dw_add(b->dw, partition, plen, line, len, tail, tlen, e);
 }
 
 enum mlk_status batch_quarantine(struct batch *b, size_t si, long long line,

@@ -79,8 +79,10 @@ enum mlk_status batch_begin(struct batch *b, const struct lake *l,
 /* Register a source; returns its index for batch_source_done. */
 size_t batch_add_source(struct batch *b, const char *path, const char *sha,
 			unsigned long long size);
+/* Add a record: line then tail make one line ending in '\n'. */
 enum mlk_status batch_add(struct batch *b, const char *partition, size_t plen,
-			  const char *line, size_t len, struct mlk_error *e);
+			  const char *line, size_t len, const char *tail,
+			  size_t tlen, struct mlk_error *e);
 /* Quarantine one bad piece of source si (raw may be NULL). */
 enum mlk_status batch_quarantine(struct batch *b, size_t si, long long line,
 				 unsigned long long offset, const char *raw,

@@ -1,3 +1,5 @@
+/* sync_file_range(2) is a Linux call. */
+#define _GNU_SOURCE
 #include "datawriter.h"
 
 #include <errno.h>
@@ -5,6 +7,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -15,9 +18,11 @@
 #include "xalloc.h"
 #include "banned.h"
 
-/* Past this many open data files, a file is closed after each write and
- * reopened for the next one, so the descriptor limit is never reached. */
-#define MAX_OPEN 128
+/* Past this many open data files (set from the descriptor limit, which
+ * dw_open raises to its hard maximum), a file is closed after each write
+ * and reopened for the next one, so the limit is never reached. */
+static int max_open = 128;
+
 
 struct part {
 	char *key;               /* the partition path */
@@ -32,7 +37,7 @@ struct part {
 struct job {
 	struct part *p;
 	char *in;
-	size_t in_len;
+	size_t in_len, in_alloc;
 	char *out;
 	size_t out_len;
 	int done;
@@ -50,18 +55,26 @@ struct dwriter {
 	int open_files;
 	struct dw_file *files;
 
-	/* compression pipeline */
+	/*
+	 * The pipeline: the caller submits chunks into a ring; compression
+	 * threads take them in turn; one writer thread appends the finished
+	 * members to their files strictly in submission order, so the
+	 * caller never waits on the disk and each file's members keep
+	 * their order.
+	 */
 	pthread_t *tids;
 	int nthreads;
+	pthread_t writer;
+	int have_writer;
 	pthread_mutex_t mu;
-	pthread_cond_t work, done;
+	pthread_cond_t work, done, space;
 	struct job *ring;
 	size_t ring_size, head, submitted, taken;
+	size_t inflight, inflight_max;   /* input bytes in the ring */
 	int quit;
 	struct libdeflate_compressor *inline_c;
-	/* a write error seen while draining */
-	enum mlk_status err;
-	struct mlk_error errinfo;
+	enum mlk_status werr;        /* the writer's first error */
+	struct mlk_error werrinfo;
 };
 
 static size_t hash_key(const char *p, size_t n)
@@ -151,7 +164,7 @@ static enum mlk_status write_job(struct dwriter *w, struct job *j,
 	if (s == MLK_OK) {
 		sha256_update(&p->sha, j->out, j->out_len);
 		p->info.size += j->out_len;
-		if (w->open_files > MAX_OPEN)
+		if (w->open_files > max_open)
 			close_part(w, p);
 	}
 	free(j->out);
@@ -159,31 +172,48 @@ static enum mlk_status write_job(struct dwriter *w, struct job *j,
 	return s;
 }
 
-/* Write every finished job at the head of the ring, in order; with wait,
- * wait for the head job first. */
-static enum mlk_status drain(struct dwriter *w, int all, struct mlk_error *e)
+static void *writer(void *arg)
 {
-	enum mlk_status s = MLK_OK;
+	struct dwriter *w = arg;
 	pthread_mutex_lock(&w->mu);
-	while (w->head < w->submitted) {
+	for (;;) {
 		struct job *j = &w->ring[w->head % w->ring_size];
-		if (!j->done) {
-			if (!all && w->submitted - w->head < w->ring_size)
+		if (w->head == w->submitted) {
+			if (w->quit)
 				break;
 			pthread_cond_wait(&w->done, &w->mu);
 			continue;
 		}
+		if (!j->done) {
+			pthread_cond_wait(&w->done, &w->mu);
+			continue;
+		}
 		pthread_mutex_unlock(&w->mu);
-		if (s == MLK_OK)
-			s = write_job(w, j, e);
+		struct mlk_error e = MLK_ERROR_INIT;
+		enum mlk_status s = MLK_OK;
+		if (w->werr == MLK_OK)
+			s = write_job(w, j, &e);
 		else
 			free(j->out);
+		j->out = NULL;
 		pthread_mutex_lock(&w->mu);
+		if (s != MLK_OK && w->werr == MLK_OK) {
+			w->werr = s;
+			w->werrinfo = e;
+		}
 		j->done = 0;
+		w->inflight -= j->in_alloc;
 		w->head++;
+		pthread_cond_broadcast(&w->space);
 	}
 	pthread_mutex_unlock(&w->mu);
-	return s;
+	return NULL;
+}
+
+static enum mlk_status writer_error(struct dwriter *w, struct mlk_error *e)
+{
+	*e = w->werrinfo;
+	return w->werr;
 }
 
 static enum mlk_status flush_part(struct dwriter *w, struct part *p,
@@ -191,22 +221,29 @@ static enum mlk_status flush_part(struct dwriter *w, struct part *p,
 {
 	if (!p->data.len)
 		return MLK_OK;
-	w->buffered -= p->data.len;
-	struct job j = { p, p->data.data, p->data.len, NULL, 0, 0 };
+	w->buffered -= p->data.alloc;
+	struct job j = { p, p->data.data, p->data.len, p->data.alloc, NULL,
+			 0, 0 };
 	buf_init(&p->data);
 	if (!w->nthreads) {
 		compress_job(w->inline_c, &j);
 		return write_job(w, &j, e);
 	}
-	/* Wait for room in the ring, writing finished jobs meanwhile. */
-	enum mlk_status s = drain(w, 0, e);
-	if (s != MLK_OK) {
-		free(j.in);
-		return s;
-	}
 	pthread_mutex_lock(&w->mu);
+	/* Bounded by count and by bytes: a burst of small chunks flows on
+	 * while one slow file creation holds the writer up. */
+	while ((w->submitted - w->head == w->ring_size ||
+		(w->inflight && w->inflight + j.in_alloc > w->inflight_max)) &&
+	       w->werr == MLK_OK)
+		pthread_cond_wait(&w->space, &w->mu);
+	if (w->werr != MLK_OK) {
+		pthread_mutex_unlock(&w->mu);
+		free(j.in);
+		return writer_error(w, e);
+	}
 	w->ring[w->submitted % w->ring_size] = j;
 	w->submitted++;
+	w->inflight += j.in_alloc;
 	pthread_cond_signal(&w->work);
 	pthread_mutex_unlock(&w->mu);
 	return MLK_OK;
@@ -217,12 +254,23 @@ enum mlk_status dw_open(struct dwriter **out, const char *dir,
 			struct mlk_error *e)
 {
 	struct dwriter *w = xcalloc(1, sizeof *w);
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+		if (rl.rlim_cur < rl.rlim_max) {
+			rl.rlim_cur = rl.rlim_max;
+			setrlimit(RLIMIT_NOFILE, &rl);
+			getrlimit(RLIMIT_NOFILE, &rl);
+		}
+		if (rl.rlim_cur > 256)
+			max_open = rl.rlim_cur > 8448 ? 8192
+						       : (int)rl.rlim_cur - 256;
+	}
 	w->dir = xstrdup(dir);
 	w->name = xstrdup(name);
 	w->o.buffer_bytes = opts && opts->buffer_bytes ? opts->buffer_bytes
 						       : (size_t)16 << 20;
 	w->o.chunk_bytes = opts && opts->chunk_bytes ? opts->chunk_bytes
-						     : (size_t)2 << 20;
+						     : (size_t)1 << 20;
 	w->o.level = opts && opts->level ? opts->level : 1;
 	w->o.threads = opts ? opts->threads : 2;
 	if (w->o.level < 1 || w->o.level > 12)
@@ -234,7 +282,9 @@ enum mlk_status dw_open(struct dwriter **out, const char *dir,
 	pthread_mutex_init(&w->mu, NULL);
 	pthread_cond_init(&w->work, NULL);
 	pthread_cond_init(&w->done, NULL);
-	w->ring_size = (size_t)(w->o.threads ? 2 * w->o.threads : 1);
+	pthread_cond_init(&w->space, NULL);
+	w->ring_size = w->o.threads ? 1024 : 1;
+	w->inflight_max = (size_t)(w->o.threads + 2) * w->o.chunk_bytes;
 	w->ring = xcalloc(w->ring_size, sizeof *w->ring);
 	if (!w->o.threads) {
 		w->inline_c = libdeflate_alloc_compressor(w->o.level);
@@ -250,6 +300,14 @@ enum mlk_status dw_open(struct dwriter **out, const char *dir,
 					     "cannot start compression thread");
 		}
 		w->nthreads++;
+	}
+	if (w->nthreads) {
+		if (pthread_create(&w->writer, NULL, writer, w) != 0) {
+			*out = w;
+			return mlk_error_set(e, MLK_SYSTEM, NULL, 0,
+					     "cannot start writer thread");
+		}
+		w->have_writer = 1;
 	}
 	*out = w;
 	return MLK_OK;
@@ -304,13 +362,17 @@ static struct part *find_part(struct dwriter *w, const char *key, size_t n)
 }
 
 enum mlk_status dw_add(struct dwriter *w, const char *partition, size_t plen,
-		       const char *rec, size_t len, struct mlk_error *e)
+		       const char *rec, size_t len, const char *tail,
+		       size_t tlen, struct mlk_error *e)
 {
 	struct part *p = find_part(w, partition, plen);
+	size_t before = p->data.alloc;
 	buf_add(&p->data, rec, len);
+	buf_add(&p->data, tail, tlen);
 	p->info.records++;
-	p->info.bytes += len;
-	w->buffered += len;
+	p->info.bytes += len + tlen;
+	/* Count what is allocated, not what is used: that is the memory. */
+	w->buffered += p->data.alloc - before;
 	if (p->data.len >= w->o.chunk_bytes)
 		return flush_part(w, p, e);
 	if (w->buffered >= w->o.buffer_bytes) {
@@ -343,9 +405,12 @@ enum mlk_status dw_finish(struct dwriter *w, const struct dw_file **files,
 	for (size_t i = 0; i < w->nparts && s == MLK_OK; i++)
 		s = flush_part(w, w->parts[i], e);
 	if (w->nthreads) {
-		enum mlk_status d = drain(w, 1, e);
-		if (s == MLK_OK)
-			s = d;
+		pthread_mutex_lock(&w->mu);
+		while (w->head < w->submitted && w->werr == MLK_OK)
+			pthread_cond_wait(&w->space, &w->mu);
+		if (s == MLK_OK && w->werr != MLK_OK)
+			s = writer_error(w, e);
+		pthread_mutex_unlock(&w->mu);
 	}
 	if (s != MLK_OK)
 		return s;
@@ -355,6 +420,12 @@ enum mlk_status dw_finish(struct dwriter *w, const struct dw_file **files,
 	char **dirs = NULL;
 	size_t ndirs = 0, dirs_alloc = 0;
 	w->files = xcalloc(w->nparts + 1, sizeof *w->files);
+	/* Start write-back of every file at once; the fsyncs below then
+	 * mostly wait on I/O already under way. */
+	for (size_t i = 0; i < w->nparts; i++)
+		if (w->parts[i]->fd >= 0)
+			sync_file_range(w->parts[i]->fd, 0, 0,
+					SYNC_FILE_RANGE_WRITE);
 	for (size_t i = 0; i < w->nparts; i++) {
 		struct part *p = w->parts[i];
 		if ((s = open_part(w, p, e)) != MLK_OK)
@@ -410,9 +481,12 @@ void dw_free(struct dwriter *w)
 	pthread_mutex_lock(&w->mu);
 	w->quit = 1;
 	pthread_cond_broadcast(&w->work);
+	pthread_cond_broadcast(&w->done);
 	pthread_mutex_unlock(&w->mu);
 	for (int i = 0; i < w->nthreads; i++)
 		pthread_join(w->tids[i], NULL);
+	if (w->have_writer)
+		pthread_join(w->writer, NULL);
 	for (size_t i = w->head; i < w->submitted; i++) {
 		struct job *j = &w->ring[i % w->ring_size];
 		free(j->in);
@@ -434,6 +508,7 @@ void dw_free(struct dwriter *w)
 	pthread_mutex_destroy(&w->mu);
 	pthread_cond_destroy(&w->work);
 	pthread_cond_destroy(&w->done);
+	pthread_cond_destroy(&w->space);
 	free(w->parts);
 	free(w->table);
 	free(w->ring);

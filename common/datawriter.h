@@ -9,7 +9,7 @@
  * and Python read as one stream.  Compression runs on `threads` worker
  * threads while the caller keeps parsing; members are written in order.
  *
- * Memory is bounded by buffer_bytes plus 2 x threads chunks in flight (and
+ * Memory is bounded by buffer_bytes plus threads + 2 chunks in flight (and
  * the largest single record), whatever the input size or partition count.
  *
  * Files are written as DIR/<partition>/<name> below a staging directory
@@ -29,7 +29,7 @@
 
 struct dw_opts {
 	size_t buffer_bytes;   /* default 16 MiB */
-	size_t chunk_bytes;    /* default 2 MiB */
+	size_t chunk_bytes;    /* default 1 MiB */
 	int level;             /* libdeflate level 1..12, default 1 */
 	int threads;           /* 0: compress inline; default 2 */
 };
@@ -48,9 +48,10 @@ struct dwriter;
 /* name: the file name used in every partition ("b123.ndjson.gz"). */
 enum mlk_status dw_open(struct dwriter **w, const char *dir, const char *name,
 			const struct dw_opts *opts, struct mlk_error *e);
-/* Append one record (a full line including its '\n'). */
+/* Append one record: rec then tail (together a line ending in '\n'). */
 enum mlk_status dw_add(struct dwriter *w, const char *partition, size_t plen,
-		       const char *rec, size_t len, struct mlk_error *e);
+		       const char *rec, size_t len, const char *tail,
+		       size_t tlen, struct mlk_error *e);
 /* Flush, fsync files and directories; files sorted by path. */
 enum mlk_status dw_finish(struct dwriter *w, const struct dw_file **files,
 			  size_t *nfiles, struct mlk_error *e);

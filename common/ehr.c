@@ -12,6 +12,7 @@
 
 #include "buf.h"
 #include "csv.h"
+#include "pmap.h"
 #include "xalloc.h"
 #include "banned.h"
 
@@ -165,11 +166,19 @@ static ssize_t src_read(void *ctx, void *p, size_t n)
 	return raw_read(s, p, n);
 }
 
-static enum mlk_status src_open(struct src *s, const char *path,
+static enum mlk_status src_open(struct src *s, const char *path, int fd,
 				struct mlk_error *e)
 {
 	memset(s, 0, sizeof *s);
-	s->fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		s->fd = dup(fd);
+		if (s->fd >= 0 && lseek(s->fd, 0, SEEK_SET) < 0) {
+			close(s->fd);
+			s->fd = -1;
+		}
+	} else {
+		s->fd = open(path, O_RDONLY | O_CLOEXEC);
+	}
 	if (s->fd < 0)
 		return mlk_error_errno(e, path, "cannot open");
 	unsigned char magic[2];
@@ -308,21 +317,65 @@ struct jctx {
 	int obj;                  /* the resource's object token */
 	const char *rt;           /* resourceType, NUL-terminated copy */
 	const struct ehr_conf *conf;
-	struct buf scratch;
+	const struct ehr_sink *sink;
+	struct pmap_out *out;     /* parallel: results go here */
+	struct buf scratch, line, part;
 	char typebuf[160];
+	char last_rt[80];         /* the last type looked up in fhir_dates */
+	int last_dates;
 };
+
+/* Hand an item to the sink: now (serial) or as a result (parallel). */
+static int deliver(struct jctx *c, const struct ehr_item *it)
+{
+	const struct ehr_sink *sk = c->sink;
+	if (c->out) {
+		/* Straight into the block's output: no copy. */
+		size_t off = c->out->data.len, aoff = c->out->aux.len;
+		size_t keep = sk->format(sk->ctx, it, &c->out->data,
+					 &c->out->aux);
+		pmap_add_record(c->out, off, aoff, it->line, keep);
+		return 0;
+	}
+	buf_reset(&c->line);
+	buf_reset(&c->part);
+	size_t keep = sk->format(sk->ctx, it, &c->line, &c->part);
+	sk->output(sk->ctx, c->line.data, c->line.len);
+	return sk->commit(sk->ctx, c->line.data, c->line.len, keep,
+			  c->part.data, c->part.len);
+}
+
+static int reject(struct jctx *c, long long line, unsigned long long offset,
+		  const char *raw, size_t rawlen, const char *reason)
+{
+	if (c->out) {
+		pmap_add_reject(c->out, raw, rawlen, reason, line, offset);
+		return 0;
+	}
+	return c->sink->reject(c->sink->ctx, line, offset, raw, rawlen,
+			       reason);
+}
 
 static int fhir_date_tok(struct jctx *c)
 {
-	for (size_t i = 0; i < sizeof fhir_dates / sizeof *fhir_dates; i++) {
-		if (strcmp(fhir_dates[i].type, c->rt))
-			continue;
-		for (int k = 0; k < 4 && fhir_dates[i].paths[k]; k++) {
-			int t = rec_path(c->r, c->obj, fhir_dates[i].paths[k]);
-			if (t > 0 && rec_type(c->r, t) == REC_STRING)
-				return t;
-		}
+	/* Sources hold runs of one type: remember the last lookup. */
+	if (strcmp(c->last_rt, c->rt)) {
+		snprintf(c->last_rt, sizeof c->last_rt, "%s", c->rt);
+		c->last_dates = -1;
+		for (size_t i = 0; i < sizeof fhir_dates / sizeof *fhir_dates;
+		     i++)
+			if (!strcmp(fhir_dates[i].type, c->rt)) {
+				c->last_dates = (int)i;
+				break;
+			}
+	}
+	if (c->last_dates < 0)
 		return -1;
+	const char *const *paths = fhir_dates[c->last_dates].paths;
+	for (int k = 0; k < 4 && paths[k]; k++) {
+		int t = rec_path(c->r, c->obj, paths[k]);
+		if (t > 0 && rec_type(c->r, t) == REC_STRING)
+			return t;
 	}
 	return -1;
 }
@@ -394,9 +447,8 @@ static int valid_type_name(const char *p, size_t n)
 }
 
 /* Emit the resource at token obj. */
-static int emit_json(struct jctx *c, const struct ehr_sink *sink,
-		     struct buf *body, long long line, long long entry,
-		     int fhir, const char **reason)
+static int emit_json(struct jctx *c, struct buf *body, long long line,
+		     long long entry, int fhir, const char **reason)
 {
 	char rtbuf[80];
 	c->obj = entry >= 0 ? c->obj : 0;
@@ -413,7 +465,9 @@ static int emit_json(struct jctx *c, const struct ehr_sink *sink,
 		memcpy(rtbuf, p, n);
 		rtbuf[n] = '\0';
 		c->rt = rtbuf;
-		snprintf(c->typebuf, sizeof c->typebuf, "fhir:%s", rtbuf);
+		memcpy(c->typebuf, "fhir:", 5);
+		memcpy(c->typebuf + 5, p, n + 0);
+		c->typebuf[5 + n] = '\0';
 		type = c->typebuf;
 	} else if (fhir) {
 		*reason = "record has no resourceType";
@@ -426,13 +480,12 @@ static int emit_json(struct jctx *c, const struct ehr_sink *sink,
 		type, body->data, body->len, empty, line, entry,
 		json_lookup, c,
 	};
-	return sink->emit(sink->ctx, &it);
+	return deliver(c, &it);
 }
 
 /* A Bundle's entries, each entry.resource as its own record. */
-static int emit_bundle(struct jctx *c, const struct ehr_sink *sink,
-		       struct buf *body, long long line, int *emitted,
-		       const char **reason)
+static int emit_bundle(struct jctx *c, struct buf *body, long long line,
+		       int *emitted, const char **reason)
 {
 	int entries = rec_get(c->r, 0, "entry");
 	if (entries < 0)
@@ -448,10 +501,10 @@ static int emit_bundle(struct jctx *c, const struct ehr_sink *sink,
 		if (res < 0 || rec_type(c->r, res) != REC_OBJECT)
 			continue;
 		c->obj = res;
-		int rc = emit_json(c, sink, body, line, idx, 1, reason);
+		int rc = emit_json(c, body, line, idx, 1, reason);
 		if (rc == -2) {
 			/* One bad entry: reject it, keep the others. */
-			rc = sink->reject(sink->ctx, line, 0, NULL, 0, *reason);
+			rc = reject(c, line, 0, NULL, 0, *reason);
 		}
 		if (rc)
 			return rc;
@@ -460,12 +513,89 @@ static int emit_bundle(struct jctx *c, const struct ehr_sink *sink,
 	return 0;
 }
 
-static int is_blank(const char *p, size_t n)
+struct nctx {
+	const struct ehr_sink *sink;
+	const struct ehr_conf *conf;
+	int fhir;
+};
+
+static void *ntls_new(void *vctx)
 {
-	for (size_t i = 0; i < n; i++)
-		if (p[i] != ' ' && p[i] != '\t' && p[i] != '\r')
-			return 0;
-	return 1;
+	struct nctx *n = vctx;
+	struct jctx *c = xcalloc(1, sizeof *c);
+	c->r = xmalloc(sizeof *c->r);
+	rec_init(c->r);
+	c->conf = n->conf;
+	c->sink = n->sink;
+	return c;
+}
+
+static void ntls_free(void *vctx, void *tls)
+{
+	(void)vctx;
+	struct jctx *c = tls;
+	rec_release(c->r);
+	free(c->r);
+	buf_release(&c->scratch);
+	buf_release(&c->line);
+	buf_release(&c->part);
+	free(c);
+}
+
+static void nmap(void *vctx, void *tls, const char *line, size_t len,
+		 long long lineno, unsigned long long offset,
+		 struct pmap_out *out)
+{
+	struct nctx *n = vctx;
+	struct jctx *c = tls;
+	struct mlk_error pe = MLK_ERROR_INIT;
+	struct buf body = BUF_INIT;
+	const char *reason = NULL;
+	int rc;
+	c->out = out;
+	if (rec_parse(c->r, line, len, &pe) != MLK_OK) {
+		reject(c, lineno, offset, line, len, pe.msg);
+		return;
+	}
+	c->obj = 0;
+	int rt = rec_get(c->r, 0, "resourceType");
+	if (rt > 0 && rec_str_eq(c->r, rt, "Bundle")) {
+		int k = 0;
+		rc = emit_bundle(c, &body, lineno, &k, &reason);
+	} else {
+		rc = emit_json(c, &body, lineno, -1, n->fhir, &reason);
+	}
+	if (rc == -2)
+		reject(c, lineno, offset, line, len, reason);
+	buf_release(&body);
+}
+
+static int nreduce(void *vctx, const struct pmap_out *out)
+{
+	struct nctx *n = vctx;
+	const struct ehr_sink *sink = n->sink;
+	if (out->data.len)
+		sink->output(sink->ctx, out->data.data, out->data.len);
+	for (size_t i = 0; i < out->n; i++) {
+		const struct pmap_item *it = &out->items[i];
+		const char *d = out->data.data, *a = out->aux.data;
+		int rc;
+		if (it->kind == PMAP_RECORD)
+			rc = sink->commit(sink->ctx, d + it->off, it->len,
+					  it->keep,
+					  a + it->aux_off, it->aux_len);
+		else {
+			char reason[512];
+			snprintf(reason, sizeof reason, "%.*s",
+				 (int)it->aux_len, a + it->aux_off);
+			rc = sink->reject(sink->ctx, it->line, it->offset,
+					  it->has_raw ? a + it->raw_off : NULL,
+					  it->raw_len, reason);
+		}
+		if (rc)
+			return rc;
+	}
+	return 0;
 }
 
 static enum mlk_status parse_ndjson(struct src *s, const char *path,
@@ -473,74 +603,17 @@ static enum mlk_status parse_ndjson(struct src *s, const char *path,
 				    const struct ehr_sink *sink,
 				    struct mlk_error *e)
 {
-	struct linereader lr;
-	struct rec r;
-	struct jctx c = { 0 };
-	struct buf body = BUF_INIT;
-	lr_init(&lr, src_read, s);
-	rec_init(&r);
-	c.r = &r;
-	c.conf = conf;
-	enum mlk_status st = MLK_OK;
-	const char *line;
-	size_t len;
-	int got;
+	struct nctx n = { sink, conf, fhir };
+	struct pmap_ops ops = { &n, ntls_new, ntls_free, nmap, nreduce };
 	struct mlk_error pe = MLK_ERROR_INIT;
-	while ((got = lr_next(&lr, &line, &len, &pe)) != 0) {
-		int rc = 0;
-		if (got < 0) {
-			if (pe.status == MLK_SYSTEM) {
-				st = s->gzerr ? mlk_error_set(e, MLK_PARTIAL,
-						path, lr.lineno + 1,
-						"corrupt gzip stream")
-					      : mlk_error_set(e, MLK_SYSTEM,
-						path, 0, "%s", pe.msg);
-				break;
-			}
-			rc = sink->reject(sink->ctx, pe.line, lr.offset, NULL,
-					  0, pe.msg);
-			if (rc) {
-				st = (enum mlk_status)rc;
-				break;
-			}
-			continue;
-		}
-		/* A UTF-8 BOM may open the first line. */
-		if (lr.lineno == 1 && len >= 3 &&
-		    !memcmp(line, "\xef\xbb\xbf", 3)) {
-			line += 3;
-			len -= 3;
-		}
-		if (is_blank(line, len))
-			continue;
-		const char *reason = NULL;
-		if (rec_parse(&r, line, len, &pe) != MLK_OK) {
-			rc = sink->reject(sink->ctx, lr.lineno, lr.offset,
-					  line, len, pe.msg);
-		} else {
-			c.obj = 0;
-			int rt = rec_get(&r, 0, "resourceType");
-			if (rt > 0 && rec_str_eq(&r, rt, "Bundle")) {
-				int n = 0;
-				rc = emit_bundle(&c, sink, &body, lr.lineno, &n,
-						 &reason);
-			} else {
-				rc = emit_json(&c, sink, &body, lr.lineno, -1,
-					       fhir, &reason);
-			}
-			if (rc == -2)
-				rc = sink->reject(sink->ctx, lr.lineno,
-						  lr.offset, line, len, reason);
-		}
-		if (rc) {
-			st = (enum mlk_status)rc;
-			break;
-		}
+	enum mlk_status st = pmap_run(src_read, s, sink->threads, 0, &ops,
+				      &pe);
+	if (st == MLK_SYSTEM && pe.status == MLK_SYSTEM) {
+		if (s->gzerr)
+			return mlk_error_set(e, MLK_PARTIAL, path, 0,
+					     "corrupt gzip stream");
+		return mlk_error_set(e, MLK_SYSTEM, path, 0, "%s", pe.msg);
 	}
-	buf_release(&body);
-	buf_release(&c.scratch);
-	rec_release(&r);
-	lr_release(&lr);
 	return st;
 }
 
@@ -575,6 +648,7 @@ static enum mlk_status parse_document(struct src *s, const char *path,
 	rec_init(&r);
 	c.r = &r;
 	c.conf = conf;
+	c.sink = sink;
 	enum mlk_status st = MLK_OK;
 	struct mlk_error pe = MLK_ERROR_INIT;
 	if (rec_parse(&r, p, n, &pe) != MLK_OK) {
@@ -584,16 +658,18 @@ static enum mlk_status parse_document(struct src *s, const char *path,
 		int rc, emitted = 0;
 		int rt = rec_get(&r, 0, "resourceType");
 		if (rt > 0 && rec_str_eq(&r, rt, "Bundle"))
-			rc = emit_bundle(&c, sink, &body, 1, &emitted, &reason);
+			rc = emit_bundle(&c, &body, 1, &emitted, &reason);
 		else
-			rc = emit_json(&c, sink, &body, 1, -1, 0, &reason);
+			rc = emit_json(&c, &body, 1, -1, 0, &reason);
 		if (rc == -2)
-			rc = sink->reject(sink->ctx, 1, 0, NULL, 0, reason);
+			rc = reject(&c, 1, 0, NULL, 0, reason);
 		if (rc)
 			st = (enum mlk_status)rc;
 	}
 	buf_release(&body);
 	buf_release(&c.scratch);
+	buf_release(&c.line);
+	buf_release(&c.part);
 	rec_release(&r);
 	buf_release(&doc);
 	return st;
@@ -690,6 +766,7 @@ static enum mlk_status parse_csv(struct src *s, const char *path,
 	struct mlk_error pe = MLK_ERROR_INIT;
 	struct cctx c = { 0 };
 	struct buf body = BUF_INIT, typebuf = BUF_INIT;
+	struct buf oline = BUF_INIT, opart = BUF_INIT;
 	enum mlk_status st = MLK_OK;
 	csv_init(&cr, src_read, s);
 	c.table = conf && conf->table ? conf->table : "table";
@@ -802,7 +879,14 @@ static enum mlk_status parse_csv(struct src *s, const char *path,
 				c.type, body.data, body.len, nf == 0, cr.line,
 				-1, csv_lookup, &c,
 			};
-			rc = sink->emit(sink->ctx, &it);
+			buf_reset(&oline);
+			buf_reset(&opart);
+			size_t keep = sink->format(sink->ctx, &it, &oline,
+						   &opart);
+			sink->output(sink->ctx, oline.data, oline.len);
+			rc = sink->commit(sink->ctx, oline.data, oline.len,
+					  keep,
+					  opart.data, opart.len);
 		}
 		if (rc) {
 			st = (enum mlk_status)rc;
@@ -815,17 +899,19 @@ out:
 	free(c.cols);
 	buf_release(&body);
 	buf_release(&typebuf);
+	buf_release(&oline);
+	buf_release(&opart);
 	csv_release(&cr);
 	return st;
 }
 
-enum mlk_status ehr_parse(const char *path, enum ehr_format fmt,
+enum mlk_status ehr_parse(const char *path, int fd, enum ehr_format fmt,
 			  const struct ehr_conf *conf,
 			  const struct ehr_sink *sink, enum ehr_format *used,
 			  struct mlk_error *e)
 {
 	struct src s;
-	enum mlk_status st = src_open(&s, path, e);
+	enum mlk_status st = src_open(&s, path, fd, e);
 	if (st != MLK_OK)
 		return st;
 	if (fmt == EHR_AUTO) {
@@ -838,6 +924,7 @@ enum mlk_status ehr_parse(const char *path, enum ehr_format fmt,
 		}
 	}
 	*used = fmt;
+	sink->begin(sink->ctx, fmt);
 	switch (fmt) {
 	case EHR_FHIR_NDJSON:
 		st = parse_ndjson(&s, path, 1, conf, sink, e);

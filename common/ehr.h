@@ -59,12 +59,30 @@ struct ehr_item {
 	void *priv;
 };
 
+/*
+ * Records are delivered in two steps so that NDJSON sources can be parsed
+ * on several threads: format() turns an item into its output line and
+ * partition path and may run on any thread at once (it must only read
+ * ctx; it appends to line and part); output(), commit() and reject() run
+ * on the calling thread, in input order.
+ */
 struct ehr_sink {
 	void *ctx;
-	/* Return non-zero to stop (a system error in the sink). */
-	int (*emit)(void *ctx, const struct ehr_item *it);
+	/* Once the format is known, before the first record. */
+	void (*begin)(void *ctx, enum ehr_format used);
+	/* Returns how many of the bytes it appended to line the lake
+	 * stores before a closing "}}\n" (fields implied by the file's
+	 * place are left out there, as Hive leaves out partition values). */
+	size_t (*format)(void *ctx, const struct ehr_item *it,
+			 struct buf *line, struct buf *part);
+	/* Records' output lines, in order, several at a time. */
+	void (*output)(void *ctx, const char *lines, size_t len);
+	/* One record into the lake; non-zero stops (a system error). */
+	int (*commit)(void *ctx, const char *line, size_t len, size_t keep,
+		      const char *part, size_t plen);
 	int (*reject)(void *ctx, long long line, unsigned long long offset,
 		      const char *raw, size_t rawlen, const char *reason);
+	int threads;              /* parse threads for NDJSON; 0: serial */
 };
 
 struct ehr_conf {
@@ -81,13 +99,14 @@ enum ehr_format ehr_detect(const char *p, size_t n, int whole,
 			   const char **why);
 
 /*
- * Parse the source at path (the stored object) in format fmt (EHR_AUTO
+ * Parse the source at path, or read from fd when fd >= 0 (from offset 0;
+ * path then only names it in errors), in format fmt (EHR_AUTO
  * detects).  *used receives the format used.  Returns MLK_OK when the
  * whole source was read (rejects included), MLK_PARTIAL when the source
  * as a whole is unusable (reason in e, nothing emitted), MLK_SYSTEM on I/O
  * errors; a non-zero return of a sink callback is returned as is.
  */
-enum mlk_status ehr_parse(const char *path, enum ehr_format fmt,
+enum mlk_status ehr_parse(const char *path, int fd, enum ehr_format fmt,
 			  const struct ehr_conf *conf,
 			  const struct ehr_sink *sink, enum ehr_format *used,
 			  struct mlk_error *e);

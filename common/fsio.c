@@ -16,25 +16,28 @@
 enum mlk_status fsio_mkdirs(const char *path, mode_t mode,
 			    struct mlk_error *e)
 {
-	char *p = xstrdup(path);
-	size_t n = strlen(p);
-	for (size_t i = 1; i <= n; i++) {
-		if (p[i] != '/' && p[i] != '\0')
-			continue;
-		char c = p[i];
-		p[i] = '\0';
-		if (mkdir(p, mode) != 0 && errno != EEXIST) {
-			enum mlk_status s = mlk_error_errno(e, p,
-						"cannot create directory");
-			free(p);
-			return s;
-		}
-		p[i] = c;
-	}
-	free(p);
-	if (!fsio_is_dir(path))
+	/* Most calls find the directory there, or only its last level
+	 * missing: try the whole path first, then walk up. */
+	if (mkdir(path, mode) == 0)
+		return MLK_OK;
+	if (errno == EEXIST) {
+		if (fsio_is_dir(path))
+			return MLK_OK;
 		return mlk_error_set(e, MLK_SYSTEM, path, 0,
 				     "not a directory");
+	}
+	if (errno != ENOENT)
+		return mlk_error_errno(e, path, "cannot create directory");
+	const char *slash = strrchr(path, '/');
+	if (!slash || slash == path)
+		return mlk_error_errno(e, path, "cannot create directory");
+	char *parent = xstrndup(path, (size_t)(slash - path));
+	enum mlk_status s = fsio_mkdirs(parent, mode, e);
+	free(parent);
+	if (s != MLK_OK)
+		return s;
+	if (mkdir(path, mode) != 0 && errno != EEXIST)
+		return mlk_error_errno(e, path, "cannot create directory");
 	return MLK_OK;
 }
 

@@ -1,6 +1,9 @@
+/* copy_file_range(2) is a Linux call. */
+#define _GNU_SOURCE
 #include "object.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,9 +27,188 @@ int object_exists(const struct lake *l, const char *hex)
 	return ok;
 }
 
+/* Same file, unchanged: size, modification and change times agree. */
+static int same_stat(const struct stat *a, const struct stat *b)
+{
+	return a->st_dev == b->st_dev && a->st_ino == b->st_ino &&
+	       a->st_size == b->st_size &&
+	       a->st_mtim.tv_sec == b->st_mtim.tv_sec &&
+	       a->st_mtim.tv_nsec == b->st_mtim.tv_nsec &&
+	       a->st_ctim.tv_sec == b->st_ctim.tv_sec &&
+	       a->st_ctim.tv_nsec == b->st_ctim.tv_nsec;
+}
+
+struct copy {
+	pthread_t tid;
+	int joined;
+	int in, out;
+	unsigned long long total;
+	struct stat before;
+	int err;                 /* errno of a failed copy, or 0 */
+};
+
+/* Copy in->out: by the kernel (copy_file_range: no trip through user
+ * memory, a reflink where the file system can), else read and write. */
+static void *copy_main(void *arg)
+{
+	struct copy *cp = arg;
+	off_t in_off = 0;
+	unsigned long long done = 0;
+	while (done < cp->total) {
+		ssize_t n = copy_file_range(cp->in, &in_off, cp->out, NULL,
+					    (size_t)(cp->total - done), 0);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		done += (unsigned long long)n;
+	}
+	if (done < cp->total) {
+		size_t cap = 1 << 20;
+		char *chunk = xmalloc(cap);
+		while (done < cp->total) {
+			ssize_t n = pread(cp->in, chunk, cap, (off_t)done);
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n <= 0) {
+				cp->err = n < 0 ? errno : EIO;
+				break;
+			}
+			ssize_t w = pwrite(cp->out, chunk, (size_t)n,
+					   (off_t)done);
+			if (w != n) {
+				cp->err = w < 0 ? errno : EIO;
+				break;
+			}
+			done += (unsigned long long)n;
+		}
+		free(chunk);
+	}
+	/* Start write-back now; object_publish() waits for it. */
+	if (!cp->err)
+		sync_file_range(cp->out, 0, 0, SYNC_FILE_RANGE_WRITE);
+	return NULL;
+}
+
+/* Wait for a copy; 0 when it is whole and the source unchanged. */
+static int copy_finish(struct copy *cp, const char **why)
+{
+	if (!cp->joined) {
+		pthread_join(cp->tid, NULL);
+		cp->joined = 1;
+	}
+	struct stat after;
+	int rc = 0;
+	if (cp->err) {
+		*why = strerror(cp->err);
+		rc = -1;
+	} else if (fstat(cp->in, &after) != 0 ||
+		   !same_stat(&cp->before, &after)) {
+		*why = "source changed while it was being ingested";
+		rc = -1;
+	}
+	if (cp->in >= 0)
+		close(cp->in);
+	cp->in = -1;
+	return rc;
+}
+
+/*
+ * A regular file: hash it reading only, then copy it into a temp object
+ * on a thread of its own, so the caller can parse meanwhile.  Returns 1
+ * when started (or the object already exists), 0 when fd is not a
+ * regular file, -1 on error.
+ */
+static int put_regular(const struct lake *l, int fd, const char *src,
+		       struct object_info *info, struct mlk_error *e)
+{
+	struct stat before, after;
+	if (fstat(fd, &before) != 0 || !S_ISREG(before.st_mode))
+		return 0;
+	struct sha256_ctx c;
+	sha256_init(&c);
+	size_t cap = 1 << 20;
+	char *chunk = xmalloc(cap);
+	unsigned long long total = 0;
+	off_t pos = 0;
+	for (;;) {
+		ssize_t r = pread(fd, chunk, cap, pos);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			free(chunk);
+			sha256_abort(&c);
+			mlk_error_errno(e, src, "read error");
+			return -1;
+		}
+		if (r == 0)
+			break;
+		sha256_update(&c, chunk, (size_t)r);
+		pos += r;
+		total += (unsigned long long)r;
+	}
+	free(chunk);
+	uint8_t d[SHA256_LEN];
+	sha256_final(&c, d);
+	hex_encode(d, SHA256_LEN, info->sha256);
+	info->size = total;
+	char *final = object_path(l, info->sha256);
+	info->existed = fsio_exists(final);
+	if (info->existed) {
+		free(final);
+		if (fstat(fd, &after) != 0 || !same_stat(&before, &after)) {
+			mlk_error_set(e, MLK_INTEGRITY, src, 0,
+				      "source changed while it was being "
+				      "ingested");
+			return -1;
+		}
+		return 1;
+	}
+	char *dir = lake_path(l, "objects/sha256/%.2s", info->sha256);
+	enum mlk_status s = fsio_mkdirs(dir, 0755, e);
+	free(dir);
+	int out = -1;
+	char *tmp = NULL;
+	if (s == MLK_OK)
+		s = fsio_temp_beside(final, &out, &tmp, e);
+	free(final);
+	if (s != MLK_OK)
+		return -1;
+	/* The copy runs beside the caller's parsing; object_publish()
+	 * waits for it and checks that the source did not change. */
+	struct copy *cp = xcalloc(1, sizeof *cp);
+	cp->in = dup(fd);
+	cp->out = out;
+	cp->total = total;
+	cp->before = before;
+	info->tmp = tmp;
+	info->fd = out;
+	info->copy = cp;
+	if (cp->in < 0 || pthread_create(&cp->tid, NULL, copy_main, cp) != 0) {
+		/* No thread: copy now. */
+		if (cp->in >= 0)
+			copy_main(cp);
+		else
+			cp->err = errno;
+		cp->joined = 1;
+	}
+	return 1;
+}
+
 enum mlk_status object_put_fd(const struct lake *l, int fd, const char *src,
 			      struct object_info *info, struct mlk_error *e)
 {
+	info->tmp = NULL;
+	info->fd = -1;
+	info->copy = NULL;
+	int done = put_regular(l, fd, src, info, e);
+	if (done < 0)
+		return e->status;
+	if (done)
+		return MLK_OK;
+	if (lseek(fd, 0, SEEK_SET) < 0 && errno != ESPIPE)
+		return mlk_error_errno(e, src, "cannot rewind");
+
 	char *tmpl = lake_path(l, "objects/incoming");
 	int out;
 	char *tmp;
@@ -72,18 +254,73 @@ enum mlk_status object_put_fd(const struct lake *l, int fd, const char *src,
 	if (info->existed) {
 		close(out);
 		unlink(tmp);
+		free(tmp);
 	} else {
-		char *dir = lake_path(l, "objects/sha256/%.2s", info->sha256);
-		s = fsio_mkdirs(dir, 0755, e);
-		free(dir);
-		if (s == MLK_OK)
-			s = fsio_commit(out, tmp, final, 0444, 0, e);
-		else
-			close(out);
-		if (s != MLK_OK)
-			unlink(tmp);
+		sync_file_range(out, 0, 0, SYNC_FILE_RANGE_WRITE);
+		info->tmp = tmp;
+		info->fd = out;
 	}
 	free(final);
-	free(tmp);
+	return MLK_OK;
+}
+
+enum mlk_status object_publish(const struct lake *l, struct object_info *info,
+			       struct mlk_error *e)
+{
+	if (!info->tmp)
+		return MLK_OK;
+	if (info->copy) {
+		const char *why = NULL;
+		struct copy *cp = info->copy;
+		int rc = copy_finish(cp, &why);
+		free(cp);
+		info->copy = NULL;
+		if (rc) {
+			mlk_error_set(e, MLK_INTEGRITY, info->tmp, 0,
+				      "cannot store object: %s", why);
+			object_discard(info);
+			return MLK_INTEGRITY;
+		}
+	}
+	char *final = object_path(l, info->sha256);
+	char *dir = lake_path(l, "objects/sha256/%.2s", info->sha256);
+	enum mlk_status s = fsio_mkdirs(dir, 0755, e);
+	if (s == MLK_OK) {
+		s = fsio_commit(info->fd, info->tmp, final, 0444, 0, e);
+		info->fd = -1;
+	}
+	free(dir);
+	free(final);
+	if (s != MLK_OK)
+		object_discard(info);
+	free(info->tmp);
+	info->tmp = NULL;
 	return s;
+}
+
+void object_discard(struct object_info *info)
+{
+	if (info->copy) {
+		const char *why;
+		copy_finish(info->copy, &why);
+		free(info->copy);
+		info->copy = NULL;
+	}
+	if (info->fd >= 0)
+		close(info->fd);
+	info->fd = -1;
+	if (info->tmp) {
+		unlink(info->tmp);
+		free(info->tmp);
+		info->tmp = NULL;
+	}
+}
+
+char *object_read_path(const struct lake *l, const struct object_info *info)
+{
+	if (info->copy)
+		return NULL;
+	if (info->tmp)
+		return xstrdup(info->tmp);
+	return object_path(l, info->sha256);
 }

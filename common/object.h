@@ -2,10 +2,16 @@
  * object — the content-addressed object store, objects/sha256/XX/HEX.
  *
  * Every original byte that enters the lake is stored here once, named by
- * its SHA-256, shared by all zones and versions.  Objects are written
- * through a temp file in objects/, hashed while copied (one pass), fsynced,
- * made read-only (0444) and renamed into place; storing bytes that are
- * already present costs the copy and changes nothing.
+ * its SHA-256, shared by all zones and versions.  A new object is first
+ * a temp file beside its final name: a regular file is hashed, then
+ * copied by the kernel on a thread of its own while the caller parses the
+ * source; a pipe is hashed while copied.  object_publish() waits for the
+ * copy, checks that the source did not change meanwhile (size, inode,
+ * modification and change times, as git and rsync do), fsyncs the temp,
+ * makes it read-only (0444) and renames it into place.  Deferring the fsync lets the disk work while
+ * the caller parses, and an object is never visible under its name
+ * before all of its bytes are durable.  Storing bytes that are already
+ * present changes nothing.
  */
 #ifndef MLK_OBJECT_H
 #define MLK_OBJECT_H
@@ -20,11 +26,26 @@ struct object_info {
 	char sha256[SHA256_HEX];
 	unsigned long long size;
 	int existed;            /* the store already held these bytes */
+	char *tmp;              /* new and not yet published (malloc'd) */
+	int fd;                 /* open on tmp, or -1 */
+	void *copy;             /* private: a copy still running */
 };
 
-/* Store everything read from fd.  src names the input in errors. */
+/*
+ * Store everything read from fd.  src names the input in errors.  When
+ * info->tmp is set afterwards, the caller must object_publish() or
+ * object_discard() it.
+ */
 enum mlk_status object_put_fd(const struct lake *l, int fd, const char *src,
 			      struct object_info *info, struct mlk_error *e);
+enum mlk_status object_publish(const struct lake *l, struct object_info *info,
+			       struct mlk_error *e);
+void object_discard(struct object_info *info);
+/*
+ * Where the object's bytes can be read now: NULL while a copy from the
+ * source is still running (read the source's descriptor meanwhile).
+ */
+char *object_read_path(const struct lake *l, const struct object_info *info);
 
 /* Path of an object (malloc'd), whether it exists or not. */
 char *object_path(const struct lake *l, const char *sha256_hex);

@@ -107,6 +107,13 @@ enum mlk_status pspec_add(struct pspec *s, const char *text,
 					     "partition column '%s' appears "
 					     "twice", s->f[i].name);
 		}
+	if (s->n >= PSPEC_MAX) {
+		free(f.name);
+		free(f.source);
+		return mlk_error_set(e, MLK_USAGE, NULL, 0,
+				     "more than %d partition fields",
+				     PSPEC_MAX);
+	}
 	XGROW(s->f, s->alloc, s->n + 1);
 	s->f[s->n++] = f;
 	return MLK_OK;

@@ -28,6 +28,7 @@
 #include "status.h"
 
 #define PARTITION_DEFAULT "__HIVE_DEFAULT_PARTITION__"
+#define PSPEC_MAX 16
 
 enum ptransform { PT_IDENTITY, PT_YEAR, PT_MONTH, PT_DAY, PT_BUCKET,
 		  PT_TRUNCATE };
