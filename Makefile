@@ -53,7 +53,12 @@ $(BUILD)/.stamp:
 	@touch $@
 
 $(BUILD)/common/%.o: common/%.c $(wildcard common/*.h) | $(BUILD)/.stamp
-	$(CC) $(CFLAGS) $(MLK_CFLAGS) -c -o $@ $<
+	$(CC) $(CFLAGS) $(HOT_$(notdir $*)) $(MLK_CFLAGS) -c -o $@ $<
+
+# The tokenizer loop (jsmn, compiled inside record.c) gains ~10% at -O3.
+ifneq ($(SANITIZE),1)
+HOT_record := -O3
+endif
 
 $(BUILD)/cmd/%.o: cmd/%.c $(wildcard common/*.h) | $(BUILD)/.stamp
 	$(CC) $(CFLAGS) $(MLK_CFLAGS) -c -o $@ $<

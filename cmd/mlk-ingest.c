@@ -548,7 +548,7 @@ int main(int argc, char **argv)
 	int threads = (int)lake_conf_num(&lake, "ingest", "threads", 2);
 	if (s == MLK_OK && (nshas || nunreadable)) {
 		struct dw_opts dwo = {
-			(size_t)lake_conf_num(&lake, "ingest", "buffer_mb", 16)
+			(size_t)lake_conf_num(&lake, "ingest", "buffer_mb", 24)
 				<< 20,
 			0,
 			(int)lake_conf_num(&lake, "ingest",

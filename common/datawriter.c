@@ -34,12 +34,22 @@ struct part {
 	struct dw_file info;
 };
 
-struct job {
+/* One partition's chunk: compressed into one gzip member. */
+struct piece {
 	struct part *p;
 	char *in;
 	size_t in_len, in_alloc;
 	char *out;
 	size_t out_len;
+};
+
+/* A job is one chunk, or many small ones when everything is flushed at
+ * once, so that a thousand tiny partitions cost a few wake-ups, not a
+ * thousand. */
+struct job {
+	struct piece *pc;
+	size_t n;
+	size_t in_alloc;
 	int done;
 };
 
@@ -75,6 +85,8 @@ struct dwriter {
 	struct libdeflate_compressor *inline_c;
 	enum mlk_status werr;        /* the writer's first error */
 	struct mlk_error werrinfo;
+	struct job pending;          /* pieces not yet submitted */
+	size_t pending_alloc;
 };
 
 static size_t hash_key(const char *p, size_t n)
@@ -87,12 +99,26 @@ static size_t hash_key(const char *p, size_t n)
 
 static void compress_job(struct libdeflate_compressor *c, struct job *j)
 {
-	size_t bound = libdeflate_gzip_compress_bound(c, j->in_len);
-	j->out = xmalloc(bound);
-	j->out_len = libdeflate_gzip_compress(c, j->in, j->in_len, j->out,
-					      bound);
-	free(j->in);
-	j->in = NULL;
+	for (size_t i = 0; i < j->n; i++) {
+		struct piece *q = &j->pc[i];
+		size_t bound = libdeflate_gzip_compress_bound(c, q->in_len);
+		q->out = xmalloc(bound);
+		q->out_len = libdeflate_gzip_compress(c, q->in, q->in_len,
+						      q->out, bound);
+		free(q->in);
+		q->in = NULL;
+	}
+}
+
+static void free_job(struct job *j)
+{
+	for (size_t i = 0; i < j->n; i++) {
+		free(j->pc[i].in);
+		free(j->pc[i].out);
+	}
+	free(j->pc);
+	j->pc = NULL;
+	j->n = 0;
 }
 
 static void *worker(void *arg)
@@ -157,18 +183,22 @@ static void close_part(struct dwriter *w, struct part *p)
 static enum mlk_status write_job(struct dwriter *w, struct job *j,
 				 struct mlk_error *e)
 {
-	struct part *p = j->p;
-	enum mlk_status s = open_part(w, p, e);
-	if (s == MLK_OK)
-		s = fsio_write_all(p->fd, j->out, j->out_len, p->path, e);
-	if (s == MLK_OK) {
-		sha256_update(&p->sha, j->out, j->out_len);
-		p->info.size += j->out_len;
-		if (w->open_files > max_open)
-			close_part(w, p);
+	enum mlk_status s = MLK_OK;
+	for (size_t i = 0; i < j->n && s == MLK_OK; i++) {
+		struct piece *q = &j->pc[i];
+		struct part *p = q->p;
+		s = open_part(w, p, e);
+		if (s == MLK_OK)
+			s = fsio_write_all(p->fd, q->out, q->out_len, p->path,
+					   e);
+		if (s == MLK_OK) {
+			sha256_update(&p->sha, q->out, q->out_len);
+			p->info.size += q->out_len;
+			if (w->open_files > max_open)
+				close_part(w, p);
+		}
 	}
-	free(j->out);
-	j->out = NULL;
+	free_job(j);
 	return s;
 }
 
@@ -194,8 +224,7 @@ static void *writer(void *arg)
 		if (w->werr == MLK_OK)
 			s = write_job(w, j, &e);
 		else
-			free(j->out);
-		j->out = NULL;
+			free_job(j);
 		pthread_mutex_lock(&w->mu);
 		if (s != MLK_OK && w->werr == MLK_OK) {
 			w->werr = s;
@@ -216,15 +245,14 @@ static enum mlk_status writer_error(struct dwriter *w, struct mlk_error *e)
 	return w->werr;
 }
 
-static enum mlk_status flush_part(struct dwriter *w, struct part *p,
-				  struct mlk_error *e)
+/* Hand the pending pieces to the compression threads as one job. */
+static enum mlk_status submit(struct dwriter *w, struct mlk_error *e)
 {
-	if (!p->data.len)
+	struct job j = w->pending;
+	if (!j.n)
 		return MLK_OK;
-	w->buffered -= p->data.alloc;
-	struct job j = { p, p->data.data, p->data.len, p->data.alloc, NULL,
-			 0, 0 };
-	buf_init(&p->data);
+	memset(&w->pending, 0, sizeof w->pending);
+	w->pending_alloc = 0;
 	if (!w->nthreads) {
 		compress_job(w->inline_c, &j);
 		return write_job(w, &j, e);
@@ -238,7 +266,7 @@ static enum mlk_status flush_part(struct dwriter *w, struct part *p,
 		pthread_cond_wait(&w->space, &w->mu);
 	if (w->werr != MLK_OK) {
 		pthread_mutex_unlock(&w->mu);
-		free(j.in);
+		free_job(&j);
 		return writer_error(w, e);
 	}
 	w->ring[w->submitted % w->ring_size] = j;
@@ -246,6 +274,25 @@ static enum mlk_status flush_part(struct dwriter *w, struct part *p,
 	w->inflight += j.in_alloc;
 	pthread_cond_signal(&w->work);
 	pthread_mutex_unlock(&w->mu);
+	return MLK_OK;
+}
+
+/* Move a partition's buffer into the pending job; submit when it holds
+ * a chunk's worth. */
+static enum mlk_status flush_part(struct dwriter *w, struct part *p,
+				  struct mlk_error *e)
+{
+	if (!p->data.len)
+		return MLK_OK;
+	w->buffered -= p->data.alloc;
+	struct job *j = &w->pending;
+	XGROW(j->pc, w->pending_alloc, j->n + 1);
+	j->pc[j->n++] = (struct piece){ p, p->data.data, p->data.len,
+					p->data.alloc, NULL, 0 };
+	j->in_alloc += p->data.alloc;
+	buf_init(&p->data);
+	if (j->in_alloc >= w->o.chunk_bytes)
+		return submit(w, e);
 	return MLK_OK;
 }
 
@@ -383,6 +430,7 @@ enum mlk_status dw_add(struct dwriter *w, const char *partition, size_t plen,
 			if (s != MLK_OK)
 				return s;
 		}
+		return submit(w, e);
 	}
 	return MLK_OK;
 }
@@ -404,6 +452,8 @@ enum mlk_status dw_finish(struct dwriter *w, const struct dw_file **files,
 	enum mlk_status s = MLK_OK;
 	for (size_t i = 0; i < w->nparts && s == MLK_OK; i++)
 		s = flush_part(w, w->parts[i], e);
+	if (s == MLK_OK)
+		s = submit(w, e);
 	if (w->nthreads) {
 		pthread_mutex_lock(&w->mu);
 		while (w->head < w->submitted && w->werr == MLK_OK)
@@ -487,11 +537,9 @@ void dw_free(struct dwriter *w)
 		pthread_join(w->tids[i], NULL);
 	if (w->have_writer)
 		pthread_join(w->writer, NULL);
-	for (size_t i = w->head; i < w->submitted; i++) {
-		struct job *j = &w->ring[i % w->ring_size];
-		free(j->in);
-		free(j->out);
-	}
+	for (size_t i = w->head; i < w->submitted; i++)
+		free_job(&w->ring[i % w->ring_size]);
+	free_job(&w->pending);
 	for (size_t i = 0; i < w->nparts; i++) {
 		struct part *p = w->parts[i];
 		close_part(w, p);

@@ -172,7 +172,7 @@ static const char mlk_yaml[] =
 "  # keyed pseudonyms use keys/<id>.key (mode 0600); never the key itself\n"
 "  default: %s\n"
 "ingest:\n"
-"  buffer_mb: 32          # memory for micro-batches before they are "
+"  buffer_mb: 24          # memory for micro-batches before they are "
 "flushed\n"
 "  compression_level: 1   # gzip level of data files, 1 (fast) to 12\n"
 "  threads: 2             # compression threads\n"
