@@ -82,12 +82,15 @@ int main(int argc, char **argv)
 	};
 	int c;
 	mlk_progname = "mlk-catalog";
+	opterr = 0;
 	/* Options end at the subcommand; it parses its own. */
 	while ((c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
 		switch (c) {
 		case 'h': usage(0); break;
 		case 'V': puts("mlk-catalog " MLK_VERSION); return 0;
-		default: usage(MLK_USAGE);
+		default:
+			mlk_warn("unknown option '%s'", argv[optind - 1]);
+			usage(MLK_USAGE);
 		}
 	}
 	if (optind >= argc) {

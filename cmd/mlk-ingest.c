@@ -19,6 +19,7 @@
 #include "audit.h"
 #include "batch.h"
 #include "buf.h"
+#include "crypto.h"
 #include "ehr.h"
 #include "fsio.h"
 #include "lake.h"
@@ -401,7 +402,8 @@ int main(int argc, char **argv)
 	enum ehr_format fmt = EHR_AUTO;
 
 	mlk_progname = "mlk-ingest";
-	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
 		switch (c) {
 		case 'L': lakedir = optarg; break;
 		case 'd': dataset = optarg; break;
@@ -419,7 +421,13 @@ int main(int argc, char **argv)
 		}
 		case 'h': usage(0); break;
 		case 'V': puts("mlk-ingest " MLK_VERSION); return 0;
-		default: usage(MLK_USAGE);
+		case ':':
+			mlk_warn("option '%s' needs a value", argv[optind - 1]);
+			usage(MLK_USAGE);
+			break;
+		default:
+			mlk_warn("unknown option '%s'", argv[optind - 1]);
+			usage(MLK_USAGE);
 		}
 	}
 	if (optind >= argc) {
@@ -446,12 +454,19 @@ int main(int argc, char **argv)
 	}
 	struct identity id;
 	struct decision d;
-	if (policy_identity(&lake, &id, &e) != MLK_OK ||
-	    policy_check(&lake, &id, "ingest", "raw", dataset, &d, &e) !=
-		    MLK_OK) {
+	enum mlk_status ps0 = policy_identity(&lake, &id, &e);
+	if (ps0 == MLK_OK)
+		ps0 = policy_check(&lake, &id, "ingest", "raw", dataset, &d,
+				   &e);
+	if (ps0 != MLK_OK) {
+		/* A policy that cannot be read denies, and says where. */
 		mlk_error_print(mlk_progname, &e);
+		memset(&d, 0, sizeof d);
+		snprintf(d.rule, sizeof d.rule, "policy-error");
+		int rc = deny(&lake, &id, &d, dataset, purpose);
+		identity_release(&id);
 		lake_close(&lake);
-		return MLK_DENIED;
+		return rc;
 	}
 	if (!d.allow) {
 		int rc = deny(&lake, &id, &d, dataset, purpose);
@@ -535,8 +550,20 @@ int main(int argc, char **argv)
 	struct run r;
 	memset(&r, 0, sizeof r);
 	int did_batch = 0;
-	if (s == MLK_OK && (nshas || nunreadable))
+	if (s == MLK_OK && nshas) {
 		batch_make_id(dataset, opts_key.data, shas, nshas, bid);
+	} else if (s == MLK_OK && nunreadable) {
+		/* Nothing readable: a batch that only records the failed
+		 * inputs, under an id of its own, so no later run collides
+		 * with it. */
+		uint8_t rnd[16];
+		char hex[33];
+		if ((s = crypto_random(rnd, sizeof rnd, &e)) == MLK_OK) {
+			hex_encode(rnd, sizeof rnd, hex);
+			buf_addf(&opts_key, "run=%s\n", hex);
+			batch_make_id(dataset, opts_key.data, shas, 0, bid);
+		}
+	}
 	if (s == MLK_OK && nshas && batch_published(&lake, dataset, bid, &e)) {
 		if (!quiet)
 			mlk_warn("batch %s is already in %s; nothing to do",
@@ -644,20 +671,21 @@ int main(int argc, char **argv)
 		}
 		buf_addstr(&extra, "\"format\":");
 		buf_add_json_cstr(&extra, ehr_format_name(fmt));
-		s = batch_commit(&b, id.user, "mlk-ingest " MLK_VERSION,
-				 extra.data, &e);
+		s = batch_prepare(&b, id.user, "mlk-ingest " MLK_VERSION,
+				  extra.data, &e);
 		buf_release(&extra);
 	}
-	if (s != MLK_OK && did_batch)
-		batch_abort(&b);
-	fsio_unlock(lock);
 
 	if (s == MLK_OK && (b.rejected || nunreadable))
 		status = MLK_PARTIAL;
 	if (s != MLK_OK)
 		status = s;
 
-	/* Audit what happened, success or not. */
+	/*
+	 * The audit event goes first and the batch becomes visible after
+	 * it, so no change to the lake is ever without its event.  Should
+	 * publishing then fail, a second event says so.
+	 */
 	struct buf inputs = BUF_INIT, outputs = BUF_INIT, detail = BUF_INIT;
 	json_input_list(&inputs, &in);
 	if (did_batch && s == MLK_OK)
@@ -675,14 +703,36 @@ int main(int argc, char **argv)
 		inputs.data, outputs.data, detail.data, status,
 	};
 	struct mlk_error ae = MLK_ERROR_INIT;
+	int audit_failed = 0;
 	if (audit_append(&lake, &id, &ev, &ae) != MLK_OK) {
 		mlk_error_print(mlk_progname, &ae);
-		if (status == MLK_OK || status == MLK_PARTIAL)
-			status = ae.status;
+		if (s == MLK_OK) {
+			audit_failed = 1;
+			/* Unaudited, the batch must not land. */
+			s = ae.status;
+			status = s;
+			mlk_warn("nothing was landed");
+		}
+	} else if (s == MLK_OK && did_batch) {
+		s = batch_publish(&b, &e);
+		if (s != MLK_OK) {
+			status = s;
+			struct audit_event fail = ev;
+			fail.outputs = NULL;
+			fail.detail = "{\"aborted\":true}";
+			fail.status = s;
+			struct mlk_error fe = MLK_ERROR_INIT;
+			if (audit_append(&lake, &id, &fail, &fe) != MLK_OK)
+				mlk_error_print(mlk_progname, &fe);
+		}
 	}
-	if (s != MLK_OK)
+	if (s != MLK_OK && did_batch)
+		batch_abort(&b);
+	fsio_unlock(lock);
+
+	if (s != MLK_OK && !audit_failed)
 		mlk_error_print(mlk_progname, &e);
-	else if (!quiet && did_batch)
+	else if (!quiet && did_batch && s == MLK_OK)
 		mlk_warn("batch %s: %llu records from %zu sources into %zu "
 			 "files in raw/%s%s", b.id, b.records, b.nsrc,
 			 b.nfiles, dataset,

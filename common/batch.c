@@ -74,8 +74,11 @@ static int write_marker(void *vctx, const struct rec *r, int is_header)
 	int k = rec_get(r, 0, "entry");
 	if (k < 0 || !rec_str_eq(r, k, "source"))
 		return 0;
+	/* A source quarantined whole is not held: it may be retried. */
+	if (rec_get(r, 0, "quarantined") > 0)
+		return 0;
 	int s = rec_get(r, 0, "sha256");
-	if (s < 0)
+	if (s < 0 || rec_type(r, s) != REC_STRING)
 		return 0;
 	struct buf sha = BUF_INIT;
 	rec_str(r, s, &sha);
@@ -202,8 +205,7 @@ enum mlk_status batch_quarantine(struct batch *b, size_t si, long long line,
 		return s;
 	}
 	unsigned long long n = ++b->quarantined;
-	if (line > 0)
-		src->rejected++;
+	src->rejected++;
 	b->rejected++;
 	char *bad = NULL;
 	if (raw) {
@@ -219,7 +221,8 @@ enum mlk_status batch_quarantine(struct batch *b, size_t si, long long line,
 	buf_add_json_cstr(&j, b->dataset);
 	buf_addstr(&j, ",\"src\":{\"path\":");
 	buf_add_json_cstr(&j, src->path);
-	buf_addf(&j, ",\"sha256\":\"%s\"", src->sha256);
+	if (src->sha256[0])
+		buf_addf(&j, ",\"sha256\":\"%s\"", src->sha256);
 	if (line > 0)
 		buf_addf(&j, ",\"line\":%lld,\"offset\":%llu", line, offset);
 	buf_addstr(&j, "},\"reason\":");
@@ -227,7 +230,7 @@ enum mlk_status batch_quarantine(struct batch *b, size_t si, long long line,
 	if (raw)
 		buf_addf(&j, ",\"piece\":\"q%06llu.bad\",\"bytes\":%zu", n,
 			 rawlen);
-	else if (line <= 0)
+	else if (line <= 0 && src->sha256[0])
 		buf_addf(&j, ",\"object\":\"sha256:%s\"", src->sha256);
 	buf_addf(&j, ",\"time\":\"%s\"}\n", now);
 	if (s == MLK_OK) {
@@ -241,9 +244,9 @@ enum mlk_status batch_quarantine(struct batch *b, size_t si, long long line,
 	return s;
 }
 
-enum mlk_status batch_commit(struct batch *b, const char *actor,
-			     const char *tool, const char *header_extra,
-			     struct mlk_error *e)
+enum mlk_status batch_prepare(struct batch *b, const char *actor,
+			      const char *tool, const char *header_extra,
+			      struct mlk_error *e)
 {
 	enum mlk_status s = dw_finish(b->dw, &b->files, &b->nfiles, e);
 	if (s != MLK_OK)
@@ -285,8 +288,12 @@ enum mlk_status batch_commit(struct batch *b, const char *actor,
 		buf_reset(&line);
 		buf_addstr(&line, "{\"entry\":\"source\",\"path\":");
 		buf_add_json_cstr(&line, src->path);
-		buf_addf(&line, ",\"sha256\":\"%s\",\"size\":%llu,\"format\":",
-			 src->sha256, src->size);
+		if (src->sha256[0])
+			buf_addf(&line, ",\"sha256\":\"%s\",\"size\":%llu",
+				 src->sha256, src->size);
+		else
+			buf_addstr(&line, ",\"sha256\":null,\"size\":null");
+		buf_addstr(&line, ",\"format\":");
 		buf_add_json_cstr(&line, src->format[0] ? src->format
 							: "unknown");
 		buf_addf(&line, ",\"records\":%llu,\"rejected\":%llu",
@@ -318,8 +325,13 @@ enum mlk_status batch_commit(struct batch *b, const char *actor,
 		if (s != MLK_OK)
 			return s;
 	}
+	return MLK_OK;
+}
+
+enum mlk_status batch_publish(struct batch *b, struct mlk_error *e)
+{
 	char *parent = lake_path(b->lake, "raw/%s", b->dataset);
-	s = fsio_mkdirs(parent, 0755, e);
+	enum mlk_status s = fsio_mkdirs(parent, 0755, e);
 	if (s == MLK_OK && rename(b->staging, b->final) != 0)
 		s = mlk_error_errno(e, b->final, "cannot publish batch");
 	if (s == MLK_OK)

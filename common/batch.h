@@ -88,10 +88,15 @@ enum mlk_status batch_quarantine(struct batch *b, size_t si, long long line,
 				 unsigned long long offset, const char *raw,
 				 size_t rawlen, const char *reason,
 				 struct mlk_error *e);
-/* Publish; header_extra is extra manifest header members ("k":v,...). */
-enum mlk_status batch_commit(struct batch *b, const char *actor,
-			     const char *tool, const char *header_extra,
-			     struct mlk_error *e);
+/*
+ * Finish the batch in staging: data files durable and read-only, the
+ * manifest written (header_extra: more header members, "k":v,...).
+ * Nothing is visible yet; batch_publish() makes it so with one rename.
+ */
+enum mlk_status batch_prepare(struct batch *b, const char *actor,
+			      const char *tool, const char *header_extra,
+			      struct mlk_error *e);
+enum mlk_status batch_publish(struct batch *b, struct mlk_error *e);
 void batch_abort(struct batch *b);
 void batch_release(struct batch *b);
 

@@ -143,6 +143,13 @@ static ssize_t raw_read(struct src *s, void *p, size_t n)
 		if (n > (1u << 30))
 			n = 1u << 30;
 		int r = gzread(s->gz, p, (unsigned)n);
+		if (r == 0) {
+			/* A stream cut short ends without its trailer. */
+			int err = Z_OK;
+			gzerror(s->gz, &err);
+			if (err != Z_OK && err != Z_STREAM_END)
+				r = -1;
+		}
 		if (r < 0) {
 			s->gzerr = 1;
 			return -1;
@@ -609,9 +616,13 @@ static enum mlk_status parse_ndjson(struct src *s, const char *path,
 	enum mlk_status st = pmap_run(src_read, s, sink->threads, 0, &ops,
 				      &pe);
 	if (st == MLK_SYSTEM && pe.status == MLK_SYSTEM) {
+		/* The records before the damage have landed; the rest of
+		 * the source is one quarantined piece. */
 		if (s->gzerr)
-			return mlk_error_set(e, MLK_PARTIAL, path, 0,
-					     "corrupt gzip stream");
+			return sink->reject(sink->ctx, 0, 0, NULL, 0,
+					    "corrupt or truncated gzip stream; "
+					    "the records before the damage "
+					    "were kept");
 		return mlk_error_set(e, MLK_SYSTEM, path, 0, "%s", pe.msg);
 	}
 	return st;
@@ -820,11 +831,15 @@ static enum mlk_status parse_csv(struct src *s, const char *path,
 		int rc = 0;
 		if (got < 0) {
 			if (pe.status == MLK_SYSTEM) {
-				st = s->gzerr ? mlk_error_set(e, MLK_PARTIAL,
-						path, cr.line, "corrupt gzip "
-						"stream")
-					      : mlk_error_set(e, MLK_SYSTEM,
-						path, 0, "%s", pe.msg);
+				if (s->gzerr)
+					st = (enum mlk_status)sink->reject(
+						sink->ctx, 0, 0, NULL, 0,
+						"corrupt or truncated gzip "
+						"stream; the records before "
+						"the damage were kept");
+				else
+					st = mlk_error_set(e, MLK_SYSTEM, path,
+							   0, "%s", pe.msg);
 				break;
 			}
 			rc = sink->reject(sink->ctx, pe.line, cr.offset,

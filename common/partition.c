@@ -262,7 +262,20 @@ void partition_add(const struct pfield *f, const char *val, size_t len,
 		buf_add(out, val + 8, 2);
 		return;
 	case PT_BUCKET: {
-		uint32_t h = murmur3_32(val, len, 0);
+		uint32_t h;
+		if (is_number && len < 19 && (digits(val, len) ||
+		    (val[0] == '-' && len > 1 && digits(val + 1, len - 1)))) {
+			/* Iceberg hashes integers as 8-byte little-endian
+			 * longs, strings as their UTF-8 bytes. */
+			long long v = strtoll(val, NULL, 10);
+			uint64_t u = (uint64_t)v;
+			uint8_t le[8];
+			for (int k = 0; k < 8; k++)
+				le[k] = (uint8_t)(u >> (8 * k));
+			h = murmur3_32(le, 8, 0);
+		} else {
+			h = murmur3_32(val, len, 0);
+		}
 		buf_addf(out, "%u", (unsigned)((h & 0x7fffffffu) %
 					       (uint32_t)f->arg));
 		return;

@@ -179,6 +179,7 @@ enum mlk_status pmap_run(pmap_read_fn rd, void *rctx, int threads,
 		tls = ops->tls_new(ops->ctx);
 
 	enum mlk_status st = MLK_OK;
+	int read_failed = 0;
 	/* Bytes after the last newline of a block move to the next one. */
 	char *carry = NULL;
 	size_t carry_len = 0, carry_alloc = 0;
@@ -234,9 +235,12 @@ enum mlk_status pmap_run(pmap_read_fn rd, void *rctx, int threads,
 				ssize_t r = read_more(rd, rctx, b, BLOCK - b->len
 						      + (b->len >= BLOCK));
 				if (r < 0) {
-					st = mlk_error_errno(e, NULL,
-							     "read error");
-					break;
+					/* Map what came before the error
+					 * (whole lines only), then stop. */
+					mlk_error_errno(e, NULL, "read error");
+					read_failed = 1;
+					eof = 1;
+					r = 0;
 				}
 				if (r == 0)
 					eof = 1;
@@ -254,6 +258,10 @@ enum mlk_status pmap_run(pmap_read_fn rd, void *rctx, int threads,
 			if (nl || eof) {
 				cut = nl && !eof ? (size_t)(nl - b->data) + 1
 						 : b->len;
+				/* After a read error a partial last line is
+				 * part of the damage, not a record. */
+				if (read_failed)
+					cut = nl ? (size_t)(nl - b->data) + 1 : 0;
 				break;
 			}
 			/* No newline in a full block: a long line. */
@@ -272,8 +280,10 @@ enum mlk_status pmap_run(pmap_read_fn rd, void *rctx, int threads,
 			}
 			ssize_t r = read_more(rd, rctx, b, BLOCK);
 			if (r < 0) {
-				st = mlk_error_errno(e, NULL, "read error");
-				break;
+				mlk_error_errno(e, NULL, "read error");
+				read_failed = 1;
+				eof = 1;
+				r = 0;
 			}
 			if (r == 0)
 				eof = 1;
@@ -297,7 +307,7 @@ enum mlk_status pmap_run(pmap_read_fn rd, void *rctx, int threads,
 			}
 			b->offset = offset;
 		}
-		if (cut < b->len) {
+		if (cut < b->len && !read_failed) {
 			XGROW(carry, carry_alloc, b->len - cut);
 			memcpy(carry, b->data + cut, b->len - cut);
 			carry_len = b->len - cut;
@@ -334,9 +344,13 @@ enum mlk_status pmap_run(pmap_read_fn rd, void *rctx, int threads,
 			continue;
 		}
 		pthread_mutex_unlock(&p.mu);
-		int rc = st == MLK_OK ? ops->reduce(ops->ctx, &ob->out) : 0;
-		if (rc)
+		/* After a read error the blocks read before it still count. */
+		int rc = st == MLK_OK || read_failed
+				 ? ops->reduce(ops->ctx, &ob->out) : 0;
+		if (rc) {
 			st = (enum mlk_status)rc;
+			read_failed = 0;
+		}
 		pthread_mutex_lock(&p.mu);
 		ob->state = 0;
 		p.head++;
@@ -360,5 +374,7 @@ enum mlk_status pmap_run(pmap_read_fn rd, void *rctx, int threads,
 	pthread_mutex_destroy(&p.mu);
 	pthread_cond_destroy(&p.work);
 	pthread_cond_destroy(&p.done);
+	if (st == MLK_OK && read_failed)
+		st = MLK_SYSTEM;
 	return st;
 }

@@ -95,7 +95,7 @@ static int list_has(const struct ynode *n, const char *want, int glob)
 		return 0;
 	if (n->type == YNODE_SCALAR)
 		return !strcmp(n->scalar, "*") ||
-		       (glob ? !fnmatch(n->scalar, want, 0)
+		       (glob ? !fnmatch(n->scalar, want, FNM_PATHNAME)
 			     : !strcmp(n->scalar, want));
 	if (n->type != YNODE_SEQ)
 		return 0;

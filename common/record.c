@@ -640,7 +640,8 @@ void rec_write_open(const struct rec *r, int obj, const char *drop,
 	buf_addch(out, '{');
 	int m = 0;
 	for (int k = obj + 1; k < r->skip[obj]; k = r->skip[k]) {
-		if (k == dropk)
+		/* Every member of that name goes, duplicates included. */
+		if (dropk >= 0 && rec_key_eq(r, k, drop))
 			continue;
 		if (m++)
 			buf_addch(out, ',');
