@@ -111,7 +111,8 @@ static void walk(struct inputs *in, const char *dir)
 		names[n++] = xstrdup(de->d_name);
 	}
 	closedir(d);
-	qsort(names, n, sizeof *names, cmp_name);
+	if (n)
+		qsort(names, n, sizeof *names, cmp_name);
 	for (size_t i = 0; i < n; i++) {
 		char *p = strcmp(dir, "/") ? xasprintf("%s/%s", dir, names[i])
 					  : xasprintf("/%s", names[i]);

@@ -23,7 +23,8 @@ void batch_make_id(const char *dataset, const char *opts, char **shas,
 		   size_t n, char id[BATCH_ID_LEN])
 {
 	char **sorted = xcalloc(n + 1, sizeof *sorted);
-	memcpy(sorted, shas, n * sizeof *sorted);
+	if (n)
+		memcpy(sorted, shas, n * sizeof *sorted);
 	qsort(sorted, n, sizeof *sorted, cmp_str);
 	struct sha256_ctx c;
 	sha256_init(&c);

@@ -505,7 +505,7 @@ enum mlk_status dw_finish(struct dwriter *w, const struct dw_file **files,
 		}
 		free(dp);
 	}
-	if (s == MLK_OK) {
+	if (s == MLK_OK && ndirs) {
 		qsort(dirs, ndirs, sizeof *dirs, cmp_str);
 		for (size_t i = ndirs; i-- > 0 && s == MLK_OK;) {
 			if (i + 1 < ndirs && !strcmp(dirs[i], dirs[i + 1]))

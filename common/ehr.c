@@ -473,7 +473,7 @@ static int emit_json(struct jctx *c, struct buf *body, long long line,
 		rtbuf[n] = '\0';
 		c->rt = rtbuf;
 		memcpy(c->typebuf, "fhir:", 5);
-		memcpy(c->typebuf + 5, p, n + 0);
+		memcpy(c->typebuf + 5, p, n);
 		c->typebuf[5 + n] = '\0';
 		type = c->typebuf;
 	} else if (fhir) {

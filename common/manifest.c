@@ -66,7 +66,8 @@ static int cmp(const void *a, const void *b)
 
 void manifest_sort(struct manifest *m)
 {
-	qsort(m->ent, m->n, sizeof *m->ent, cmp);
+	if (m->n)
+		qsort(m->ent, m->n, sizeof *m->ent, cmp);
 }
 
 void manifest_digest_entries(struct manifest *m, char hex[SHA256_HEX])
