@@ -28,6 +28,7 @@ MLK_CFLAGS := -std=c11 -Wall -Wextra -Werror -Wshadow -Wvla -Wformat=2 \
 LDLIBS   := $(PKG_LIBS) -lpthread
 
 ifeq ($(SANITIZE),1)
+UNIT_SAN := -fsanitize=address,undefined -fno-sanitize-recover=undefined
 CFLAGS   := -O1 -g -fno-omit-frame-pointer
 MLK_CFLAGS += -fsanitize=address,undefined -fno-sanitize-recover=undefined
 LDFLAGS  += -fsanitize=address,undefined
@@ -76,7 +77,8 @@ setup:
 check: setup
 	@$(MAKE) --no-print-directory all
 	@sh scripts/check-man
-	@MLK_BIN=$(CURDIR)/bin sh scripts/run-tests
+	@MLK_BIN=$(CURDIR)/bin MLK_LIB=$(LIB) UNIT_CFLAGS="$(UNIT_SAN)" \
+	  sh scripts/run-tests
 
 demo: setup
 	@$(MAKE) --no-print-directory all

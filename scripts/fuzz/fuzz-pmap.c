@@ -360,6 +360,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	compare("threads=2", &par, "threads=0", &one, par.n);
 	CHECK(!par.reduced_after_stop && !one.reduced_after_stop);
 	CHECK(st0 == MLK_OK || st0 == MLK_SYSTEM || st0 == MLK_DENIED);
+	if (fail && !stop)
+		CHECK(st0 == MLK_SYSTEM);
+	if (!fail && !stop)
+		CHECK(st0 == MLK_OK);
 	if (st0 == MLK_SYSTEM) {
 		CHECK(fail);
 		CHECK(e0.status == MLK_SYSTEM && e2.status == MLK_SYSTEM);
@@ -375,9 +379,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		avail = (size_t)((unsigned long long)s.len * v / 65535);
 	}
 	long long tail_line;
-	size_t tail = serial((const unsigned char *)s.data, avail,
-			     avail < s.len || (fail && st0 == MLK_SYSTEM),
-			     eff, &ref, &tail_line);
+	size_t tail = serial((const unsigned char *)s.data, avail, fail, eff,
+			     &ref, &tail_line);
 	if (st0 == MLK_DENIED) {
 		/* Stopped early: a prefix, ending with a whole block. */
 		CHECK(one.n <= ref.n);
