@@ -355,6 +355,17 @@ static enum mlk_status store_input(struct lake *l, struct input *in,
 	return MLK_OK;
 }
 
+/* Let an input's copy finish; the parse then reads the stored copy. */
+static void settle_input(struct input *x)
+{
+	struct mlk_error we = MLK_ERROR_INIT;
+	if (object_wait(&x->obj, x->path, &we) != MLK_OK)
+		x->unreadable = xstrdup(we.msg);
+	if (x->fd >= 0 && !x->is_stdin)
+		close(x->fd);
+	x->fd = -1;
+}
+
 static void json_input_list(struct buf *b, const struct inputs *in)
 {
 	int first = 1;
@@ -503,9 +514,12 @@ int main(int argc, char **argv)
 	free(dsdir);
 	free(lockp);
 
-	/* Phase 1: every source into the object store, hashed. */
+	/* Phase 1: every source into the object store, hashed.  Copies of
+	 * big files run on threads; at most two at a time, the older one
+	 * finished (and its source closed) before a third starts. */
 	char **shas = NULL;
 	size_t nshas = 0, shas_alloc = 0;
+	size_t running[3], nrunning = 0;
 	for (size_t i = 0; i < in.n && s == MLK_OK; i++) {
 		struct input *x = &in.v[i];
 		if (x->unreadable)
@@ -513,6 +527,17 @@ int main(int argc, char **argv)
 		s = store_input(&lake, x, &e);
 		if (s != MLK_OK || x->unreadable)
 			continue;
+		if (x->obj.copy) {
+			running[nrunning++] = i;
+			if (nrunning == 3) {
+				settle_input(&in.v[running[0]]);
+				running[0] = running[1];
+				running[1] = running[2];
+				nrunning = 2;
+			}
+			if (in.v[i].unreadable)
+				continue;
+		}
 		char known[BATCH_ID_LEN];
 		if (batch_source_known(&lake, dataset, x->sha256, known)) {
 			x->skip = 1;
@@ -641,6 +666,18 @@ int main(int argc, char **argv)
 		free(table);
 		snprintf(b.src[r.si].format, sizeof b.src[r.si].format, "%s",
 			 ehr_format_name(r.used));
+		/* The source was parsed while its copy ran: both must be of
+		 * the bytes that were hashed, or nothing of this run lands. */
+		if (x->obj.copy) {
+			struct mlk_error we = MLK_ERROR_INIT;
+			if (object_wait(&x->obj, x->path, &we) != MLK_OK) {
+				e = we;
+				s = we.status;
+			}
+			if (x->fd >= 0 && !x->is_stdin)
+				close(x->fd);
+			x->fd = -1;
+		}
 		if (ps == MLK_PARTIAL) {
 			/* The source as a whole is unusable; its bytes stay
 			 * in the object store, named by the reason record. */

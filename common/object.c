@@ -184,7 +184,9 @@ static int put_regular(const struct lake *l, int fd, const char *src,
 	info->tmp = tmp;
 	info->fd = out;
 	info->copy = cp;
-	if (cp->in < 0 || pthread_create(&cp->tid, NULL, copy_main, cp) != 0) {
+	/* Small files are copied at once: a thread would cost more. */
+	if (cp->in < 0 || total < ((unsigned long long)8 << 20) ||
+	    pthread_create(&cp->tid, NULL, copy_main, cp) != 0) {
 		/* No thread: copy now. */
 		if (cp->in >= 0)
 			copy_main(cp);
@@ -204,6 +206,9 @@ enum mlk_status object_put_fd(const struct lake *l, int fd, const char *src,
 	int done = put_regular(l, fd, src, info, e);
 	if (done < 0)
 		return e->status;
+	/* A copy made at once is checked at once. */
+	if (done && info->copy && ((struct copy *)info->copy)->joined)
+		return object_wait(info, src, e);
 	if (done)
 		return MLK_OK;
 	if (lseek(fd, 0, SEEK_SET) < 0 && errno != ESPIPE)
@@ -264,24 +269,33 @@ enum mlk_status object_put_fd(const struct lake *l, int fd, const char *src,
 	return MLK_OK;
 }
 
+enum mlk_status object_wait(struct object_info *info, const char *src,
+			    struct mlk_error *e)
+{
+	if (!info->copy)
+		return MLK_OK;
+	const char *why = NULL;
+	struct copy *cp = info->copy;
+	int rc = copy_finish(cp, &why);
+	free(cp);
+	info->copy = NULL;
+	if (rc) {
+		mlk_error_set(e, MLK_INTEGRITY, src, 0,
+			      "cannot store its bytes: %s", why);
+		object_discard(info);
+		return MLK_INTEGRITY;
+	}
+	return MLK_OK;
+}
+
 enum mlk_status object_publish(const struct lake *l, struct object_info *info,
 			       struct mlk_error *e)
 {
 	if (!info->tmp)
 		return MLK_OK;
-	if (info->copy) {
-		const char *why = NULL;
-		struct copy *cp = info->copy;
-		int rc = copy_finish(cp, &why);
-		free(cp);
-		info->copy = NULL;
-		if (rc) {
-			mlk_error_set(e, MLK_INTEGRITY, info->tmp, 0,
-				      "cannot store object: %s", why);
-			object_discard(info);
-			return MLK_INTEGRITY;
-		}
-	}
+	enum mlk_status ws = object_wait(info, info->tmp, e);
+	if (ws != MLK_OK)
+		return ws;
 	char *final = object_path(l, info->sha256);
 	char *dir = lake_path(l, "objects/sha256/%.2s", info->sha256);
 	enum mlk_status s = fsio_mkdirs(dir, 0755, e);

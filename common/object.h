@@ -38,6 +38,10 @@ struct object_info {
  */
 enum mlk_status object_put_fd(const struct lake *l, int fd, const char *src,
 			      struct object_info *info, struct mlk_error *e);
+/* Wait for a running copy and check that the source did not change
+ * meanwhile (MLK_INTEGRITY, naming src, when it did). */
+enum mlk_status object_wait(struct object_info *info, const char *src,
+			    struct mlk_error *e);
 enum mlk_status object_publish(const struct lake *l, struct object_info *info,
 			       struct mlk_error *e);
 void object_discard(struct object_info *info);

@@ -532,3 +532,31 @@ small 0"
 	assert_success
 	[ "$(grep -o '"_mlk"' <<<"$output" | wc -l)" -eq 1 ]
 }
+
+@test "a source that changes while it is ingested lands nothing (exit 4)" {
+	gen_ehr --format fhir --records 100000 --seed 9 > moving.ndjson
+	( sleep 0.15; echo '{"resourceType":"Patient","id":"late"}' >> moving.ndjson ) &
+	run --separate-stderr mlk-ingest --quiet --dataset ehr/moving moving.ndjson
+	wait
+	assert_failure 4
+	[[ $stderr == *"'moving.ndjson': cannot store its bytes: source changed while it was being ingested"* ]]
+	[ -z "$(ls -d "$MLK_LAKE"/raw/ehr/moving/batch=* 2>/dev/null)" ]
+	[ -z "$(find "$MLK_LAKE" -name '.tmp-*')" ]
+	# Once it holds still, it lands.
+	run --separate-stderr mlk-ingest --quiet --dataset ehr/moving moving.ndjson
+	assert_success
+	[ "$(echo "$output" | grep -c .)" -eq 100001 ]
+}
+
+@test "hundreds of small files in one run: one batch, every file an object" {
+	mkdir in
+	for i in $(seq 1 300); do
+		echo "{\"resourceType\":\"Patient\",\"id\":\"p$i\"}" > "in/p$i.ndjson"
+	done
+	run --separate-stderr mlk-ingest --dataset ehr/many in
+	assert_success
+	[ "$(echo "$output" | grep -c .)" -eq 300 ]
+	[ "$(find "$MLK_LAKE/objects" -type f | wc -l)" -eq 300 ]
+	[ "$(ls -d "$MLK_LAKE"/raw/ehr/many/batch=* | wc -l)" -eq 1 ]
+	[ "$(jq -s 'map(select(.entry == "source")) | length' "$MLK_LAKE"/raw/ehr/many/batch=*/_manifest.json)" -eq 300 ]
+}

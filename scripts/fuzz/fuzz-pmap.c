@@ -5,12 +5,14 @@
  *
  *   byte 0   bits 0-2 read size class, bit 3 read error, bit 4 reduce
  *            stops early, bits 5-7 max_line (see max_lines[])
- *   byte 1   seed for the read sizes
+ *   byte 1   seed for the read sizes; when both top bits are set, a big
+ *            stream (below)
  *   byte 2-3 where the read error happens (a fraction of the stream), or
  *            after how many items reduce stops
  *   rest     stream bytes, except: FE k c is k copies of c and FF k c is
- *            k * 4096 copies of c (so a few bytes can make lines longer
- *            than pmap's 1 MiB blocks); FE 00 and FF 00 are FE and FF
+ *            k * 16 copies of c, or k * 4096 in a big stream (so a few
+ *            bytes can make lines longer than pmap's 1 MiB blocks); FE 00
+ *            and FF 00 are FE and FF
  *
  * The stream is read through a callback returning short, data-driven
  * chunks, and run with threads = 2 and threads = 0.  map copies each line
@@ -35,7 +37,10 @@
 	fprintf(stderr, "check failed: %s (line %d)\n", #c, __LINE__); \
 	abort(); } } while (0)
 
-#define MAX_STREAM ((size_t)4 << 20)
+/* Big streams are slow (pmap's scan for the last newline of a block is
+ * instrumented per byte), so they are the exception. */
+#define MAX_STREAM ((size_t)5 << 19)
+#define MAX_SMALL ((size_t)64 << 10)
 #define DEFAULT_MAX_LINE ((size_t)256 << 20)
 
 /* ---- the stream ------------------------------------------------------ */
@@ -72,9 +77,10 @@ static ssize_t feed_read(void *ctx, void *p, size_t n)
 	return (ssize_t)want;
 }
 
-static void expand(const uint8_t *d, size_t n, struct buf *out)
+static void expand(const uint8_t *d, size_t n, int big, struct buf *out)
 {
-	for (size_t i = 0; i < n && out->len < MAX_STREAM; i++) {
+	size_t max = big ? MAX_STREAM : MAX_SMALL;
+	for (size_t i = 0; i < n && out->len < max; i++) {
 		if ((d[i] != 0xfe && d[i] != 0xff) || i + 1 >= n) {
 			buf_addch(out, (char)d[i]);
 			continue;
@@ -86,9 +92,9 @@ static void expand(const uint8_t *d, size_t n, struct buf *out)
 			continue;
 		}
 		if (d[i] == 0xff)
-			k *= 4096;
-		if (k > MAX_STREAM - out->len)
-			k = MAX_STREAM - out->len;
+			k *= big ? 4096 : 16;
+		if (k > max - out->len)
+			k = max - out->len;
 		buf_grow(out, k);
 		memset(out->data + out->len, d[i + 2], k);
 		out->len += k;
@@ -306,7 +312,7 @@ static enum mlk_status run(const struct buf *s, const uint8_t *hdr,
 	memset(&f, 0, sizeof f);
 	f.p = (const unsigned char *)s->data;
 	f.len = s->len;
-	f.seed = hdr[1];
+	f.seed = hdr[1] & 0x3f;
 	f.cls = classes[hdr[0] & 7];
 	/* Keep big streams quick. */
 	if (s->len > (256u << 10) && f.cls < 4096)
@@ -339,7 +345,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memset(&par, 0, sizeof par);
 	memset(&one, 0, sizeof one);
 	memset(&ref, 0, sizeof ref);
-	expand(data + 4, size - 4, &s);
+	expand(data + 4, size - 4, (data[1] & 0xc0) == 0xc0, &s);
 	if (!s.data)
 		buf_addstr(&s, "");
 
