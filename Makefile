@@ -38,6 +38,8 @@ BUILD    := build/rel
 endif
 
 BINS     := mlk-ingest mlk-catalog
+BINS += mlk-audit
+BINS += mlk-sample
 LIB_SRC  := $(wildcard common/*.c)
 LIB_OBJ  := $(patsubst common/%.c,$(BUILD)/common/%.o,$(LIB_SRC))
 LIB      := $(BUILD)/libmlk.a

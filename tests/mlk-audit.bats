@@ -1,0 +1,290 @@
+#!/usr/bin/env bats
+# mlk-audit: verify, checkpoints, proofs, query, trace.
+
+load helper
+
+# stderr_has TEXT: the last `run --separate-stderr` printed TEXT on stderr.
+stderr_has() {
+	[[ $stderr == *"$1"* ]] || {
+		echo "stderr: $stderr" >&2
+		return 1
+	}
+}
+
+# A lake with NEV events: init, an ingest of the FHIR sample data, and
+# ingests of Patient.ndjson into ehr/p1 ... (each appends one event).
+setup_lake() {
+	mklake
+	run mlk-ingest --quiet --dataset ehr/fhir --purpose T-1 "$DATA/fhir"
+	assert_success
+	for i in 1 2 3 4 5; do
+		mlk-ingest --quiet --dataset "ehr/p$i" "$DATA/fhir/Patient.ndjson" >/dev/null
+	done
+	LOG=$MLK_LAKE/audit/log.ndjson
+}
+
+@test "verify: an intact log passes and counts its events" {
+	setup_lake
+	run --separate-stderr mlk-audit verify
+	assert_success
+	assert_equal "$(jq -r '"\(.verified) \(.events) \(.checkpoints)"' <<<"$output")" "true 7 0"
+}
+
+@test "checkpoint: signed tree head, key 0600, public copy, verify checks it" {
+	setup_lake
+	run --separate-stderr mlk-audit checkpoint
+	assert_success
+	assert_equal "$(jq -r .tree_size <<<"$output")" 7
+	assert_equal "$(jq -r '.signature | length' <<<"$output")" 128
+	assert_equal "$(stat -c %a "$MLK_LAKE/keys/audit-ed25519.pem")" 600
+	assert_file_exists "$MLK_LAKE/audit/checkpoint-key.pub"
+	assert_equal "$(tail -n 1 "$MLK_LAKE/audit/checkpoints.ndjson")" "$output"
+	# the signature checks with openssl itself
+	jq -j '"mlk-audit tree head v1\n\(.tree_size)\n\(.root_hash)\n\(.time)\n\(.key_id)\n"' <<<"$output" >msg
+	jq -r .signature <<<"$output" | xxd -r -p >sig
+	run openssl pkeyutl -verify -pubin -inkey "$MLK_LAKE/audit/checkpoint-key.pub" -rawin -in msg -sigfile sig
+	assert_success
+	run mlk-audit verify
+	assert_success
+	assert_equal "$(jq -r .covered <<<"$output")" 7
+}
+
+@test "tamper: a changed byte is found at the changed event" {
+	setup_lake
+	sed -i '3s/"status":0/"status":1/' "$LOG"
+	run --separate-stderr mlk-audit verify
+	assert_failure 4
+	assert_equal "$output" ""
+	assert_equal "$stderr" "mlk-audit: '$LOG':3: seq 3: event does not match the \"prev\" hash of seq 4: it was changed, or an event was removed or inserted after it"
+}
+
+@test "tamper: a dropped line is found where it was" {
+	setup_lake
+	sed -i '4d' "$LOG"
+	run --separate-stderr mlk-audit verify
+	assert_failure 4
+	stderr_has "':4: seq 4: found seq 5 here"
+}
+
+@test "tamper: two swapped lines are found" {
+	setup_lake
+	awk 'NR == 3 { keep = $0; next } NR == 4 { print; print keep; next } 1' "$LOG" >swapped && cat swapped >"$LOG"
+	run --separate-stderr mlk-audit verify
+	assert_failure 4
+	stderr_has "':3: seq 3: found seq 4 here"
+}
+
+@test "tamper: a torn last line is found" {
+	setup_lake
+	truncate -s -10 "$LOG"
+	run --separate-stderr mlk-audit verify
+	assert_failure 4
+	stderr_has "':7: seq 7: torn last line"
+}
+
+@test "tamper: whole events cut from the end are found by the checkpoint" {
+	setup_lake
+	mlk-audit checkpoint >/dev/null
+	sed -i '$d' "$LOG"
+	sed -i '$d' "$LOG"
+	run --separate-stderr mlk-audit verify
+	assert_failure 4
+	stderr_has "':6: seq 6: log truncated: it has 5 events, checkpoint 1 covers 7"
+}
+
+# Rewrite the log from line N on with a recomputed chain (what a forger
+# with write access but no signing key can do).
+rechain() {
+	python3 - "$LOG" <<'PY'
+import hashlib, json, sys
+p = sys.argv[1]
+lines = open(p, 'rb').read().split(b'\n')[:-1]
+prev = '0' * 64
+out = []
+for i, l in enumerate(lines):
+    ev = json.loads(l)
+    ev['seq'] = i + 1
+    ev['prev'] = prev
+    b = json.dumps(ev, separators=(',', ':')).encode()
+    out.append(b)
+    prev = hashlib.sha256(b).hexdigest()
+open(p, 'wb').write(b'\n'.join(out) + b'\n')
+PY
+}
+
+@test "tamper: an edit with a recomputed chain is found by the checkpoint" {
+	setup_lake
+	mlk-audit checkpoint >/dev/null
+	sed -i '2s/"purpose":"T-1"/"purpose":"T-2"/' "$LOG"
+	run mlk-audit verify
+	assert_failure 4
+	rechain
+	run --separate-stderr mlk-audit verify
+	assert_failure 4
+	stderr_has "seq 1: events 1 to 7 do not match checkpoint 1"
+}
+
+@test "tamper: a forged event with a forged checkpoint is rejected" {
+	setup_lake
+	mlk-audit checkpoint >/dev/null
+	# a new event chained correctly; the forger signs with a key of their own
+	tail -n 1 "$LOG" | jq -c '.seq = 8 | .action = "nothing"' >>"$LOG"
+	rechain
+	openssl genpkey -algorithm ed25519 -out forger.pem 2>/dev/null
+	root=$(python3 -c '
+import hashlib,sys
+L=[hashlib.sha256(b"\0"+l).digest() for l in open(sys.argv[1],"rb").read().split(b"\n")[:-1]]
+def mth(a):
+    if len(a)==1: return a[0]
+    k=1
+    while k*2<len(a): k*=2
+    return hashlib.sha256(b"\1"+mth(a[:k])+mth(a[k:])).digest()
+print(mth(L).hex())' "$LOG")
+	printf 'mlk-audit tree head v1\n8\n%s\n2026-01-01T00:00:00Z\n%s\n' "$root" \
+		"$(tail -n 1 "$MLK_LAKE/audit/checkpoints.ndjson" | jq -r .key_id)" >msg
+	openssl pkeyutl -sign -inkey forger.pem -rawin -in msg -out sig
+	jq -nc --arg r "$root" --arg s "$(xxd -p -c 256 sig)" \
+		--arg k "$(tail -n 1 "$MLK_LAKE/audit/checkpoints.ndjson" | jq -r .key_id)" \
+		'{tree_size:8,root_hash:$r,time:"2026-01-01T00:00:00Z",key_id:$k,signature:$s}' \
+		>>"$MLK_LAKE/audit/checkpoints.ndjson"
+	run --separate-stderr mlk-audit verify
+	assert_failure 4
+	stderr_has "checkpoints.ndjson':2: checkpoint of 8 events: bad signature"
+	# and a public key swapped for the forger's is caught while keys/ is readable
+	openssl pkey -in forger.pem -pubout -out "$MLK_LAKE/audit/checkpoint-key.pub"
+	run --separate-stderr mlk-audit verify
+	assert_failure 4
+	stderr_has "not the public half of keys/audit-ed25519.pem"
+}
+
+@test "prove and check-proof: inclusion and consistency verified, forgeries rejected" {
+	setup_lake
+	mlk-audit checkpoint >old-head.json
+	mlk-ingest --quiet --dataset ehr/p9 "$DATA/fhir/Patient.ndjson" >/dev/null
+	mlk-ingest --quiet --dataset ehr/p8 "$DATA/fhir/Patient.ndjson" >/dev/null
+	mlk-audit checkpoint >head.json
+	cp "$MLK_LAKE/audit/checkpoint-key.pub" key.pub
+	sed -n 3p "$LOG" >event
+	mlk-audit prove --inclusion 3 >inc.json
+	assert_equal "$(jq -r '"\(.type) \(.seq) \(.tree_size)"' inc.json)" "inclusion 3 9"
+	mlk-audit prove --consistency 7 >con.json
+	# the auditor needs no lake
+	(
+		unset MLK_LAKE
+		cd "$BATS_TEST_TMPDIR" && mkdir -p away && cd away
+		run mlk-audit check-proof --key ../key.pub --head ../head.json --event ../event ../inc.json
+		assert_success
+		assert_output "inclusion proof verified: event 3 of 9, $(jq -r .key_id ../head.json)"
+		run mlk-audit check-proof --key ../key.pub --head ../head.json --old-head ../old-head.json ../con.json
+		assert_success
+		assert_output --partial "consistency proof verified: 7 events extend to 9"
+	)
+	# another event than the proven one
+	sed -n 4p "$LOG" >other
+	run mlk-audit check-proof --key key.pub --head head.json --event other inc.json
+	assert_failure 4
+	# a forged path element
+	jq -c '.path[0] = ("0" * 64)' inc.json >forged.json
+	run mlk-audit check-proof --key key.pub --head head.json --event event forged.json
+	assert_failure 4
+	jq -c '.path[1] = ("1" * 64)' con.json >forged.json
+	run mlk-audit check-proof --key key.pub --head head.json --old-head old-head.json forged.json
+	assert_failure 4
+	# a head whose root was changed no longer carries a valid signature
+	jq -c '.root_hash = ("2" * 64)' head.json >bad-head.json
+	run --separate-stderr mlk-audit check-proof --key key.pub --head bad-head.json --event event inc.json
+	assert_failure 4
+	stderr_has "tree head signature does not verify"
+}
+
+@test "prove: against an older size, and usage errors" {
+	setup_lake
+	run mlk-audit prove --inclusion 2
+	assert_failure 2
+	run mlk-audit prove --inclusion 2 --size 5
+	assert_success
+	assert_equal "$(jq -r '.path | length' <<<"$output")" 3
+	run mlk-audit prove --inclusion 9 --size 7
+	assert_failure 2
+	run mlk-audit prove --consistency 3 --inclusion 2
+	assert_failure 2
+	run mlk-audit verify --who x
+	assert_failure 2
+	run mlk-audit frobnicate
+	assert_failure 2
+}
+
+@test "concurrent appends from 8 processes lose nothing and verify" {
+	mklake
+	for p in 1 2 3 4 5 6 7 8; do
+		(for i in 1 2 3 4 5 6; do
+			mlk-ingest --quiet --dataset "ehr/c$p" "$DATA/fhir/Patient.ndjson" >/dev/null
+		done) &
+	done
+	wait
+	run mlk-audit verify
+	assert_success
+	assert_equal "$(jq -r .events <<<"$output")" 49
+	assert_equal "$(jq -r .seq "$MLK_LAKE/audit/log.ndjson" | sort -n | uniq | wc -l)" 49
+	for p in 1 2 3 4 5 6 7 8; do
+		assert_equal "$(mlk-audit query --dataset "ehr/c$p" | wc -l)" 6
+	done
+}
+
+@test "query: by user, action, dataset and time" {
+	setup_lake
+	run mlk-audit query --action init
+	assert_success
+	assert_equal "$(jq -r .seq <<<"$output")" 1
+	assert_equal "$(mlk-audit query --dataset ehr | wc -l)" 6
+	assert_equal "$(mlk-audit query --dataset ehr/fhir | jq -r .purpose)" T-1
+	assert_equal "$(mlk-audit query --who "$(id -un)" --action ingest | wc -l)" 6
+	assert_equal "$(mlk-audit query --who nobody-here | wc -l)" 0
+	assert_equal "$(mlk-audit query --since 2000-01-01 --until 2999-12-31 | wc -l)" 7
+	assert_equal "$(mlk-audit query --until 2000-01-01 | wc -l)" 0
+	today=$(date -u +%F)
+	assert_equal "$(mlk-audit query --since "$today" --until "$today" | wc -l)" 7
+}
+
+@test "trace: batch back to its manifest and the exact FHIR source files" {
+	setup_lake
+	batch=$(mlk-audit query --dataset ehr/fhir | jq -r '.outputs[0].batch')
+	run --separate-stderr mlk-audit trace "$batch"
+	assert_success
+	# every file of the sample folder, with its sha256 and size
+	for f in "$DATA"/fhir/*.ndjson "$DATA"/fhir/bundles/*; do
+		[ -f "$f" ] || continue
+		sha=$(sha256sum "$f" | cut -c1-64)
+		line=$(jq -c --arg s "source:$sha" 'select(.from == $s)' <<<"$output")
+		assert_equal "$(jq -r .path <<<"$line")" "$f"
+		assert_equal "$(jq -r .bytes <<<"$line")" "$(stat -c %s "$f")"
+		assert_equal "$(jq -r .to <<<"$line")" "batch:$batch"
+	done
+	msha=$(sha256sum "$MLK_LAKE"/raw/ehr/fhir/batch="$batch"/_manifest.json | cut -c1-64)
+	assert_equal "$(jq -r --arg m "manifest:$msha" 'select(.from == $m) | .relation' <<<"$output")" describes
+	assert_equal "$(jq -r 'select(.relation == "part_of") | .to' <<<"$output")" dataset:ehr/fhir
+	# forward: the Patient file was used by the fhir batch and by ehr/p1..p5
+	sha=$(sha256sum "$DATA/fhir/Patient.ndjson" | cut -c1-64)
+	run --separate-stderr mlk-audit trace "$sha"
+	assert_success
+	assert_equal "$(jq -r 'select(.relation == "ingested_into") | .from' <<<"$output" | sort -u)" "source:$sha"
+	assert_equal "$(jq -r 'select(.relation == "part_of") | .to' <<<"$output" | sort | tr '\n' ' ')" \
+		"dataset:ehr/fhir dataset:ehr/p1 dataset:ehr/p2 dataset:ehr/p3 dataset:ehr/p4 dataset:ehr/p5 "
+	# a dataset, as dot
+	run mlk-audit trace --format dot ehr/p2
+	assert_success
+	assert_line --index 0 "digraph lineage {"
+	assert_output --partial "\"source:$sha\" -> \"batch:"
+	run mlk-audit trace bdeadbeef
+	assert_failure 2
+}
+
+@test "trace: a manifest changed after its ingest is an integrity failure" {
+	setup_lake
+	m=$(echo "$MLK_LAKE"/raw/ehr/p1/batch=*/_manifest.json)
+	chmod u+w "$m" "$(dirname "$m")"
+	sed -i 's/"records":/"records": /' "$m"
+	run --separate-stderr mlk-audit trace ehr/p1
+	assert_failure 4
+	stderr_has "does not match the manifest_sha256 of its ingest event"
+}
