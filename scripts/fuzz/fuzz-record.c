@@ -403,10 +403,11 @@ static void ref_compact(const struct ref *f, const char *drop, struct buf *out,
 
 	buf_addch(out, '{');
 	for (int m = 0; m < f->tok[0].size; m++) {
-		/* k is a key, k + 1 its value. */
-		const struct rtok *key = &f->tok[k];
-		size_t vend = f->tok[k + 1].end;
-		size_t next = f->tok[k + 1].past;
+		/* k is a key, k + 1 its value; a string value's end is
+		 * its closing quote. */
+		const struct rtok *key = &f->tok[k], *val = &f->tok[k + 1];
+		size_t vend = val->end + (val->type == REC_STRING);
+		size_t next = val->past;
 		if (drop && key->end - key->start == droplen &&
 		    !memcmp(f->p + key->start, drop, droplen)) {
 			k = next;
@@ -415,8 +416,7 @@ static void ref_compact(const struct ref *f, const char *drop, struct buf *out,
 		if (written++)
 			buf_addch(out, ',');
 		int in_str = 0;
-		for (size_t i = key->start - 1; i < vend + (f->tok[k + 1].type
-		     == REC_STRING); i++) {
+		for (size_t i = key->start - 1; i < vend; i++) {
 			unsigned char c = f->p[i];
 			if (in_str) {
 				buf_addch(out, (char)c);
