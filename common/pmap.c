@@ -91,10 +91,18 @@ static void map_block(struct pool *p, void *tls, struct block *b)
 		const char *q = t;
 		while (q < e && (*q == ' ' || *q == '\t' || *q == '\r'))
 			q++;
-		if (q < e)
-			ops->map(ops->ctx, tls, t, (size_t)(e - t), line,
-				 b->offset + (unsigned long long)(s - b->data),
+		unsigned long long off =
+			b->offset + (unsigned long long)(s - b->data);
+		if ((size_t)(e - s) > p->max_line) {
+			/* The limit holds per line, wherever it falls. */
+			char why[80];
+			snprintf(why, sizeof why, "line longer than %zu bytes",
+				 p->max_line);
+			pmap_add_reject(&b->out, NULL, 0, why, line, off);
+		} else if (q < e) {
+			ops->map(ops->ctx, tls, t, (size_t)(e - t), line, off,
 				 &b->out);
+		}
 		line++;
 		s = nl ? nl + 1 : end;
 	}
@@ -228,8 +236,9 @@ enum mlk_status pmap_run(pmap_read_fn rd, void *rctx, int threads,
 			b->len = carry_len;
 			carry_len = 0;
 		}
-		/* Fill the block, then cut it after its last newline. */
-		size_t cut = 0;
+		/* Fill the block, then cut it after its last newline; what
+		 * was scanned for one is not scanned again. */
+		size_t cut = 0, scanned = 0;
 		for (;;) {
 			if (!eof && b->len < BLOCK) {
 				ssize_t r = read_more(rd, rctx, b, BLOCK - b->len
@@ -248,13 +257,12 @@ enum mlk_status pmap_run(pmap_read_fn rd, void *rctx, int threads,
 					continue;
 			}
 			const char *nl = NULL;
-			if (b->len) {
-				for (size_t i = b->len; i-- > 0;)
-					if (b->data[i] == '\n') {
-						nl = b->data + i;
-						break;
-					}
-			}
+			for (size_t i = b->len; i-- > scanned;)
+				if (b->data[i] == '\n') {
+					nl = b->data + i;
+					break;
+				}
+			scanned = b->len;
 			if (nl || eof) {
 				cut = nl && !eof ? (size_t)(nl - b->data) + 1
 						 : b->len;
@@ -276,6 +284,7 @@ enum mlk_status pmap_run(pmap_read_fn rd, void *rctx, int threads,
 				}
 				offset += b->len;
 				b->len = 0;
+				scanned = 0;
 				continue;
 			}
 			ssize_t r = read_more(rd, rctx, b, BLOCK);

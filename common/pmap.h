@@ -76,8 +76,9 @@ typedef ssize_t (*pmap_read_fn)(void *ctx, void *p, size_t n);
 
 /*
  * Run over everything read returns.  threads 0 maps on the calling
- * thread.  Lines longer than max_line are reported to map as a reject
- * item with their first bytes dropped (reason "line longer than N bytes").
+ * thread.  A line longer than max_line is not mapped: it becomes a reject
+ * item of its own (reason "line longer than N bytes", no raw bytes), and
+ * memory stays bounded however long it is.
  * Returns MLK_OK, a reduce status, or MLK_SYSTEM on a read error.
  */
 enum mlk_status pmap_run(pmap_read_fn read, void *rctx, int threads,

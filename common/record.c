@@ -442,11 +442,25 @@ void rec_span(const struct rec *r, int i, size_t *begin, size_t *end)
 	span(&TOK(r)[i], begin, end);
 }
 
+/* A member name written with escapes ("_ml\u006b") compares by its
+ * decoded text, so no record can hide a name from a lookup. */
+static int key_eq_decoded(const struct rec *r, int k, const char *s)
+{
+	struct buf b = BUF_INIT;
+	rec_str(r, k, &b);
+	int eq = b.len == strlen(s) && !memcmp(b.data, s, b.len);
+	buf_release(&b);
+	return eq;
+}
+
 int rec_key_eq(const struct rec *r, int k, const char *s)
 {
 	const jsmntok_t *t = &TOK(r)[k];
 	size_t n = (size_t)(t->end - t->start);
-	return strlen(s) == n && !memcmp(r->text + t->start, s, n);
+	const char *p = r->text + t->start;
+	if (memchr(p, '\\', n))
+		return key_eq_decoded(r, k, s);
+	return strlen(s) == n && !memcmp(p, s, n);
 }
 
 int rec_get(const struct rec *r, int obj, const char *key)
@@ -457,7 +471,11 @@ int rec_get(const struct rec *r, int obj, const char *key)
 	const jsmntok_t *tok = TOK(r);
 	for (int k = obj + 1; k < r->skip[obj]; k = r->skip[k]) {
 		size_t n = (size_t)(tok[k].end - tok[k].start);
-		if (n == kn && !memcmp(r->text + tok[k].start, key, n))
+		const char *p = r->text + tok[k].start;
+		if (n == kn && !memcmp(p, key, n))
+			return k + 1;
+		/* An escaped name is never shorter than its text. */
+		if (n > kn && memchr(p, '\\', n) && key_eq_decoded(r, k, key))
 			return k + 1;
 	}
 	return -1;
@@ -723,6 +741,13 @@ int lr_next(struct linereader *lr, const char **line, size_t *len,
 				scanned = lr->start;
 				continue;
 			}
+			/* The limit holds per line, however reads fell. */
+			if (at - s > lr->max_line)
+				return mlk_error_set(e, MLK_PARTIAL, NULL,
+						     lr->lineno,
+						     "line longer than %zu "
+						     "bytes", lr->max_line),
+				       -1;
 			*line = lr->buf + s;
 			*len = at - s;
 			lr->buf[at] = '\0';
