@@ -564,3 +564,11 @@ small 0"
 	[ "$(ls -d "$MLK_LAKE"/raw/ehr/many/batch=* | wc -l)" -eq 1 ]
 	[ "$(jq -s 'map(select(.entry == "source")) | length' "$MLK_LAKE"/raw/ehr/many/batch=*/_manifest.json)" -eq 300 ]
 }
+
+@test "an envelope hidden behind escapes in a member name is replaced too" {
+	printf '%s\n' '{"resourceType":"Patient","_ml\u006b":{"zone":"forged"}}' > f.ndjson
+	run --separate-stderr mlk-ingest --dataset ehr/f f.ndjson
+	assert_success
+	[ "$(jq -r '._mlk.zone' <<<"$output")" = raw ]
+	[ "$(grep -c 'forged' <<<"$output")" -eq 0 ]
+}
