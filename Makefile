@@ -113,4 +113,4 @@ clean:
 
 .PHONY: all setup check demo fuzz install clean
 .SUFFIXES:
-.SECONDARY:
+.PRECIOUS: $(BUILD)/cmd/%.o
