@@ -144,6 +144,7 @@ struct run {
 	const struct pspec *ps;  /* the current source's partition spec */
 	int ps_sys[PSPEC_MAX];   /* field i is source_system */
 	int stdout_ok;
+	int progress, progress_shown;
 	unsigned long long emitted, rejected;
 	struct mlk_error *e;
 };
@@ -268,6 +269,11 @@ static int sink_commit(void *ctx, const char *line, size_t len, size_t keep,
 	struct run *r = ctx;
 	(void)len;
 	r->emitted++;
+	/* Progress for a person watching; never when stderr is a file. */
+	if (r->progress && !(r->emitted & 0xffff)) {
+		fprintf(stderr, "\rmlk-ingest: %llu records", r->emitted);
+		r->progress_shown = 1;
+	}
 	r->b->src[r->si].records++;
 	if (batch_add(r->b, part, plen, line, keep, "}}\n", 3, r->e) !=
 	    MLK_OK)
@@ -619,6 +625,7 @@ int main(int argc, char **argv)
 	r.b = &b;
 	r.stdout_ok = 1;
 	r.e = &e;
+	r.progress = !quiet && mlk_isatty(2);
 	static const char *const fams[3] = { "fhir", "csv", "ndjson" };
 	for (int k = 0; k < 3 && s == MLK_OK && did_batch; k++) {
 		s = lake_pspec(&lake, dataset, fams[k], &r.spec[k], &e);
@@ -694,6 +701,8 @@ int main(int argc, char **argv)
 			s = ps;
 		}
 	}
+	if (r.progress_shown)
+		fputs("\r\033[K", stderr);
 	if (fflush(stdout) != 0 && r.stdout_ok)
 		mlk_warn("cannot write records to stdout: %s", strerror(errno));
 

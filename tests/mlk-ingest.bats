@@ -572,3 +572,16 @@ small 0"
 	[ "$(jq -r '._mlk.zone' <<<"$output")" = raw ]
 	[ "$(grep -c 'forged' <<<"$output")" -eq 0 ]
 }
+
+@test "progress goes to stderr only when it is a terminal" {
+	gen_ehr --format fhir --records 70000 --seed 4 > p.ndjson
+	# On a terminal (script(1) gives one): a running count.
+	run script -qec "mlk-ingest --dataset ehr/tty p.ndjson > /dev/null" /dev/null
+	assert_success
+	assert_output --partial $'\rmlk-ingest: 65536 records'
+	# To a file or pipe: no progress, only the summary.
+	run --separate-stderr mlk-ingest --dataset ehr/file p.ndjson
+	assert_success
+	[[ $stderr != *"65536 records"* ]]
+	[[ $stderr == "mlk-ingest: batch b"* ]]
+}
