@@ -262,6 +262,34 @@ static int end_record(struct csv_reader *r, struct csv_parse *ps,
 }
 
 /*
+ * What follows a field, at input position `at`: a delimiter starts the
+ * next field, a line break ends the record (1, or -1 on a read error),
+ * anything else is problem `bad` and makes the rest of the field junk.
+ * Returns 0 to go on parsing, with *st set.
+ */
+static int after_field(struct csv_reader *r, struct csv_parse *ps, size_t at,
+		       enum csv_problem bad, enum csv_state *st,
+		       struct mlk_error *e)
+{
+	unsigned char c = (unsigned char)r->in[at];
+
+	if (c == (unsigned char)r->delim) {
+		emit(r, ps);
+		ps->p = at + 1;
+		*st = ST_FIELD;
+		return 0;
+	}
+	ps->p = at;
+	if (c == '\n' || c == '\r') {
+		emit(r, ps);
+		return end_record(r, ps, e) < 0 ? -1 : 1;
+	}
+	set_problem(ps, bad);
+	*st = ST_JUNK;
+	return 0;
+}
+
+/*
  * Parse one record starting at ps->start.  Returns 1 when a record (good
  * or malformed, see ps->problem) was consumed, 0 at end of input, -1 on a
  * read error.
@@ -278,6 +306,7 @@ static int parse_record(struct csv_reader *r, struct csv_parse *ps,
 		const unsigned char *in = (const unsigned char *)r->in;
 		size_t p = ps->p, q;
 		unsigned char c;
+		int rc;
 
 		if (p == r->in_len) {
 			if (!r->eof) {
@@ -331,19 +360,8 @@ static int parse_record(struct csv_reader *r, struct csv_parse *ps,
 			ps->p = q;
 			if (q == r->in_len)
 				break;
-			if (c == delim) {
-				emit(r, ps);
-				ps->p = q + 1;
-				st = ST_FIELD;
-			} else if (c == '\n' || c == '\r') {
-				emit(r, ps);
-				if (end_record(r, ps, e) < 0)
-					return -1;
-				return 1;
-			} else {
-				set_problem(ps, P_STRAY_QUOTE);
-				st = ST_JUNK;
-			}
+			if ((rc = after_field(r, ps, q, P_STRAY_QUOTE, &st, e)))
+				return rc;
 			break;
 
 		case ST_QUOTED:
@@ -377,18 +395,9 @@ static int parse_record(struct csv_reader *r, struct csv_parse *ps,
 				ps->cr = 0;
 				ps->p = p + 1;
 				st = ST_QUOTED;
-			} else if (c == delim) {
-				emit(r, ps);
-				ps->p = p + 1;
-				st = ST_FIELD;
-			} else if (c == '\n' || c == '\r') {
-				emit(r, ps);
-				if (end_record(r, ps, e) < 0)
-					return -1;
-				return 1;
-			} else {
-				set_problem(ps, P_AFTER_QUOTE);
-				st = ST_JUNK;
+			} else if ((rc = after_field(r, ps, p, P_AFTER_QUOTE,
+						     &st, e))) {
+				return rc;
 			}
 			break;
 

@@ -38,6 +38,52 @@ static int same_stat(const struct stat *a, const struct stat *b)
 	       a->st_ctim.tv_nsec == b->st_ctim.tv_nsec;
 }
 
+/*
+ * Read all of fd (from offset 0 with pread when positional, else from
+ * where it stands), hash it and, when out >= 0, write it there as well:
+ * one pass.  Fills info->sha256 and info->size.
+ */
+static enum mlk_status hash_all(int fd, int positional, int out,
+				const char *outname, const char *src,
+				struct object_info *info, struct mlk_error *e)
+{
+	struct sha256_ctx c;
+	sha256_init(&c);
+	size_t cap = 1 << 20;
+	char *chunk = xmalloc(cap);
+	unsigned long long total = 0;
+	enum mlk_status s = MLK_OK;
+	for (;;) {
+		ssize_t r = positional ? pread(fd, chunk, cap, (off_t)total)
+				       : read(fd, chunk, cap);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			s = mlk_error_errno(e, src, "read error");
+			break;
+		}
+		if (r == 0)
+			break;
+		sha256_update(&c, chunk, (size_t)r);
+		if (out >= 0) {
+			s = fsio_write_all(out, chunk, (size_t)r, outname, e);
+			if (s != MLK_OK)
+				break;
+		}
+		total += (unsigned long long)r;
+	}
+	free(chunk);
+	if (s != MLK_OK) {
+		sha256_abort(&c);
+		return s;
+	}
+	uint8_t d[SHA256_LEN];
+	sha256_final(&c, d);
+	hex_encode(d, SHA256_LEN, info->sha256);
+	info->size = total;
+	return MLK_OK;
+}
+
 struct copy {
 	pthread_t tid;
 	int joined;
@@ -125,33 +171,9 @@ static int put_regular(const struct lake *l, int fd, const char *src,
 	struct stat before, after;
 	if (fstat(fd, &before) != 0 || !S_ISREG(before.st_mode))
 		return 0;
-	struct sha256_ctx c;
-	sha256_init(&c);
-	size_t cap = 1 << 20;
-	char *chunk = xmalloc(cap);
-	unsigned long long total = 0;
-	off_t pos = 0;
-	for (;;) {
-		ssize_t r = pread(fd, chunk, cap, pos);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0) {
-			free(chunk);
-			sha256_abort(&c);
-			mlk_error_errno(e, src, "read error");
-			return -1;
-		}
-		if (r == 0)
-			break;
-		sha256_update(&c, chunk, (size_t)r);
-		pos += r;
-		total += (unsigned long long)r;
-	}
-	free(chunk);
-	uint8_t d[SHA256_LEN];
-	sha256_final(&c, d);
-	hex_encode(d, SHA256_LEN, info->sha256);
-	info->size = total;
+	if (hash_all(fd, 1, -1, NULL, src, info, e) != MLK_OK)
+		return -1;
+	unsigned long long total = info->size;
 	char *final = object_path(l, info->sha256);
 	info->existed = fsio_exists(final);
 	if (info->existed) {
@@ -221,39 +243,13 @@ enum mlk_status object_put_fd(const struct lake *l, int fd, const char *src,
 	free(tmpl);
 	if (s != MLK_OK)
 		return s;
-	struct sha256_ctx c;
-	sha256_init(&c);
-	size_t cap = 1 << 20;
-	char *chunk = xmalloc(cap);
-	unsigned long long total = 0;
-	for (;;) {
-		ssize_t r = read(fd, chunk, cap);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0) {
-			s = mlk_error_errno(e, src, "read error");
-			break;
-		}
-		if (r == 0)
-			break;
-		sha256_update(&c, chunk, (size_t)r);
-		s = fsio_write_all(out, chunk, (size_t)r, tmp, e);
-		if (s != MLK_OK)
-			break;
-		total += (unsigned long long)r;
-	}
-	free(chunk);
+	s = hash_all(fd, 0, out, tmp, src, info, e);
 	if (s != MLK_OK) {
-		sha256_abort(&c);
 		close(out);
 		unlink(tmp);
 		free(tmp);
 		return s;
 	}
-	uint8_t d[SHA256_LEN];
-	sha256_final(&c, d);
-	hex_encode(d, SHA256_LEN, info->sha256);
-	info->size = total;
 	char *final = object_path(l, info->sha256);
 	info->existed = fsio_exists(final);
 	if (info->existed) {

@@ -152,6 +152,23 @@ static ssize_t read_more(pmap_read_fn rd, void *rctx, struct block *b,
 	}
 }
 
+/*
+ * Read up to want more bytes into b.  A read error ends the input like
+ * end of file, but is noted (in e and *failed): the whole lines read
+ * before it are still mapped, then pmap_run reports it.
+ */
+static void read_step(pmap_read_fn rd, void *rctx, struct block *b,
+		      size_t want, int *eof, int *failed, struct mlk_error *e)
+{
+	ssize_t r = read_more(rd, rctx, b, want);
+	if (r < 0) {
+		mlk_error_errno(e, NULL, "read error");
+		*failed = 1;
+	}
+	if (r <= 0)
+		*eof = 1;
+}
+
 static long long count_lines(const char *p, size_t n)
 {
 	long long c = 0;
@@ -241,18 +258,8 @@ enum mlk_status pmap_run(pmap_read_fn rd, void *rctx, int threads,
 		size_t cut = 0, scanned = 0;
 		for (;;) {
 			if (!eof && b->len < BLOCK) {
-				ssize_t r = read_more(rd, rctx, b, BLOCK - b->len
-						      + (b->len >= BLOCK));
-				if (r < 0) {
-					/* Map what came before the error
-					 * (whole lines only), then stop. */
-					mlk_error_errno(e, NULL, "read error");
-					read_failed = 1;
-					eof = 1;
-					r = 0;
-				}
-				if (r == 0)
-					eof = 1;
+				read_step(rd, rctx, b, BLOCK - b->len, &eof,
+					  &read_failed, e);
 				if (!eof && b->len < BLOCK)
 					continue;
 			}
@@ -287,15 +294,7 @@ enum mlk_status pmap_run(pmap_read_fn rd, void *rctx, int threads,
 				scanned = 0;
 				continue;
 			}
-			ssize_t r = read_more(rd, rctx, b, BLOCK);
-			if (r < 0) {
-				mlk_error_errno(e, NULL, "read error");
-				read_failed = 1;
-				eof = 1;
-				r = 0;
-			}
-			if (r == 0)
-				eof = 1;
+			read_step(rd, rctx, b, BLOCK, &eof, &read_failed, e);
 		}
 		if (st != MLK_OK)
 			break;

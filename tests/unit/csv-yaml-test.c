@@ -20,52 +20,12 @@
 
 #include "csv.h"
 #include "yamltree.h"
+#include "tap.h"
 #include "banned.h"
 
-static int ntests, nfailed;
-
-static int check(int ok, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
-static int check(int ok, const char *fmt, ...)
-{
-	va_list ap;
-
-	ntests++;
-	if (!ok)
-		nfailed++;
-	printf("%sok %d - ", ok ? "" : "not ", ntests);
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	putchar('\n');
-	return ok;
-}
 
 /* ---- CSV ------------------------------------------------------------ */
 
-struct mem {
-	const char *p;
-	size_t len, pos, chunk;
-	int fail_at;            /* fail once pos reaches this, if > 0 */
-};
-
-static ssize_t mem_read(void *ctx, void *p, size_t n)
-{
-	struct mem *m = ctx;
-
-	if (m->fail_at > 0 && m->pos >= (size_t)m->fail_at) {
-		errno = EIO;
-		return -1;
-	}
-	if (n > m->chunk)
-		n = m->chunk;
-	if (n > m->len - m->pos)
-		n = m->len - m->pos;
-	memcpy(p, m->p + m->pos, n);
-	m->pos += n;
-	return (ssize_t)n;
-}
 
 /* One record flattened to text: fields joined by '|', a quoted field in
  * brackets, an error as "ERR:<line>:<msg>", end as "EOF". */
@@ -676,6 +636,5 @@ int main(void)
 	test_yaml_aliases();
 	test_yaml_errors();
 	test_yaml_file();
-	printf("%d passed, %d failed\n", ntests - nfailed, nfailed);
-	return nfailed ? 1 : 0;
+	return tap_done();
 }

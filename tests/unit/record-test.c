@@ -15,27 +15,9 @@
 #include <string.h>
 
 #include "record.h"
+#include "tap.h"
 #include "banned.h"
 
-static int ntests, nfailed;
-
-static int check(int ok, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
-static int check(int ok, const char *fmt, ...)
-{
-	va_list ap;
-
-	ntests++;
-	if (!ok)
-		nfailed++;
-	printf("%sok %d - ", ok ? "" : "not ", ntests);
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	putchar('\n');
-	return ok;
-}
 
 static int printable(const char *s)
 {
@@ -356,23 +338,6 @@ static void test_lookup(void)
 
 /* ---- the line reader -------------------------------------------------- */
 
-struct mem {
-	const char *p;
-	size_t len, pos, chunk;
-};
-
-static ssize_t mem_read(void *ctx, void *p, size_t n)
-{
-	struct mem *m = ctx;
-
-	if (n > m->chunk)
-		n = m->chunk;
-	if (n > m->len - m->pos)
-		n = m->len - m->pos;
-	memcpy(p, m->p + m->pos, n);
-	m->pos += n;
-	return (ssize_t)n;
-}
 
 /*
  * Read all of in with lr_next and compare with want, one entry per call:
@@ -385,7 +350,7 @@ static void lr_case(const char *desc, const char *in, size_t len,
 	static const size_t chunks[] = { 1, 3, 7, 1 << 20 };
 
 	for (size_t c = 0; c < sizeof(chunks) / sizeof(chunks[0]); c++) {
-		struct mem m = { in, len, 0, chunks[c] };
+		struct mem m = { in, len, 0, chunks[c], 0 };
 		struct linereader lr;
 		char seen[2048];
 		size_t i, slen = 0;
@@ -471,6 +436,5 @@ int main(void)
 	test_lookup();
 	test_linereader();
 	rec_release(&r);
-	printf("%d passed, %d failed\n", ntests - nfailed, nfailed);
-	return nfailed ? 1 : 0;
+	return tap_done();
 }
