@@ -40,8 +40,12 @@ endif
 BINS     := mlk-ingest mlk-catalog
 BINS += mlk-audit
 BINS += mlk-sample
+BINS += mlk-deid
 LIB_SRC  := $(wildcard common/*.c)
 LIB_OBJ  := $(patsubst common/%.c,$(BUILD)/common/%.o,$(LIB_SRC))
+# The built-in de-identification profiles, compiled in from profiles/.
+PROFILES := $(sort $(wildcard profiles/*.yaml))
+LIB_OBJ  += $(BUILD)/profiles.o
 LIB      := $(BUILD)/libmlk.a
 BIN_OUT  := $(addprefix bin/,$(BINS))
 MAN      := $(wildcard man/*.[157])
@@ -64,6 +68,12 @@ HOT_record := -O3
 endif
 
 $(BUILD)/cmd/%.o: cmd/%.c $(wildcard common/*.h) | $(BUILD)/.stamp
+	$(CC) $(CFLAGS) $(MLK_CFLAGS) -c -o $@ $<
+
+$(BUILD)/profiles.c: $(PROFILES) scripts/embed-profiles | $(BUILD)/.stamp
+	sh scripts/embed-profiles $@ $(PROFILES)
+
+$(BUILD)/profiles.o: $(BUILD)/profiles.c
 	$(CC) $(CFLAGS) $(MLK_CFLAGS) -c -o $@ $<
 
 $(LIB): $(LIB_OBJ)

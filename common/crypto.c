@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <openssl/crypto.h>
+#include <openssl/core_names.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
@@ -201,6 +202,101 @@ enum mlk_status crypto_key_load(const char *path, uint8_t key[MLK_KEY_LEN],
 	if (r != MLK_KEY_LEN) {
 		crypto_wipe(key, MLK_KEY_LEN);
 		return mlk_error_errno(e, path, "cannot read key file");
+	}
+	return MLK_OK;
+}
+
+/* Keyed HMAC-SHA256. */
+
+enum mlk_status hmac_init(struct hmac *h, const uint8_t *key, size_t n,
+			  struct mlk_error *e)
+{
+	h->ctx = NULL;
+	EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+	EVP_MAC_CTX *c = mac ? EVP_MAC_CTX_new(mac) : NULL;
+	EVP_MAC_free(mac);   /* the context holds its own reference */
+	OSSL_PARAM prm[2];
+	prm[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST,
+						  (char *)"SHA256", 0);
+	prm[1] = OSSL_PARAM_construct_end();
+	if (!c || EVP_MAC_init(c, key, n, prm) != 1) {
+		EVP_MAC_CTX_free(c);
+		return mlk_error_set(e, MLK_SYSTEM, NULL, 0,
+				     "cannot set up HMAC-SHA256");
+	}
+	h->ctx = c;
+	return MLK_OK;
+}
+
+void hmac_dup(struct hmac *dst, const struct hmac *src)
+{
+	dst->ctx = EVP_MAC_CTX_dup(src->ctx);
+	if (!dst->ctx)
+		xmalloc((size_t)-1);   /* only allocation can fail */
+}
+
+void hmac_mac2(struct hmac *h, const void *a, size_t an, const void *b,
+	       size_t bn, uint8_t out[SHA256_LEN])
+{
+	size_t len = 0;
+	/* A NULL key re-uses the key the context was set up with. */
+	if (EVP_MAC_init(h->ctx, NULL, 0, NULL) != 1 ||
+	    EVP_MAC_update(h->ctx, a, an) != 1 ||
+	    (b && bn && EVP_MAC_update(h->ctx, b, bn) != 1) ||
+	    EVP_MAC_final(h->ctx, out, &len, SHA256_LEN) != 1)
+		xmalloc((size_t)-1);
+}
+
+void hmac_release(struct hmac *h)
+{
+	EVP_MAC_CTX_free(h->ctx);
+	h->ctx = NULL;
+}
+
+/* AES-256-GCM. */
+
+enum mlk_status aead_seal(const uint8_t key[MLK_KEY_LEN], const void *aad,
+			  size_t aadn, const void *p, size_t n,
+			  uint8_t *sealed, struct mlk_error *e)
+{
+	if (crypto_random(sealed, 12, e) != MLK_OK)
+		return e->status;
+	EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
+	int len = 0, ok = c &&
+		EVP_EncryptInit_ex(c, EVP_aes_256_gcm(), NULL, key, sealed) &&
+		EVP_EncryptUpdate(c, NULL, &len, aad, (int)aadn) &&
+		EVP_EncryptUpdate(c, sealed + 12, &len, p, (int)n) &&
+		EVP_EncryptFinal_ex(c, sealed + 12 + len, &len) &&
+		EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_GET_TAG, 16,
+				    sealed + 12 + n);
+	EVP_CIPHER_CTX_free(c);
+	if (!ok)
+		return mlk_error_set(e, MLK_SYSTEM, NULL, 0,
+				     "AES-256-GCM encryption failed");
+	return MLK_OK;
+}
+
+enum mlk_status aead_open(const uint8_t key[MLK_KEY_LEN], const void *aad,
+			  size_t aadn, const uint8_t *sealed, size_t n,
+			  uint8_t *plain, struct mlk_error *e)
+{
+	if (n < AEAD_OVERHEAD)
+		return mlk_error_set(e, MLK_INTEGRITY, NULL, 0,
+				     "sealed value too short");
+	size_t pn = n - AEAD_OVERHEAD;
+	EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
+	int len = 0, ok = c &&
+		EVP_DecryptInit_ex(c, EVP_aes_256_gcm(), NULL, key, sealed) &&
+		EVP_DecryptUpdate(c, NULL, &len, aad, (int)aadn) &&
+		EVP_DecryptUpdate(c, plain, &len, sealed + 12, (int)pn) &&
+		EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_TAG, 16,
+				    (void *)(sealed + 12 + pn)) &&
+		EVP_DecryptFinal_ex(c, plain + len, &len) > 0;
+	EVP_CIPHER_CTX_free(c);
+	if (!ok) {
+		crypto_wipe(plain, pn);
+		return mlk_error_set(e, MLK_INTEGRITY, NULL, 0,
+				     "sealed value does not verify");
 	}
 	return MLK_OK;
 }

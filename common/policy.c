@@ -132,7 +132,9 @@ enum mlk_status policy_check(const struct lake *l, const struct identity *id,
 		return e->status;
 	}
 	const char *owner = ynode_str(pol, "owner");
-	if (owner && !strcmp(owner, id->user)) {
+	/* Re-identification needs a grant of its own: owning the lake is
+	 * not enough (separation of duties). */
+	if (owner && !strcmp(owner, id->user) && strcmp(action, "rehydrate")) {
 		d->allow = 1;
 		snprintf(d->rule, sizeof d->rule, "owner");
 		ynode_free(pol);

@@ -1,0 +1,357 @@
+#!/usr/bin/env bats
+# mlk-deid: Safe Harbor by default, keyed tokens, date shifts, the vault.
+
+load helper
+
+setup() {
+	mklake
+	sed -i 's/^test_clock: false/test_clock: true/' "$MLK_LAKE/mlk.yaml"
+	grep -q '^test_clock: true' "$MLK_LAKE/mlk.yaml" ||
+		echo 'test_clock: true' >> "$MLK_LAKE/mlk.yaml"
+	# 2026-06-01T00:00:00Z: ages count to 2026
+	export MLK_TEST_NOW=1780272000
+}
+
+# Direct identifiers of FHIR input: names, identifier and telecom values,
+# address lines, cities and ZIPs, full dates, people in displays.
+fhir_phi() {
+	jq -r '
+	  def s: select(type == "string" and length > 3);
+	  ( [.. | objects | (.family?, (.given?[]?), (.line?[]?),
+	                     .postalCode?, .city?)] | .[] | s ),
+	  ( [.. | objects | select(has("system") and has("value")) | .value]
+	    | .[] | s ),
+	  ( [.. | strings | select(test("^[0-9]{4}-[0-9]{2}-[0-9]{2}"))]
+	    | .[] | .[0:10] ),
+	  ( [.. | objects | .display?] | .[] | s
+	    | select(test("^(Mr|Mrs|Ms|Dr)\\. ")) )
+	' "$@" | sort -u
+}
+
+@test "--help prints usage on stdout and exits 0; misuse exits 2" {
+	run --separate-stderr mlk-deid --help
+	assert_success
+	assert_line --index 0 --partial 'usage: mlk-deid [--profile NAME|FILE]'
+	[ -z "$stderr" ]
+	run --separate-stderr mlk-deid --bogus
+	assert_failure 2
+	[[ $stderr == *"unknown option '--bogus'"* ]]
+	run --separate-stderr mlk-deid --k 5
+	assert_failure 2
+	[[ $stderr == *"--k and --quasi go together"* ]]
+	run --separate-stderr mlk-deid --project '../x'
+	assert_failure 2
+	run --separate-stderr mlk-deid --profile no-such-profile < /dev/null
+	assert_failure 2
+	[[ $stderr == *"no profile named 'no-such-profile'"* ]]
+}
+
+@test "built-in profiles are listed and shown" {
+	run mlk-deid --list-profiles
+	assert_success
+	assert_line 'safe-harbor'
+	assert_line 'limited-dataset'
+	assert_line 'research-pseudonymized'
+	run mlk-deid --show-profile limited-dataset
+	assert_success
+	assert_line --partial 'extends: safe-harbor'
+	assert_line --partial 'name: safe-harbor'
+}
+
+@test "safe-harbor on ../shared/data/fhir: no direct identifier of the input survives" {
+	cat "$DATA"/fhir/*.ndjson > in.ndjson
+	fhir_phi in.ndjson > phi.txt
+	[ "$(wc -l < phi.txt)" -gt 1000 ]
+	run --separate-stderr mlk-deid in.ndjson
+	assert_success
+	printf '%s\n' "$output" > out.ndjson
+	[ "$(wc -l < out.ndjson)" -eq "$(wc -l < in.ndjson)" ]
+	# every identifier, searched for as a word anywhere in the output
+	run grep -F -o -w -f phi.txt out.ndjson
+	assert_failure 1
+	assert_output ''
+	# and none reached stderr either
+	run grep -F -o -w -f phi.txt <<< "$stderr"
+	assert_failure 1
+	# Patient: year of birth, ZIP3, state kept; names and identifiers gone
+	run jq -c 'select(.resourceType == "Patient") | [has("name"), has("identifier"), has("telecom"), (.birthDate | length), (.address[0].postalCode | tostring | length)]' out.ndjson
+	assert_line '[false,false,false,4,3]'
+	# every record says how it was de-identified, never with the key
+	run jq -r '._mlk.deid | [.profile, (.profile_sha256 | test("^[0-9a-f]{64}$")), (.key_id | test("^k-[0-9a-f]{16}$")), .project] | @tsv' out.ndjson
+	assert_output --regexp '^(safe-harbor	true	true	default
+?)+$'
+	# the source path is gone from the envelope, its hash stays
+	[ "$(jq -c '._mlk.src // {} | has("path")' out.ndjson | sort -u)" = false ]
+}
+
+@test "references stay resolvable: every Patient reference names a Patient in the output" {
+	cat "$DATA"/fhir/Patient.ndjson "$DATA"/fhir/Encounter.ndjson "$DATA"/fhir/Condition.ndjson > in.ndjson
+	mlk-deid in.ndjson > out.ndjson
+	jq -r 'select(.resourceType == "Patient") | .id' out.ndjson | sort -u > ids
+	jq -r 'select(.subject) | .subject.reference | sub("^Patient/"; "")' out.ndjson | sort -u > refs
+	[ "$(wc -l < refs)" -ge 10 ]
+	[ -z "$(comm -13 ids refs)" ]
+	# Encounter references of Conditions resolve to Encounters too
+	jq -r 'select(.resourceType == "Encounter") | .id' out.ndjson | sort -u > encs
+	jq -r 'select(.resourceType == "Condition") | .encounter.reference | sub("^Encounter/"; "")' out.ndjson | sort -u > erefs
+	[ -z "$(comm -13 encs erefs)" ]
+	# and _mlk.patient is the same token
+	run jq -r 'select(.resourceType == "Condition") | (.subject.reference == "Patient/" + ._mlk.patient)' out.ndjson
+	refute_output --partial false
+	# no original id is left
+	head -1 "$DATA"/fhir/Patient.ndjson | jq -r .id > orig
+	run grep -c -F -f orig out.ndjson
+	assert_output 0
+}
+
+@test "deterministic: same input, key and project, same bytes; another project, other tokens" {
+	cat "$DATA"/fhir/Patient.ndjson "$DATA"/fhir/Encounter.ndjson > in.ndjson
+	mlk-deid --project p1 in.ndjson > a.ndjson
+	mlk-deid --project p1 < in.ndjson > b.ndjson
+	cmp a.ndjson b.ndjson
+	# one thread gives the same bytes as two
+	echo 'deid: {threads: 1}' >> "$MLK_LAKE/mlk.yaml"
+	mlk-deid --project p1 in.ndjson > c.ndjson
+	cmp a.ndjson c.ndjson
+	mlk-deid --project p2 in.ndjson > d.ndjson
+	jq -r 'select(.resourceType == "Patient") | .id' a.ndjson > ida
+	jq -r 'select(.resourceType == "Patient") | .id' d.ndjson > idd
+	[ "$(wc -l < ida)" -eq 13 ]
+	[ -z "$(comm -12 <(sort ida) <(sort idd))" ]
+	# another lake (another key) gives other tokens too
+	mklake "$BATS_TEST_TMPDIR/lake2"
+	mlk-deid --project p1 in.ndjson > e.ndjson
+	jq -r 'select(.resourceType == "Patient") | .id' e.ndjson > ide
+	[ -z "$(comm -12 <(sort ida) <(sort ide))" ]
+}
+
+@test "synthea CSV through ingest: identifiers gone, patient tokens link the tables" {
+	mlk-ingest --quiet --dataset ehr/synthea "$DATA/synthea-csv" > in.ndjson
+	# the identifying columns of patients.csv, as they came
+	jq -r 'select(._mlk.type == "csv:patients") | .SSN, .FIRST, .LAST, .ADDRESS, .BIRTHDATE, .ZIP, .DRIVERS, .PASSPORT, .MAIDEN | select(. != null and length > 3)' in.ndjson | sort -u > phi.txt
+	[ "$(wc -l < phi.txt)" -gt 100 ]
+	run --separate-stderr mlk-deid in.ndjson
+	assert_success
+	printf '%s\n' "$output" > out.ndjson
+	run grep -F -o -w -f phi.txt out.ndjson
+	assert_failure 1
+	# full dates are gone everywhere
+	run grep -c -E '[0-9]{4}-[0-9]{2}-[0-9]{2}' out.ndjson
+	assert_output 0
+	# encounters.PATIENT is the token of patients.Id
+	jq -r 'select(._mlk.type == "csv:patients") | .Id' out.ndjson | sort -u > ids
+	jq -r 'select(._mlk.type == "csv:encounters") | .PATIENT' out.ndjson | sort -u > pats
+	[ -z "$(comm -13 ids pats)" ]
+	run jq -r 'select(._mlk.type == "csv:patients") | .ZIP // "none" | tostring | length' out.ndjson
+	refute_output --regexp '^5$'
+}
+
+@test "fail closed: an unnamed field is dropped and named on stderr, without its value" {
+	cat > in.ndjson <<-'EOF'
+	{"patient_id":"p1","favourite_colour":"SECRET-BLUE","sex":"F"}
+	{"patient_id":"p2","favourite_colour":"SECRET-RED","sex":"M"}
+	EOF
+	run --separate-stderr mlk-deid in.ndjson
+	assert_success
+	refute_output --partial SECRET
+	refute_output --partial favourite_colour
+	[ "$(jq -r .sex <<< "$output" | tr -d '\n')" = FM ]
+	[[ $stderr == *"dropped field 'favourite_colour' in 2 records"* ]]
+	[[ $stderr != *SECRET* ]]
+	[ "$(grep -c favourite_colour <<< "$stderr")" -eq 1 ]
+	# the audit event names the field, never the value
+	run jq -c 'select(.action == "deid") | .detail.dropped_fields' "$MLK_LAKE/audit/log.ndjson"
+	assert_output '["favourite_colour"]'
+	run grep -c SECRET "$MLK_LAKE/audit/log.ndjson"
+	assert_output 0
+}
+
+@test "a team profile extends a built-in one: its own columns, pass-through" {
+	mkdir -p "$MLK_LAKE/profiles"
+	cat > "$MLK_LAKE/profiles/team.yaml" <<-'EOF'
+	mlk_profile: 1
+	name: team
+	extends: safe-harbor
+	rules:
+	  - field: favourite_colour
+	    method: keep
+	  - field: nickname
+	    method: substitute
+	    with: "[removed]"
+	EOF
+	echo '{"patient_id":"p1","favourite_colour":"blue","nickname":"Bob","other":"x"}' > in.ndjson
+	run --separate-stderr mlk-deid --profile team in.ndjson
+	assert_success
+	run jq -c 'del(._mlk)' <<< "$output"
+	assert_output '{"patient_id":"'"$(mlk-deid --profile team in.ndjson 2>/dev/null | jq -r .patient_id)"'","favourite_colour":"blue","nickname":"[removed]"}'
+	[ "$(mlk-deid --profile team in.ndjson 2>/dev/null | jq -r ._mlk.deid.profile)" = team ]
+	# pass_through keeps what no rule names
+	printf 'mlk_profile: 1\nname: open\nextends: safe-harbor\npass_through: true\n' > open.yaml
+	run --separate-stderr mlk-deid --profile ./open.yaml in.ndjson
+	assert_success
+	[ "$(jq -r .other <<< "$output")" = x ]
+	[ "$(jq -r .nickname <<< "$output")" = Bob ]
+	# a broken profile is a usage error naming file and line
+	printf 'mlk_profile: 1\nrules:\n  - field: x\n    method: shred\n' > bad.yaml
+	run --separate-stderr mlk-deid --profile ./bad.yaml in.ndjson
+	assert_failure 2
+	[[ $stderr == *"bad.yaml':3: a rule needs a method"* ]]
+}
+
+@test "generalize: ZIP3 with the restricted areas as 000, ages over 89 as 90" {
+	cat > in.ndjson <<-'EOF'
+	{"patient_id":"a","zip":"03601","birth_date":"1930-02-03","age":95}
+	{"patient_id":"b","zip":"02155-1234","birth_date":"1990-07-08","age":"36"}
+	{"patient_id":"c","zip":"8932","birth_date":"not a date","age":89}
+	EOF
+	run --separate-stderr mlk-deid in.ndjson
+	assert_success
+	run jq -c '[.zip, .birth_date, .age]' <<< "$output"
+	assert_line --index 0 '["000","1936",90]'
+	assert_line --index 1 '["021","1990","36"]'
+	assert_line --index 2 '[null,null,89]'
+}
+
+@test "research-pseudonymized: one offset per patient, intervals survive" {
+	cat > in.ndjson <<-'EOF'
+	{"patient_id":"a","encounter_date":"2020-01-10","mrn":"MRN1"}
+	{"patient_id":"a","encounter_date":"2020-03-01T10:20:00Z","mrn":"MRN1"}
+	{"patient_id":"b","encounter_date":"2020-01-10","mrn":"MRN2"}
+	EOF
+	run --separate-stderr mlk-deid --profile research-pseudonymized --project study in.ndjson
+	assert_success
+	printf '%s\n' "$output" > out.ndjson
+	run jq -r '.encounter_date' out.ndjson
+	refute_line '2020-01-10'
+	d1=$(jq -r 'select(.patient_id == "'"$(jq -r .patient_id out.ndjson | head -1)"'") | .encounter_date[0:10]' out.ndjson | head -1)
+	d2=$(sed -n 2p out.ndjson | jq -r '.encounter_date')
+	# the time of day stays, the interval of 51 days stays
+	[[ $d2 == *T10:20:00Z ]]
+	[ $(( ($(date -d "${d2:0:10}" +%s) - $(date -d "$d1" +%s)) / 86400 )) -eq 51 ]
+	# tokens for the MRN, the same for the same patient
+	[ "$(jq -r .mrn out.ndjson | sort -u | wc -l)" -eq 2 ]
+	run grep -c MRN out.ndjson
+	assert_output 0
+}
+
+@test "mask, perturb, age bands and buckets are deterministic" {
+	cat > p.yaml <<-'EOF'
+	mlk_profile: 1
+	name: methods
+	rules:
+	  - field: card
+	    method: mask
+	    keep_last: 4
+	  - field: weight
+	    method: perturb
+	    noise: 2
+	    precision: 1
+	  - field: age
+	    method: generalize
+	    to: age_band
+	    width: 10
+	  - field: income
+	    method: generalize
+	    to: bucket
+	    width: 1000
+	  - field: patient_id
+	    method: pseudonymize
+	EOF
+	echo '{"patient_id":"x","card":"4111-1111-1111-1234","weight":80.0,"age":47,"income":51234}' > in.ndjson
+	run --separate-stderr mlk-deid --profile ./p.yaml --seed 3 in.ndjson
+	assert_success
+	run jq -c '[.card, (.weight >= 78 and .weight <= 82), .age, .income]' <<< "$output"
+	assert_output '["***************1234",true,"40-49",51000]'
+	a=$(mlk-deid --profile ./p.yaml --seed 3 in.ndjson 2>/dev/null | jq .weight)
+	b=$(mlk-deid --profile ./p.yaml --seed 3 in.ndjson 2>/dev/null | jq .weight)
+	c=$(mlk-deid --profile ./p.yaml --seed 4 in.ndjson 2>/dev/null | jq .weight)
+	[ "$a" = "$b" ]
+	[ "$a" != "$c" ]
+}
+
+@test "a key file readable by others is refused" {
+	cp "$MLK_LAKE"/keys/*.key k.key
+	chmod 644 k.key
+	echo '{"a":1}' | { run --separate-stderr mlk-deid --key-file k.key --lake /nonexistent; }
+	run --separate-stderr bash -c 'echo "{}" | MLK_LAKE= mlk-deid --key-file k.key'
+	assert_failure 3
+	[[ $stderr == *"readable by group or others"* ]]
+}
+
+@test "invalid lines are reported by line and left out; the rest goes on" {
+	printf '{"patient_id":"a","sex":"F"}\nnot json\n{"patient_id":"b","sex":"M"}\n' > in.ndjson
+	run --separate-stderr mlk-deid in.ndjson
+	assert_failure 1
+	[ "$(jq -r .sex <<< "$output" | tr -d '\n')" = FM ]
+	[[ $stderr == *"'in.ndjson':2:"* ]]
+}
+
+@test "k-anonymity: small classes reported, and suppressed with --suppress" {
+	gen_ehr --format flat --records 300 --seed 2 --patients 60 > in.ndjson
+	run --separate-stderr mlk-deid --k 5 --quasi sex,zip,birth_date --k-report k.json in.ndjson
+	assert_success
+	[ "$(wc -l <<< "$output")" -eq 300 ]
+	run jq -c '[.k, .records, (.small_classes > 0), .suppressed, .k_anonymous]' k.json
+	assert_output '[5,300,true,0,false]'
+	small=$(jq .records_in_small_classes k.json)
+	mlk-deid --k 5 --quasi sex,zip,birth_date --suppress --k-report k2.json in.ndjson > out.ndjson
+	[ "$(wc -l < out.ndjson)" -eq $((300 - small)) ]
+	run jq -c '[.suppressed == '"$small"', .k_anonymous]' k2.json
+	assert_output '[true,true]'
+	# what is left is 5-anonymous over the quasi-identifiers
+	run bash -c "jq -r '[.sex, .zip, .birth_date] | @tsv' out.ndjson | sort | uniq -c | awk '\$1 < 5' | wc -l"
+	assert_output 0
+}
+
+@test "encrypt keeps originals in the vault; rehydrate needs a grant, an approval and time" {
+	cat > p.yaml <<-'EOF'
+	mlk_profile: 1
+	name: vaulted
+	extends: safe-harbor
+	rules:
+	  - field: mrn
+	    method: encrypt
+	EOF
+	printf '{"patient_id":"a","mrn":"MRN-777001"}\n{"patient_id":"b","mrn":"MRN-777002"}\n' > in.ndjson
+	run --separate-stderr mlk-deid --profile ./p.yaml --project trial in.ndjson
+	assert_success
+	refute_output --partial MRN-777
+	tok=$(head -1 <<< "$output" | jq -r .mrn)
+	[[ $tok =~ ^[0-9a-f]{8}-[0-9a-f]{4}-8[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$ ]]
+	# the vault holds sealed values only, read-only
+	run find "$MLK_LAKE/vault/trial" -name '*.ndjson' -perm 0400
+	[ "${#lines[@]}" -eq 1 ]
+	run grep -rc MRN-777 "$MLK_LAKE/vault"
+	refute_output --regexp ':[1-9]'
+	# the owner alone may not re-identify
+	run --separate-stderr mlk-deid rehydrate --project trial --approval IRB-1 --expires 2026-12-31 "$tok"
+	assert_failure 3
+	assert_output ''
+	[[ $stderr == *"needs a grant of action rehydrate"* ]]
+	# a privacy officer with a grant may, until the approval expires
+	sed -i 's/^test_identity_override: false/test_identity_override: true/' "$MLK_LAKE/policy.yaml"
+	cat >> "$MLK_LAKE/policy.yaml" <<-'EOF'
+	  - role: privacy-officer
+	    actions: [rehydrate]
+	EOF
+	sed -i 's/^roles:/roles:\n  privacy-officer: {users: [olivia], groups: []}/' "$MLK_LAKE/policy.yaml"
+	MLK_TEST_USER=olivia run --separate-stderr mlk-deid rehydrate --project trial --approval IRB-1 --expires 2026-12-31 "$tok"
+	assert_success
+	assert_output '{"token":"'"$tok"'","found":true,"value":"MRN-777001"}'
+	MLK_TEST_USER=olivia run --separate-stderr mlk-deid rehydrate --project trial --approval IRB-1 --expires 2026-01-01 "$tok"
+	assert_failure 3
+	[[ $stderr == *"expired"* ]]
+	# another project's vault key does not open it
+	MLK_TEST_USER=olivia run --separate-stderr mlk-deid rehydrate --project other --approval IRB-1 --expires 2026-12-31 "$tok"
+	assert_failure 1
+	assert_output '{"token":"'"$tok"'","found":false}'
+	# every lookup is audited, without values
+	run jq -c 'select(.action == "rehydrate") | [.decision, .detail.approval, .status]' "$MLK_LAKE/audit/log.ndjson"
+	assert_line --index 0 '["deny","IRB-1",3]'
+	assert_line --index 1 '["allow","IRB-1",0]'
+	assert_line --index 2 '["deny","IRB-1",3]'
+	run grep -c MRN-777 "$MLK_LAKE/audit/log.ndjson"
+	assert_output 0
+	run mlk-audit verify
+	assert_success
+}
