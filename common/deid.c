@@ -1616,8 +1616,11 @@ static int reduce(void *ctx, const struct pmap_out *out)
 			run_len = 0;
 			if (!d->c.first_reject_line)
 				d->c.first_reject_line = it->line;
-			s->reject(s->ctx, it->line,
-				  out->aux.data + it->aux_off);
+			struct buf why = BUF_INIT;
+			buf_add(&why, out->aux.data + it->aux_off,
+				it->aux_len);
+			s->reject(s->ctx, it->line, why.data);
+			buf_release(&why);
 			continue;
 		}
 		if (d->has_encrypt && s->vault) {
