@@ -58,6 +58,10 @@ struct tls {
 	struct pmap_out *pout;   /* for vault entries */
 	uint32_t *drops;         /* this record's dropped paths */
 	size_t nd, dalloc;
+	/* Scrubbed text waits for the record's identifiers: a placeholder
+	 * "" at pos in the output, filled in when the walk is done. */
+	struct defer { size_t pos; int v; } *dv;
+	size_t ndv, dvalloc;
 	size_t vault_mark;
 	struct deid_counts c;
 };
@@ -68,6 +72,8 @@ struct deid {
 	struct hmac mac;         /* keyed with the project key */
 	int has_scrub;
 	int has_encrypt;
+	size_t *type_rules;      /* the datatype and value rules */
+	size_t ntype;
 	const struct deid_sink *sink;
 	pthread_mutex_t lock;
 	struct deid_counts c;
@@ -518,8 +524,13 @@ static int best_type_rule(struct tls *t, size_t sp, int v)
 	const struct rec *r = &t->r;
 	int best = -1, bs = -1;
 	int vt = rec_type(r, v);
-	for (size_t i = 0; i < pf->nrules; i++) {
+	for (size_t ti = 0; ti < t->d->ntype; ti++) {
+		size_t i = t->d->type_rules[ti];
 		const struct prule *ru = &pf->rules[i];
+		if (ru->vkind && vt != REC_STRING)
+			continue;
+		if (ru->ftype && t->kind != RK_FHIR)
+			continue;
 		if (ru->score < bs)
 			continue;
 		if (ru->vkind) {
@@ -1010,6 +1021,15 @@ static void apply_leaf(struct tls *t, const struct prule *ru, int v,
 			do_year(t, ru, p, n, 1, o);
 			return;
 		}
+		if (t->d->has_scrub) {
+			/* Drop placeholders that a truncation took back. */
+			while (t->ndv && t->dv[t->ndv - 1].pos >= o->len)
+				t->ndv--;
+			XGROW(t->dv, t->dvalloc, t->ndv + 1);
+			t->dv[t->ndv++] = (struct defer){ o->len, v };
+			buf_add(o, "\"\"", 2);
+			return;
+		}
 		do_scrub(t, v, o);
 		return;
 	}
@@ -1171,11 +1191,18 @@ static int walk(struct tls *t, int v, uint32_t node, size_t sp,
 		} else if (tr >= 0 && pf->rules[tr].method != DM_KEEP) {
 			/* Not let in by a path, but the profile knows the
 			 * datatype: dropped without a report. */
-			if (t->collect && vt == REC_OBJECT)
+			if (t->d->has_scrub && vt == REC_OBJECT) {
+				int was = t->collect;
+				size_t dmark = t->nd;
+				t->collect = 1;
 				walk_object(t, v, node, sp, &pf->rules[tr], 1,
 					    &t->out);
-			else if (t->collect)
+				buf_reset(&t->out);
+				t->collect = was;
+				t->nd = dmark;
+			} else if (t->d->has_scrub) {
 				collect_known(t, &pf->rules[tr], v, sp);
+			}
 			return 0;
 		}
 	}
@@ -1232,6 +1259,8 @@ static int walk(struct tls *t, int v, uint32_t node, size_t sp,
 		collect_known(t, eff, v, sp);
 		return 0;
 	}
+	if (t->d->has_scrub)
+		collect_known(t, eff, v, sp);
 	if (!eff) {
 		note_dropped(t, node);
 		return 0;
@@ -1480,18 +1509,33 @@ static void map(void *ctx, void *tl, const char *line, size_t len,
 	t->nd = 0;
 	struct buf *o = &out->data;
 	size_t off0 = o->len;
-	if (d->has_scrub) {
+	t->ndv = 0;
+	if (d->has_scrub)
 		scrub_clear_known(t->sc);
-		t->collect = 1;
-		walk_object(t, 0, start, 0, NULL, 0, &t->out);
-		buf_reset(&t->out);
-		t->collect = 0;
-		t->nd = 0;
-	}
 	if (!walk_object(t, 0, start, 0, NULL, 0, o))
 		buf_addch(o, '{');
 	else
 		buf_truncate(o, o->len - 1);   /* reopen: the envelope */
+	if (t->ndv) {
+		/* Now that every identifier of the record is known, the
+		 * text: splice it in where the placeholders are. */
+		struct buf *w = &t->out;
+		buf_reset(w);
+		size_t at = off0;
+		for (size_t i = 0; i < t->ndv; i++) {
+			size_t pos = t->dv[i].pos;
+			if (pos < at || pos + 2 > o->len ||
+			    memcmp(o->data + pos, "\"\"", 2))
+				continue;
+			buf_add(w, o->data + at, pos - at);
+			do_scrub(t, t->dv[i].v, w);
+			at = pos + 2;
+		}
+		buf_add(w, o->data + at, o->len - at);
+		buf_truncate(o, off0);
+		buf_add(o, w->data, w->len);
+		buf_reset(w);
+	}
 	if (o->len > off0 + 1)
 		buf_addch(o, ',');
 	write_envelope(t, m, o);
@@ -1599,6 +1643,7 @@ static void tls_free(void *ctx, void *tl)
 	buf_release(&t->tmp2);
 	buf_release(&t->out);
 	free(t->drops);
+	free(t->dv);
 	free(t);
 }
 
@@ -1664,7 +1709,10 @@ struct deid *deid_new(const struct deid_params *p,
 		return NULL;
 	}
 	pthread_mutex_init(&d->lock, NULL);
+	d->type_rules = xcalloc(d->prof->nrules + 1, sizeof *d->type_rules);
 	for (size_t i = 0; i < d->prof->nrules; i++) {
+		if (d->prof->rules[i].ftype || d->prof->rules[i].vkind)
+			d->type_rules[d->ntype++] = i;
 		if (d->prof->rules[i].method == DM_SCRUB)
 			d->has_scrub = 1;
 		if (d->prof->rules[i].method == DM_ENCRYPT)
@@ -1696,6 +1744,7 @@ void deid_free(struct deid *d)
 	if (!d)
 		return;
 	hmac_release(&d->mac);
+	free(d->type_rules);
 	pthread_mutex_destroy(&d->lock);
 	for (size_t i = 0; i < d->nd; i++)
 		free(d->dpath[i]);
