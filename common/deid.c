@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "buf.h"
 #include "pmap.h"
@@ -27,6 +29,7 @@ struct pnode {
 	size_t klen;
 	int rule;                /* best path rule, -1 none */
 	int resolved;
+	int label;               /* 0 unknown, 1 none, 2 name, 3 address */
 	unsigned long long dropped;
 };
 
@@ -51,7 +54,8 @@ struct tls {
 	struct frame stack[REC_MAX_DEPTH + 4];
 	struct buf tmp, tmp2, out;
 	enum rkind kind;
-	int collect;             /* first pass: gather known identifiers */
+	int collect;             /* gather known identifiers, no output */
+	int scan;                /* ...into pout->aux (patient scan) */
 	int have_patient;
 	int shift;               /* this record's patient offset, days */
 	char ptoken[DEID_TOKEN_LEN + 1];
@@ -74,6 +78,13 @@ struct deid {
 	int has_encrypt;
 	size_t *type_rules;      /* the datatype and value rules */
 	size_t ntype;
+	/* Patient scan: identifiers of each patient (by token), from the
+	 * records that describe patients, for the scrubber. */
+	struct pknown { char token[DEID_TOKEN_LEN + 1]; struct buf vals; }
+		*pk;
+	size_t npk, pkslots;
+	size_t pk_bytes;
+	int pk_full, scanned;
 	const struct deid_sink *sink;
 	pthread_mutex_t lock;
 	struct deid_counts c;
@@ -83,6 +94,9 @@ struct deid {
 	size_t nd, dalloc;
 	char deid_json[1024];
 };
+
+static void pk_add_known(struct tls *t);
+static void tls_release(struct tls *t);
 
 /* ------------------------------------------------------------------ */
 /* Keys and tokens                                                     */
@@ -1053,12 +1067,13 @@ static void collect_known(struct tls *t, const struct prule *ru, int v,
 		return;
 	const char *kind = "ID";
 	for (size_t i = 1; i <= sp; i++) {
-		const struct pnode *nd = &t->pt.v[t->stack[i].node];
-		if (t->stack[i].ftype == FT_HUMANNAME ||
-		    (nd->key && strcasestr(nd->key, "name")))
+		struct pnode *nd = &t->pt.v[t->stack[i].node];
+		if (!nd->label)
+			nd->label = !nd->key ? 1 : strcasestr(nd->key, "name")
+				    ? 2 : strcasestr(nd->key, "addr") ? 3 : 1;
+		if (t->stack[i].ftype == FT_HUMANNAME || nd->label == 2)
 			kind = "NAME";
-		else if (t->stack[i].ftype == FT_ADDRESS ||
-			 (nd->key && strcasestr(nd->key, "addr")))
+		else if (t->stack[i].ftype == FT_ADDRESS || nd->label == 3)
 			kind = "ADDRESS";
 	}
 	if (t->kind == RK_HL7 && sp >= 2) {
@@ -1070,6 +1085,15 @@ static void collect_known(struct tls *t, const struct prule *ru, int v,
 						   !strcmp(f->key, "9"))) ||
 		     (!strcmp(seg->key, "NK1") && !strcmp(f->key, "2"))))
 			kind = "NAME";
+	}
+	if (t->scan) {
+		/* pass 1: kind letter, length, bytes; see scan_map() */
+		struct buf *a = &t->pout->aux;
+		uint32_t len = (uint32_t)n;
+		buf_addch(a, kind[0]);
+		buf_add(a, &len, sizeof len);
+		buf_add(a, p, n);
+		return;
 	}
 	scrub_add_known(t->sc, p, n, kind);
 }
@@ -1247,9 +1271,10 @@ static int walk(struct tls *t, int v, uint32_t node, size_t sp,
 		}
 		size_t dmark = t->nd;
 		int w = walk_object(t, v, node, sp, eff, named, o);
-		if (!w && !eff && !t->collect) {
+		if (!w && !eff && !t->collect && t->nd > dmark) {
 			/* Only the top of a wholly dropped subtree is
-			 * reported, not each of its leaves. */
+			 * reported, not each of its leaves (and not at all
+			 * when rules named every part of it). */
 			t->nd = dmark;
 			note_dropped(t, node);
 		}
@@ -1510,8 +1535,11 @@ static void map(void *ctx, void *tl, const char *line, size_t len,
 	struct buf *o = &out->data;
 	size_t off0 = o->len;
 	t->ndv = 0;
-	if (d->has_scrub)
+	if (d->has_scrub) {
 		scrub_clear_known(t->sc);
+		if (t->have_patient && d->npk)
+			pk_add_known(t);
+	}
 	if (!walk_object(t, 0, start, 0, NULL, 0, o))
 		buf_addch(o, '{');
 	else
@@ -1552,6 +1580,169 @@ static void map(void *ctx, void *tl, const char *line, size_t len,
 		t->pt.v[t->drops[i]].resolved = 1;
 	pmap_add_record(out, off0, aux_off, lineno, 0);
 	t->c.records++;
+}
+
+/* ------------------------------------------------------------------ */
+/* Patient scan: pass 1 over a file                                    */
+
+static int describes_patient(const struct tls *t, int m)
+{
+	const struct rec *r = &t->r;
+	switch (t->kind) {
+	case RK_FHIR: {
+		int rt = rec_get(r, 0, "resourceType");
+		return raw_is(r, rt, "Patient") || raw_is(r, rt, "RelatedPerson");
+	}
+	case RK_FLAT:
+		return m > 0 && raw_is(r, rec_get(r, m, "type"), "csv:patients");
+	case RK_HL7:
+		return 1;
+	}
+	return 0;
+}
+
+static uint32_t start_node(struct tls *t)
+{
+	const struct rec *r = &t->r;
+	uint32_t root = (uint32_t)t->kind;
+	if (t->kind != RK_FHIR)
+		return root;
+	int rt = rec_get(r, 0, "resourceType");
+	size_t n = 0;
+	const char *p = rt > 0 && rec_type(r, rt) == REC_STRING
+			? rec_raw(r, rt, &n) : "";
+	uint32_t start = ptab_child(&t->pt, root, p, n);
+	return start == UINT32_MAX ? root : start;
+}
+
+static void scan_map(void *ctx, void *tl, const char *line, size_t len,
+		     long long lineno, unsigned long long offset,
+		     struct pmap_out *out)
+{
+	struct tls *t = tl;
+	struct mlk_error e = MLK_ERROR_INIT;
+	(void)ctx;
+	(void)offset;
+	if (rec_parse(&t->r, line, len, &e) != MLK_OK)
+		return;
+	int m = rec_get(&t->r, 0, "_mlk");
+	t->kind = record_kind(&t->r, m);
+	if (!describes_patient(t, m))
+		return;
+	buf_reset(&t->tmp2);
+	if (!find_patient(t, m, &t->tmp2))
+		return;
+	char tok[DEID_TOKEN_LEN + 1];
+	token_of(&t->mac, t->tmp2.data, t->tmp2.len, tok);
+	crypto_wipe(t->tmp2.data, t->tmp2.len);
+	size_t off = out->data.len, aux_off = out->aux.len;
+	buf_add(&out->data, tok, DEID_TOKEN_LEN);
+	uint32_t start = start_node(t);
+	t->stack[0].node = start;
+	t->stack[0].ftype = FT_NONE;
+	t->pout = out;
+	t->collect = t->scan = 1;
+	t->nd = 0;
+	walk_object(t, 0, start, 0, NULL, 0, &t->out);
+	buf_reset(&t->out);
+	t->collect = t->scan = 0;
+	t->nd = 0;
+	pmap_add_record(out, off, aux_off, lineno, 0);
+}
+
+static struct pknown *pk_find(const struct deid *d, const char *tok)
+{
+	if (!d->pkslots)
+		return NULL;
+	size_t sl = fnv(0xcbf29ce484222325ULL, tok, DEID_TOKEN_LEN) &
+		    (d->pkslots - 1);
+	while (d->pk[sl].token[0]) {
+		if (!memcmp(d->pk[sl].token, tok, DEID_TOKEN_LEN))
+			return &d->pk[sl];
+		sl = (sl + 1) & (d->pkslots - 1);
+	}
+	return &d->pk[sl];
+}
+
+static void pk_grow(struct deid *d)
+{
+	struct pknown *old = d->pk;
+	size_t on = d->pkslots;
+	d->pkslots = on ? on * 2 : 1024;
+	d->pk = xcalloc(d->pkslots, sizeof *d->pk);
+	for (size_t i = 0; i < on; i++)
+		if (old[i].token[0])
+			*pk_find(d, old[i].token) = old[i];
+	free(old);
+}
+
+/* Has the patient's list this (kind, value) entry already? */
+static int pk_has(const struct buf *b, const char *ent, size_t n)
+{
+	size_t p = 0;
+	while (p + 5 <= b->len) {
+		uint32_t len;
+		memcpy(&len, b->data + p + 1, 4);
+		if (len + 5 == n && !memcmp(b->data + p, ent, n))
+			return 1;
+		p += 5 + len;
+	}
+	return 0;
+}
+
+#define PK_MAX_BYTES ((size_t)64 << 20)
+
+static int scan_reduce(void *ctx, const struct pmap_out *out)
+{
+	struct deid *d = ctx;
+	for (size_t i = 0; i < out->n; i++) {
+		const struct pmap_item *it = &out->items[i];
+		if (it->kind != PMAP_RECORD || it->len != DEID_TOKEN_LEN)
+			continue;
+		if ((d->npk + 1) * 2 > d->pkslots)
+			pk_grow(d);
+		char tok[DEID_TOKEN_LEN + 1];
+		memcpy(tok, out->data.data + it->off, DEID_TOKEN_LEN);
+		tok[DEID_TOKEN_LEN] = '\0';
+		struct pknown *k = pk_find(d, tok);
+		if (!k->token[0]) {
+			memcpy(k->token, tok, sizeof tok);
+			buf_init(&k->vals);
+			d->npk++;
+		}
+		const char *a = out->aux.data + it->aux_off;
+		size_t p = 0;
+		while (p + 5 <= it->aux_len) {
+			uint32_t len;
+			memcpy(&len, a + p + 1, 4);
+			if (d->pk_bytes + len + 5 > PK_MAX_BYTES) {
+				d->pk_full = 1;
+				break;
+			}
+			if (!pk_has(&k->vals, a + p, 5 + len)) {
+				buf_add(&k->vals, a + p, 5 + len);
+				d->pk_bytes += 5 + len;
+			}
+			p += 5 + len;
+		}
+	}
+	return 0;
+}
+
+static void pk_add_known(struct tls *t)
+{
+	const struct pknown *k = pk_find(t->d, t->ptoken);
+	if (!k || !k->token[0])
+		return;
+	size_t p = 0;
+	while (p + 5 <= k->vals.len) {
+		uint32_t len;
+		memcpy(&len, k->vals.data + p + 1, 4);
+		char c = k->vals.data[p];
+		scrub_add_known(t->sc, k->vals.data + p + 5, len,
+				c == 'N' ? "NAME" : c == 'A' ? "ADDRESS" : "ID");
+		p += 5 + len;
+	}
 }
 
 /* ------------------------------------------------------------------ */
@@ -1635,6 +1826,11 @@ static void tls_free(void *ctx, void *tl)
 	}
 	buf_release(&b);
 	pthread_mutex_unlock(&d->lock);
+	tls_release(t);
+}
+
+static void tls_release(struct tls *t)
+{
 	rec_release(&t->r);
 	hmac_release(&t->mac);
 	scrub_free(t->sc);
@@ -1645,6 +1841,12 @@ static void tls_free(void *ctx, void *tl)
 	free(t->drops);
 	free(t->dv);
 	free(t);
+}
+
+static void tls_free_quiet(void *ctx, void *tl)
+{
+	(void)ctx;
+	tls_release(tl);
 }
 
 static int reduce(void *ctx, const struct pmap_out *out)
@@ -1745,6 +1947,10 @@ void deid_free(struct deid *d)
 		return;
 	hmac_release(&d->mac);
 	free(d->type_rules);
+	for (size_t i = 0; i < d->pkslots; i++)
+		if (d->pk[i].token[0])
+			buf_release(&d->pk[i].vals);
+	free(d->pk);
 	pthread_mutex_destroy(&d->lock);
 	for (size_t i = 0; i < d->nd; i++)
 		free(d->dpath[i]);
@@ -1767,6 +1973,22 @@ enum mlk_status deid_run(struct deid *d, int fd, int threads,
 			 const struct deid_sink *sink, struct mlk_error *e)
 {
 	d->sink = sink;
+	struct stat st;
+	if (d->has_scrub && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
+	    lseek(fd, 0, SEEK_CUR) == 0) {
+		/* A file can be read twice: first the patients, so that their
+		 * names are scrubbed from every record of theirs. */
+		struct pmap_ops scan = { d, tls_new, tls_free_quiet, scan_map,
+					 scan_reduce };
+		enum mlk_status ss = pmap_run(read_fd, &fd, threads,
+					      (size_t)64 << 20, &scan, e);
+		if (ss != MLK_OK)
+			return ss;
+		if (lseek(fd, 0, SEEK_SET) != 0)
+			return mlk_error_errno(e, NULL, "cannot read input "
+					       "again");
+		d->scanned = 1;
+	}
 	struct pmap_ops ops = { d, tls_new, tls_free, map, reduce };
 	return pmap_run(read_fd, &fd, threads, (size_t)64 << 20, &ops, e);
 }
