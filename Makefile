@@ -100,11 +100,13 @@ FUZZ_SECONDS ?= 60
 FUZZ_TARGETS := $(patsubst scripts/fuzz/%.c,%,$(wildcard scripts/fuzz/fuzz-*.c))
 fuzz:
 	@mkdir -p build/fuzz
+	@sh scripts/embed-profiles build/fuzz/profiles.c $(PROFILES)
 	@for t in $(FUZZ_TARGETS); do \
 	  clang -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined \
 	    -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -DMLK_VERSION='"fuzz"' \
 	    -Icommon $(PKG_CFLAGS) -o build/fuzz/$$t scripts/fuzz/$$t.c \
-	    $(filter-out common/%main.c,$(LIB_SRC)) $(LDLIBS) || exit 1; \
+	    $(filter-out common/%main.c,$(LIB_SRC)) build/fuzz/profiles.c \
+	    $(LDLIBS) || exit 1; \
 	  mkdir -p build/fuzz/$$t.corpus; \
 	  build/fuzz/$$t -max_total_time=$(FUZZ_SECONDS) build/fuzz/$$t.corpus \
 	    scripts/fuzz/corpus/$$t || exit 1; \
