@@ -95,6 +95,7 @@ struct hl7_msg {
 	char fs, cs, rs, ec, ss;     /* field, component, repetition,
 					escape, subcomponent; 0 if unused */
 	int latin1;                  /* bytes are not UTF-8 */
+	unsigned char cls[256];      /* HL7_C_* bits of each byte value */
 	struct hl7_seg *seg;
 	size_t nseg, seg_alloc;
 	struct { int first, last; } *ids;  /* each distinct id's first and
