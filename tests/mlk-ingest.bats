@@ -771,3 +771,15 @@ hl7_bare() {
 	assert_success
 	[ "$(jq -r '"\(.t) \(.n)"' <<<"$output" | paste -sd,)" = "ACK 1,ADT^A01 8,MDM^T02 1,OML^O21 1,ORM^O01 1,ORU^R01 5,SIU^S12 1" ]
 }
+
+@test "HL7 v2: partition specs can use the summary fields; old lakes get the default" {
+	sed -i 's/^datasets: {}$/datasets:\n  ehr\/fac:\n    partitions:\n      hl7v2: [sending_facility, version, day(date), type]/' "$MLK_LAKE/mlk.yaml"
+	run --separate-stderr mlk-ingest --dataset ehr/fac "$DATA/hl7v2/rth_mdm-t02-document.hl7"
+	assert_success
+	[ "$(jq -r ._mlk.partition <<<"$output")" = 'sending_facility=HOSP_A/version=2.5.1/day=22/type=hl7v2%3AMDM%5ET02' ]
+	# A lake made before HL7 v2 support has no hl7v2 line: the default.
+	sed -i '/^  hl7v2:/d' "$MLK_LAKE/mlk.yaml"
+	run --separate-stderr mlk-ingest --dataset ehr/old "$DATA/hl7v2/rth_mdm-t02-document.hl7"
+	assert_success
+	[ "$(jq -r ._mlk.partition <<<"$output")" = 'message_type=MDM%5ET02/year=2026/month=03' ]
+}
