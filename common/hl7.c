@@ -89,11 +89,14 @@ static int fill(struct hl7_reader *r, struct mlk_error *e)
 /* What the segment at p..n starts a piece of; -1: blank, 0: none. */
 static int classify(const char *p, size_t n, enum hl7_kind *kind)
 {
-	while (n && (*p == MLLP_START || *p == ' ' || *p == '\t')) {
+	while (n && *p == MLLP_START) {
 		p++;
 		n--;
 	}
-	if (!n)
+	size_t k = 0;
+	while (k < n && (p[k] == ' ' || p[k] == '\t'))
+		k++;
+	if (k == n)
 		return -1;
 	if (n < 3)
 		return 0;

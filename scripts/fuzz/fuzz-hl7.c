@@ -119,7 +119,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			}
 			if (pc.kind == HL7_MESSAGE) {
 				const char *q = pc.p;
-				while (*q == 0x0b || *q == ' ' || *q == '\t')
+				while (*q == 0x0b)
 					q++;
 				CHECK(!memcmp(q, "MSH", 3));
 				if (pass == 0)

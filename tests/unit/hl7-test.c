@@ -159,6 +159,11 @@ static void test_framing(void)
 		     sizeof mshx - 1,
 		     "M@1+0:MSH|^~\\&|A\\nMSHX|1\\n\n"
 		     "M@3+18:MSH\\n\n");
+	static const char ws[] = " MSH|^~\\&|A\n\t \nMSH|^~\\&|B\n MSH|^~\\&|C\n";
+	check_pieces("a segment after blanks is no message start", ws,
+		     sizeof ws - 1,
+		     "J@1+0: MSH|^~\\&|A\\n<09> \\n\n"
+		     "M@3+15:MSH|^~\\&|B\\n MSH|^~\\&|C\\n\n");
 	check_pieces("empty", "", 0, "");
 	check_pieces("blank", "\n\r\n \n", 5, "");
 
