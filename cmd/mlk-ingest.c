@@ -35,14 +35,15 @@ static const char usage_text[] =
 "                  [--format FORMAT] [--purpose TEXT] [--quiet]\n"
 "                  FILE|DIR|- ...\n"
 "\n"
-"Land EHR sources (FHIR NDJSON, FHIR Bundles, CSV, NDJSON; gzip or not)\n"
-"in the raw zone of a lake and write their records to stdout.\n"
+"Land EHR sources (FHIR NDJSON, FHIR Bundles, CSV, NDJSON, HL7 v2; gzip\n"
+"or not) in the raw zone of a lake and write their records to stdout.\n"
 "\n"
 "  --lake DIR            the lake (default: $MLK_LAKE, then the nearest\n"
 "                        ancestor holding mlk.yaml)\n"
 "  --dataset NAME        dataset to land in (default: ehr/default)\n"
 "  --source-system NAME  record where the data came from\n"
-"  --format FORMAT       auto, fhir-ndjson, fhir-bundle, csv or ndjson\n"
+"  --format FORMAT       auto, fhir-ndjson, fhir-bundle, csv, ndjson or\n"
+"                        hl7v2\n"
 "                        (default: auto, from the content)\n"
 "  --purpose TEXT        why, for the audit log\n"
 "  --quiet               no summary on stderr\n"
@@ -138,8 +139,8 @@ struct run {
 	size_t si;               /* current source index in the batch */
 	const struct input *cur;
 	enum ehr_format used;
-	struct pspec spec[3];    /* fhir, csv, ndjson */
-	int have_spec[3];
+	struct pspec spec[4];    /* fhir, csv, ndjson, hl7v2 */
+	int have_spec[4];
 	struct buf head, mid, tail;
 	const struct pspec *ps;  /* the current source's partition spec */
 	int ps_sys[PSPEC_MAX];   /* field i is source_system */
@@ -171,7 +172,8 @@ static size_t fmt_ll(char *out, long long v)
 static int family_index(enum ehr_format f)
 {
 	const char *fam = ehr_format_family(f);
-	return !strcmp(fam, "fhir") ? 0 : !strcmp(fam, "csv") ? 1 : 2;
+	return !strcmp(fam, "fhir") ? 0 : !strcmp(fam, "csv") ? 1
+	       : !strcmp(fam, "hl7v2") ? 3 : 2;
 }
 
 static void write_stdout(struct run *r, const char *p, size_t n)
@@ -626,8 +628,9 @@ int main(int argc, char **argv)
 	r.stdout_ok = 1;
 	r.e = &e;
 	r.progress = !quiet && mlk_isatty(2);
-	static const char *const fams[3] = { "fhir", "csv", "ndjson" };
-	for (int k = 0; k < 3 && s == MLK_OK && did_batch; k++) {
+	static const char *const fams[4] = { "fhir", "csv", "ndjson",
+					     "hl7v2" };
+	for (int k = 0; k < 4 && s == MLK_OK && did_batch; k++) {
 		s = lake_pspec(&lake, dataset, fams[k], &r.spec[k], &e);
 		r.have_spec[k] = s == MLK_OK;
 	}
@@ -793,7 +796,7 @@ int main(int argc, char **argv)
 	buf_release(&r.head);
 	buf_release(&r.mid);
 	buf_release(&r.tail);
-	for (int k = 0; k < 3; k++)
+	for (int k = 0; k < 4; k++)
 		if (r.have_spec[k])
 			pspec_release(&r.spec[k]);
 	if (did_batch)

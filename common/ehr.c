@@ -12,6 +12,7 @@
 
 #include "buf.h"
 #include "csv.h"
+#include "hl7.h"
 #include "pmap.h"
 #include "xalloc.h"
 #include "banned.h"
@@ -86,6 +87,7 @@ const char *ehr_format_name(enum ehr_format f)
 	case EHR_FHIR_BUNDLE: return "fhir-bundle";
 	case EHR_CSV: return "csv";
 	case EHR_NDJSON: return "ndjson";
+	case EHR_HL7V2: return "hl7v2";
 	default: return "unknown";
 	}
 }
@@ -104,6 +106,7 @@ const char *ehr_format_family(enum ehr_format f)
 	case EHR_FHIR_NDJSON:
 	case EHR_FHIR_BUNDLE: return "fhir";
 	case EHR_CSV: return "csv";
+	case EHR_HL7V2: return "hl7v2";
 	default: return "ndjson";
 	}
 }
@@ -260,6 +263,19 @@ enum ehr_format ehr_detect(const char *buf, size_t n, int whole,
 		*why = "binary content, not a recognised EHR format";
 		return EHR_UNKNOWN;
 	}
+	/* HL7 v2: MSH, or a batch header, and a field separator; maybe
+	 * after an MLLP start block. */
+	const char *h = p < end && *p == 0x0b ? p + 1 : p;
+	if (end - h >= 4 && (h[3] < '0' || h[3] > '9') &&
+	    (h[3] < 'A' || h[3] > 'Z') && (h[3] < 'a' || h[3] > 'z') &&
+	    h[3] > ' ' && h[3] < 0x7f &&
+	    (!memcmp(h, "MSH", 3) || !memcmp(h, "FHS", 3) ||
+	     !memcmp(h, "BHS", 3)))
+		return EHR_HL7V2;
+	if (end - p >= 4 && p[3] == '|' && hl7_is_segment_id(p)) {
+		*why = "HL7 v2 segments without an MSH segment";
+		return EHR_UNKNOWN;
+	}
 	if (*p == '[') {
 		*why = "a JSON array is not supported; convert it to NDJSON "
 		       "(jq -c '.[]')";
@@ -313,7 +329,7 @@ enum ehr_format ehr_detect(const char *buf, size_t n, int whole,
 	if (memchr(p, ',', len))
 		return EHR_CSV;
 	*why = "not a recognised EHR format (FHIR NDJSON or Bundle, CSV with "
-	       "a header, NDJSON)";
+	       "a header, NDJSON, HL7 v2)";
 	return EHR_UNKNOWN;
 }
 
@@ -920,6 +936,117 @@ out:
 	return st;
 }
 
+/* HL7 v2 */
+
+struct hctx {
+	struct hl7_msg m;
+	char type[128];
+};
+
+static int hl7_lookup(const struct ehr_item *it, const char *name,
+		      const char **val, size_t *len, int *is_number)
+{
+	struct hctx *c = it->priv;
+	*is_number = 0;
+	if (!strcmp(name, "type")) {
+		*val = it->type;
+		*len = strlen(it->type);
+		return 1;
+	}
+	if (!strcmp(name, "date")) {
+		*val = c->m.date;
+		*len = strlen(c->m.date);
+		return *len > 0;
+	}
+	for (int k = 0; k < HL7_NSUM; k++)
+		if (!strcmp(name, hl7_sum_name((enum hl7_sum)k))) {
+			*val = hl7_sum_get(&c->m, (enum hl7_sum)k, len);
+			return *val != NULL;
+		}
+	return 0;
+}
+
+static enum mlk_status parse_hl7(struct src *s, const char *path,
+				 const struct ehr_sink *sink,
+				 struct mlk_error *e)
+{
+	struct hl7_reader rd;
+	struct hl7_piece pc;
+	struct hctx c;
+	struct buf body = BUF_INIT, oline = BUF_INIT, opart = BUF_INIT;
+	struct mlk_error pe = MLK_ERROR_INIT;
+	enum mlk_status st = MLK_OK;
+	int got;
+	hl7_reader_init(&rd, src_read, s);
+	hl7_msg_init(&c.m);
+	while ((got = hl7_reader_next(&rd, &pc, &pe)) > 0) {
+		int rc = 0;
+		switch (pc.kind) {
+		case HL7_ENVELOPE:
+			continue;
+		case HL7_JUNK:
+			rc = sink->reject(sink->ctx, pc.line, pc.offset, pc.p,
+					  pc.n, "HL7 v2 text outside a message "
+					  "(no MSH segment before it)");
+			break;
+		case HL7_TOOLONG:
+			rc = sink->reject(sink->ctx, pc.line, pc.offset, NULL,
+					  0, "HL7 v2 message longer than 64 MiB");
+			break;
+		case HL7_MESSAGE:
+			if (hl7_parse(&c.m, pc.p, pc.n, pc.line, &pe) != MLK_OK) {
+				rc = sink->reject(sink->ctx, pc.line, pc.offset,
+						  pc.p, pc.n, pe.msg);
+				break;
+			}
+			size_t tn;
+			const char *t = hl7_sum_get(&c.m, HL7_TYPE, &tn);
+			if (tn > sizeof c.type - 7)
+				tn = sizeof c.type - 7;
+			/* Never cut a UTF-8 sequence in half. */
+			while (tn && ((unsigned char)t[tn] & 0xc0) == 0x80 &&
+			       tn < c.m.sum_len[HL7_TYPE])
+				tn--;
+			memcpy(c.type, "hl7v2:", 6);
+			memcpy(c.type + 6, t, tn);
+			c.type[6 + tn] = '\0';
+			buf_reset(&body);
+			hl7_write(&c.m, &body);
+			struct ehr_item it = {
+				c.type, body.data, body.len, 0, pc.line, -1,
+				hl7_lookup, &c,
+			};
+			buf_reset(&oline);
+			buf_reset(&opart);
+			size_t keep = sink->format(sink->ctx, &it, &oline,
+						   &opart);
+			sink->output(sink->ctx, oline.data, oline.len);
+			rc = sink->commit(sink->ctx, oline.data, oline.len,
+					  keep, opart.data, opart.len);
+			break;
+		}
+		if (rc) {
+			st = (enum mlk_status)rc;
+			break;
+		}
+	}
+	if (got < 0) {
+		if (s->gzerr)
+			st = (enum mlk_status)sink->reject(sink->ctx, 0, 0,
+				NULL, 0, "corrupt or truncated gzip stream; "
+				"the records before the damage were kept");
+		else
+			st = mlk_error_set(e, MLK_SYSTEM, path, 0, "%s",
+					   pe.msg);
+	}
+	hl7_msg_release(&c.m);
+	hl7_reader_release(&rd);
+	buf_release(&body);
+	buf_release(&oline);
+	buf_release(&opart);
+	return st;
+}
+
 enum mlk_status ehr_parse(const char *path, int fd, enum ehr_format fmt,
 			  const struct ehr_conf *conf,
 			  const struct ehr_sink *sink, enum ehr_format *used,
@@ -952,6 +1079,9 @@ enum mlk_status ehr_parse(const char *path, int fd, enum ehr_format fmt,
 		break;
 	case EHR_CSV:
 		st = parse_csv(&s, path, conf, sink, e);
+		break;
+	case EHR_HL7V2:
+		st = parse_hl7(&s, path, sink, e);
 		break;
 	default:
 		st = mlk_error_set(e, MLK_USAGE, path, 0, "unknown format");

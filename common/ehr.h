@@ -1,7 +1,8 @@
 /*
  * ehr — EHR source formats turned into records: FHIR R4 Bulk Data NDJSON,
  * FHIR Bundles (entries split into resources), CSV exports with a header
- * row, and NDJSON of plain objects.  Input may be gzip-compressed.
+ * row, NDJSON of plain objects, and HL7 v2 messages (one record per
+ * message, see hl7.h).  Input may be gzip-compressed.
  *
  * The format is read from the content, never the file name: see
  * ehr_detect().  Each record goes to the caller through a sink with what
@@ -16,10 +17,11 @@
  * Immunization.occurrenceDateTime, ...; see fhir_dates in ehr.c); CSV by
  * the table's date column (configured, else detected from the header);
  * plain NDJSON by a configured field, else the first of a list of usual
- * names.  A record without one goes to the default partition.
+ * names; HL7 v2 by MSH-7.  A record without one goes to the default
+ * partition.
  *
- * Memory: one line or CSV record at a time, except a JSON document that is
- * not NDJSON (a Bundle), which is read whole.
+ * Memory: one line, CSV record or HL7 message at a time, except a JSON
+ * document that is not NDJSON (a Bundle), which is read whole.
  */
 #ifndef MLK_EHR_H
 #define MLK_EHR_H
@@ -36,17 +38,20 @@ enum ehr_format {
 	EHR_FHIR_BUNDLE,
 	EHR_CSV,
 	EHR_NDJSON,
+	EHR_HL7V2,
 	EHR_UNKNOWN,
 };
 
 const char *ehr_format_name(enum ehr_format f);
-/* "auto", "fhir-ndjson", "fhir-bundle", "csv", "ndjson"; -1 if none. */
+/* "auto", "fhir-ndjson", "fhir-bundle", "csv", "ndjson", "hl7v2"; -1 if
+ * none. */
 int ehr_format_parse(const char *name);
-/* The partition-spec family: "fhir", "csv" or "ndjson". */
+/* The partition-spec family: "fhir", "csv", "ndjson" or "hl7v2". */
 const char *ehr_format_family(enum ehr_format f);
 
 struct ehr_item {
-	const char *type;         /* "fhir:Encounter", "csv:encounters", "ndjson" */
+	const char *type;         /* "fhir:Encounter", "csv:encounters", "ndjson",
+				     "hl7v2:ADT^A01" */
 	/* The record as compact JSON without its closing '}'. */
 	const char *body;
 	size_t body_len;

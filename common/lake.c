@@ -184,6 +184,7 @@ static const char mlk_yaml[] =
 "  fhir: [resourceType, year(date), month(date)]\n"
 "  csv: [table, year(date), month(date)]\n"
 "  ndjson: [year(date), month(date)]\n"
+"  hl7v2: [message_type, year(date), month(date)]\n"
 "# Per-dataset settings, for example:\n"
 "# datasets:\n"
 "#   ehr/synthea:\n"
@@ -302,6 +303,8 @@ static const char *default_spec(const char *format)
 		return "resourceType,year(date),month(date)";
 	if (!strcmp(format, "csv"))
 		return "table,year(date),month(date)";
+	if (!strcmp(format, "hl7v2"))
+		return "message_type,year(date),month(date)";
 	return "year(date),month(date)";
 }
 

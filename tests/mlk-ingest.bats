@@ -585,3 +585,201 @@ small 0"
 	[[ $stderr != *"65536 records"* ]]
 	[[ $stderr == "mlk-ingest: batch b"* ]]
 }
+
+# ---------------------------------------------------------------------------
+# HL7 v2 messages (format hl7v2; common/hl7.c, the hl7v2 part of ehr.c)
+# ---------------------------------------------------------------------------
+
+# The record without its envelope, for comparing framings.
+hl7_bare() {
+	jq -c 'del(._mlk)' "$@"
+}
+
+@test "HL7 v2: every sample message lands once, typed and partitioned by MSH-9 and MSH-7" {
+	grep -qxF '  hl7v2: [message_type, year(date), month(date)]' "$MLK_LAKE/mlk.yaml"
+	run --separate-stderr mlk-ingest --dataset ehr/hl7 "$DATA/hl7v2"
+	assert_success
+	out=$output
+	[ "$(grep -c . <<<"$out")" -eq 18 ]
+	# One record per file, each from the line of its MSH.
+	[ "$(jq -r '._mlk.src.path' <<<"$output" | sort -u | wc -l)" -eq 18 ]
+	[ "$(jq -r '._mlk.src.line' <<<"$output" | sort -u)" = 1 ]
+	[ "$(jq -r '._mlk.kind' <<<"$output" | sort -u)" = ehr ]
+	run jq -r 'select(._mlk.src.path | endswith("rth_adt-a01-full.hl7")) |
+		[._mlk.type, .message_type, .message_structure, .control_id, .timestamp,
+		 .version, .sending_application, .sending_facility, ._mlk.partition] | join(" ")' <<<"$out"
+	assert_output 'hl7v2:ADT^A01 ADT^A01 ADT_A01 CTRL0042 20260401083000 2.5.1 ADT_APP HOSP_A message_type=ADT%5EA01/year=2026/month=04'
+	# MSH-1 and MSH-2 are the delimiters; summary fields come from MSH.
+	run jq -c 'select(.control_id == "CTRL0042") | .MSH[0] | [.["1"], .["2"], .["9"]]' <<<"$out"
+	assert_output '["|","^~\\&",{"1":"ADT","2":"A01","3":"ADT_A01"}]'
+	# A message without MSH-7 goes to the default partition; MSH-9 without
+	# a trigger event is the type alone.
+	run jq -r 'select(.control_id | startswith("A0A173B7")) | [._mlk.type, (.timestamp // "none"), ._mlk.partition] | join(" ")' <<<"$out"
+	assert_output 'hl7v2:ACK none message_type=ACK/year=__HIVE_DEFAULT_PARTITION__/month=__HIVE_DEFAULT_PARTITION__'
+	# The lake holds the same records under the same partitions.
+	b=$(echo "$MLK_LAKE"/raw/ehr/hl7/batch=*)
+	[ "$(count_gz "$b"/message_type=*/*/*/*.gz)" -eq 18 ]
+	[ "$(count_gz "$b"/message_type=ORU%5ER01/*/*/*.gz)" -eq 5 ]
+	[ "$(zcat "$b"/message_type=ADT%5EA01/year=2026/month=04/*.gz | jq -r .control_id)" = CTRL0042 ]
+	[ "$(head -1 "$b/_manifest.json" | jq -r .format)" = auto ]
+	[ "$(jq -r 'select(.entry == "source") | .format' "$b/_manifest.json" | sort -u)" = hl7v2 ]
+}
+
+@test "HL7 v2: PID-5 family names equal what grep and cut read from the sources" {
+	for f in "$DATA"/hl7v2/*.hl7; do
+		want=$(grep '^PID' "$f" | cut -d'|' -f6 | cut -d^ -f1 | sed 's/\\T\\/\&/g' | tr -d '\r')
+		got=$(mlk-ingest --quiet --dataset ehr/pid "$f" |
+			jq -r '.PID[]?["5"] | if type == "object" then .["1"] elif type == "array" then .[0]["1"] // .[0] else . end')
+		[ "$got" = "$want" ] || { echo "$f: '$got' != '$want'"; false; }
+	done
+	# The two CRLF sources keep no '\r' in any value.
+	run mlk-ingest --quiet --dataset ehr/crlf "$DATA/hl7v2/rth_edge-crlf-line-endings.hl7" "$DATA/hl7v2/lfh_sample_win.hl7"
+	assert_success
+	[ "$(grep -c . <<<"$output")" -eq 2 ]
+	[ "$(jq -r 'select(.PV1) | .PV1[0]["3"]["1"]' <<<"$output" | head -1)" = ICU ]
+	run grep -c $'\r' < <(jq -r 'del(._mlk) | .. | strings' <<<"$output")
+	assert_output 0
+}
+
+@test "HL7 v2: \\r, \\n, \\r\\n, mixed and MLLP framing give the same records" {
+	src="$DATA/hl7v2/rth_oru-r01-lab.hl7"
+	tr '\n' '\r' < "$src" > cr.hl7
+	sed 's/$/\r/' "$src" > crlf.hl7
+	{ printf '\013'; tr '\n' '\r' < "$src"; printf '\034\r'; } > mllp.hl7
+	awk 'NR % 2 { printf "%s\r", $0; next } { print }' "$src" > mixed.hl7
+	mlk-ingest --quiet --dataset ehr/lf "$src" > lf.ndjson
+	[ "$(jq '.segments | length' lf.ndjson)" -eq 9 ]
+	for v in cr crlf mllp mixed; do
+		mlk-ingest --quiet --dataset "ehr/$v" "$v.hl7" > "$v.ndjson"
+		cmp <(hl7_bare lf.ndjson) <(hl7_bare "$v.ndjson")
+	done
+	# Many messages in one source, mixed line ends: one record each, and
+	# src.line is the line of each MSH.
+	for f in "$DATA"/hl7v2/*.hl7; do cat "$f"; echo; done > all.hl7
+	run --separate-stderr mlk-ingest --dataset ehr/all all.hl7
+	assert_success
+	[ "$(grep -c . <<<"$output")" -eq 18 ]
+	[ "$(jq -r '._mlk.src.line' <<<"$output" | paste -sd' ')" = "$(grep -n '^MSH' all.hl7 | cut -d: -f1 | paste -sd' ')" ]
+	# The same messages in MLLP frames, back to back.
+	for f in "$DATA"/hl7v2/*.hl7; do printf '\013'; tr -d '\r' < "$f" | tr '\n' '\r'; printf '\034\r'; done > all-mllp.hl7
+	mlk-ingest --quiet --dataset ehr/allm all-mllp.hl7 > allm.ndjson
+	cmp <(hl7_bare <<<"$output") <(hl7_bare allm.ndjson)
+}
+
+@test "HL7 v2: escapes decoded, UTF-8 names kept, ISO-8859-1 read, Z-segments kept" {
+	run mlk-ingest --quiet --dataset ehr/edge "$DATA/hl7v2/rth_edge-escaped-delimiters.hl7" \
+		"$DATA/hl7v2/rth_edge-non-ascii.hl7" "$DATA/hl7v2/rth_edge-z-segments.hl7"
+	assert_success
+	run jq -r '.PID[0]["5"] | "\(.["1"])|\(.["2"])"' <<<"$output"
+	assert_line --index 0 'DOE&SMITH|JOHN^JANE'
+	assert_line --index 1 'MÜLLER|JOSÉ'
+	assert_line --index 2 'TEST|PATIENT'
+	mlk-ingest --quiet --dataset ehr/edge2 "$DATA/hl7v2/rth_edge-escaped-delimiters.hl7" "$DATA/hl7v2/rth_edge-z-segments.hl7" > e.ndjson
+	[ "$(jq -r 'select(.OBX) | .OBX[0]["5"]' e.ndjson)" = 'Result contains pipe | and ampersand & and caret ^ and tilde ~ and backslash \ chars' ]
+	[ "$(jq -c 'select(.ZVN) | [.segments, .ZVN[0]["3"], .ZPD[0]["5"]]' e.ndjson)" = '[["MSH","PID","ZVN","ZPD"],{"1":"VALUE1","2":"VALUE2","3":"VALUE3"},"EXTENDED_FIELD_4"]' ]
+	# The same message in ISO-8859-1 reads the same.
+	iconv -f UTF-8 -t ISO-8859-1 "$DATA/hl7v2/rth_edge-non-ascii.hl7" > latin1.hl7
+	mlk-ingest --quiet --dataset ehr/latin1 latin1.hl7 > l1.ndjson
+	cmp <(hl7_bare l1.ndjson) <(mlk-ingest --quiet --dataset ehr/utf8 "$DATA/hl7v2/rth_edge-non-ascii.hl7" | hl7_bare)
+	# Other escapes: hex, line break, formatting dropped, unknown kept, HL7 null.
+	printf 'MSH|^~\\&|A|B|||20240101||ORU^R01|E1|P|2.5\rNTE|1||\\X41\\b\\.br\\c\\H\\d\\N\\|\\Zq\\|""\r' > esc.hl7
+	run mlk-ingest --quiet --dataset ehr/esc esc.hl7
+	assert_success
+	[ "$(jq -c '.NTE[0]' <<<"$output")" = '{"1":"1","3":"Ab\ncd","4":"\\Zq\\","5":"\"\""}' ]
+}
+
+@test "HL7 v2: the 60 KB ORU keeps its 130 segments in order" {
+	src="$DATA/hl7v2/cdcti_001_TN_ORU_R01_LRI.hl7"
+	run mlk-ingest --quiet --dataset ehr/big "$src"
+	assert_success
+	[ "$(grep -c . <<<"$output")" -eq 1 ]
+	[ "$(jq -r '.segments[]' <<<"$output")" = "$(grep . "$src" | cut -c1-3)" ]
+	[ "$(jq '.segments | length' <<<"$output")" -eq 130 ]
+	[ "$(jq '.OBX | length' <<<"$output")" -eq "$(grep -c '^OBX' "$src")" ]
+	[ "$(jq '.NTE | length' <<<"$output")" -eq "$(grep -c '^NTE' "$src")" ]
+	# OBX-3 of the last OBX, as cut reads it.
+	[ "$(jq -r '.OBX[-1]["3"]["1"]' <<<"$output")" = "$(grep '^OBX' "$src" | tail -1 | cut -d'|' -f4 | cut -d^ -f1)" ]
+}
+
+@test "HL7 v2: malformed messages are quarantined with a reason, the good ones land" {
+	M="$DATA/malformed"
+	good="$DATA/hl7v2/rth_siu-s12-schedule.hl7"
+	# A good message, one with a bad segment id, another good one.
+	{ cat "$DATA/hl7v2/rth_mdm-t02-document.hl7"; cat "$M/rth_invalid-segment-header-length.hl7"; cat "$good"; } > mixed.hl7
+	run --separate-stderr mlk-ingest --dataset ehr/bad "$good" mixed.hl7 "$M"/*.hl7
+	assert_failure 1
+	[ "$(jq -r .control_id <<<"$output" | paste -sd' ')" = "SCH00001 DOC00001 SCH00001" ]
+	[[ $stderr == *"'mixed.hl7':7: segment id on line 8 is not 3 uppercase letters or digits; quarantined"* ]]
+	[[ $stderr == *"'$M/cdcti_empty.hl7': empty input; quarantined"* ]]
+	[[ $stderr == *"'$M/cdcti_msh_present_but_missing_all_fields.hl7':1: MSH is too short to hold MSH-9 (message type); quarantined"* ]]
+	[[ $stderr == *"'$M/cdcti_msh_present_but_missing_msh-9.hl7':1: MSH-9 (message type) is empty; quarantined"* ]]
+	[[ $stderr == *"'$M/rth_invalid-missing-msh.hl7': HL7 v2 segments without an MSH segment; quarantined"* ]]
+	[[ $stderr == *"'$M/rth_invalid-segment-header-length.hl7':1: segment id on line 2 is not 3 uppercase letters or digits; quarantined"* ]]
+	# Never content on stderr or in reason records.
+	[[ $stderr != *DOE* && $stderr != *JOHN* && $stderr != *PIDX* ]]
+	q=$(echo "$MLK_LAKE"/quarantine/ehr/bad/b*)
+	[ "$(ls "$q"/*.json | wc -l)" -eq 6 ]
+	run grep -l -e DOE -e 12345 "$q"/*.json
+	assert_failure
+	# The bad message's bytes are kept exactly.
+	piece=$(jq -r 'select(.src.path == "mixed.hl7") | .piece' "$q"/*.json)
+	cmp "$q/$piece" "$M/rth_invalid-segment-header-length.hl7"
+	[ "$(jq -r 'select(.src.path == "mixed.hl7") | .src.line' "$q"/*.json)" -eq 7 ]
+	m=$(manifests)
+	[ "$(head -1 "$m" | jq .rejected)" -eq 6 ]
+	[ "$(count_gz "$(dirname "$m")"/*/*/*/*.gz)" -eq 3 ]
+}
+
+@test "HL7 v2: --format hl7v2, text outside messages, batch envelopes" {
+	# Forced, text without MSH is one quarantined piece, not the source.
+	run --separate-stderr mlk-ingest --dataset ehr/f --format hl7v2 "$DATA/malformed/rth_invalid-missing-msh.hl7"
+	assert_failure 1
+	[[ $stderr == *"rth_invalid-missing-msh.hl7':1: HL7 v2 text outside a message (no MSH segment before it); quarantined"* ]]
+	# FHS/BHS/BTS/FTS are accepted and are not records; detection sees FHS.
+	{
+		printf 'FHS|^~\\&|F|||||20240101\rBHS|^~\\&|B\r'
+		tr '\n' '\r' < "$DATA/hl7v2/rth_oru-r01-lab.hl7"
+		tr '\n' '\r' < "$DATA/hl7v2/rth_siu-s12-schedule.hl7"
+		printf 'BTS|2\rFTS|1\r'
+	} > batch.hl7
+	run --separate-stderr mlk-ingest --dataset ehr/batch batch.hl7
+	assert_success
+	[ "$(jq -r '._mlk.type' <<<"$output" | paste -sd' ')" = "hl7v2:ORU^R01 hl7v2:SIU^S12" ]
+	[ "$(jq -r '._mlk.src.line' <<<"$output" | paste -sd' ')" = "3 12" ]
+	[[ $(jq -r '.segments[]' <<<"$output" | sort -u | paste -sd' ') != *[BF]HS* ]]
+	# gzip-compressed HL7 is read like any source.
+	gzip -c "$DATA/hl7v2/rth_adt-a01-full.hl7" | mlk-ingest --quiet --dataset ehr/gz - > gz.ndjson
+	[ "$(jq -r .control_id gz.ndjson)" = CTRL0042 ]
+}
+
+@test "HL7 v2: the same input gives byte-identical records and files in two fresh lakes" {
+	mlk-ingest --quiet --dataset ehr/hl7 "$DATA/hl7v2" > a.ndjson
+	(cd "$MLK_LAKE"/raw/ehr/hl7/batch=* && find . -name '*.gz' | sort | xargs zcat) > a.files
+	mklake "$BATS_TEST_TMPDIR/lake2"
+	mlk-ingest --quiet --dataset ehr/hl7 "$DATA/hl7v2" > b.ndjson
+	(cd "$MLK_LAKE"/raw/ehr/hl7/batch=* && find . -name '*.gz' | sort | xargs zcat) > b.files
+	cmp a.ndjson b.ndjson
+	cmp a.files b.files
+	[ "$(grep -c . a.files)" -eq 18 ]
+}
+
+@test "HL7 v2: DuckDB reads message_type as a partition column, unescaped" {
+	mlk-ingest --quiet --dataset ehr/hl7 "$DATA/hl7v2" > out.ndjson
+	run duckdb_query "SELECT message_type AS t, count(*) AS n
+		FROM read_ndjson_objects('$MLK_LAKE/raw/ehr/hl7/**/*.gz', hive_partitioning=true)
+		GROUP BY ALL ORDER BY ALL"
+	assert_success
+	[ "$(jq -r '"\(.t) \(.n)"' <<<"$output" | paste -sd,)" = "ACK 1,ADT^A01 8,MDM^T02 1,OML^O21 1,ORM^O01 1,ORU^R01 5,SIU^S12 1" ]
+}
+
+@test "HL7 v2: partition specs can use the summary fields; old lakes get the default" {
+	sed -i 's/^datasets: {}$/datasets:\n  ehr\/fac:\n    partitions:\n      hl7v2: [sending_facility, version, day(date), type]/' "$MLK_LAKE/mlk.yaml"
+	run --separate-stderr mlk-ingest --dataset ehr/fac "$DATA/hl7v2/rth_mdm-t02-document.hl7"
+	assert_success
+	[ "$(jq -r ._mlk.partition <<<"$output")" = 'sending_facility=HOSP_A/version=2.5.1/day=22/type=hl7v2%3AMDM%5ET02' ]
+	# A lake made before HL7 v2 support has no hl7v2 line: the default.
+	sed -i '/^  hl7v2:/d' "$MLK_LAKE/mlk.yaml"
+	run --separate-stderr mlk-ingest --dataset ehr/old "$DATA/hl7v2/rth_mdm-t02-document.hl7"
+	assert_success
+	[ "$(jq -r ._mlk.partition <<<"$output")" = 'message_type=MDM%5ET02/year=2026/month=03' ]
+}
