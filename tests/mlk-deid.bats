@@ -355,3 +355,36 @@ fhir_phi() {
 	run mlk-audit verify
 	assert_success
 }
+
+@test "safe-harbor on ../shared/data/hl7v2: names, ids, birth dates, addresses and phones gone" {
+	mlk-ingest --quiet --dataset ehr/hl7 "$DATA/hl7v2" > in.ndjson
+	[ "$(wc -l < in.ndjson)" -eq 18 ]
+	jq -r '
+	  def vals: if type == "string" then .
+	            elif type == "object" or type == "array" then .[] | vals
+	            else empty end;
+	  def comp(n): if type == "array" then .[] else . end
+	               | if type == "object" then .[n] else . end;
+	  [ (.PID[]? | (.["3"] | comp("1")), .["5"], .["6"], .["7"],
+	               (.["13"] | comp("1")), (.["14"] | comp("1")),
+	               .["19"], .["20"],
+	               (.["11"] | comp("1"), comp("3"), comp("5"))),
+	    (.NK1[]? | .["2"], (.["5"] | comp("1"))) ]
+	  | .[] | vals | select(length > 3)' in.ndjson | sort -u > phi.txt
+	[ "$(wc -l < phi.txt)" -gt 50 ]
+	run --separate-stderr mlk-deid in.ndjson
+	assert_success
+	printf '%s\n' "$output" > out.ndjson
+	[ "$(wc -l < out.ndjson)" -eq 18 ]
+	run grep -F -o -w -f phi.txt out.ndjson
+	assert_failure 1
+	# the message type stays; MSH-7 and PID-7 keep their year; ZIP3
+	run jq -r 'select(.PID[0]["7"]) | [.message_type, .timestamp, .PID[0]["7"]] | map(length) | @tsv' out.ndjson
+	refute_output --regexp '	([0-35-9]|1[0-9])$'
+	run jq -c '[.message_type, .PID[0]["11"]["5"]]' <<< "$(sed -n 1p out.ndjson)"
+	assert_output '["ADT^A01","274"]'
+	# Z-segments nobody named are dropped and said so
+	[[ $stderr == *"dropped field 'ZPD' in 1 record"* ]]
+	# the patient token links messages of one patient (PID-3)
+	[ "$(jq -r ._mlk.patient out.ndjson | grep -c -E '^[0-9a-f-]{36}$')" -ge 15 ]
+}
