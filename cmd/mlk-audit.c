@@ -16,6 +16,7 @@
 #include "lake.h"
 #include "lineage.h"
 #include "merkle.h"
+#include "metrics.h"
 #include "openlineage.h"
 #include "record.h"
 #include "status.h"
@@ -666,6 +667,84 @@ static int cmd_export(const struct opts *o)
 	return rc;
 }
 
+static void print_times(const char *what, long long n, long long of,
+			const struct metric_times *t)
+{
+	if (of >= 0)
+		printf("%-28s %lld of %lld", what, n, of);
+	else
+		printf("%-28s %lld", what, n);
+	if (t->n)
+		printf(", median %.0f s, max %.0f s", t->median, t->max);
+	putchar('\n');
+}
+
+static void print_names(const struct metric_names *s)
+{
+	for (size_t i = 0; i < s->n && i < 10; i++)
+		printf("%-28s   %s\n", "", s->v[i]);
+	if (s->n > 10)
+		printf("%-28s   ... and %zu more\n", "", s->n - 10);
+}
+
+/* The measures for a person: one line each, names below. */
+static void metrics_table(const struct audit_metrics *m)
+{
+	printf("%-28s %lld\n", "events", m->events);
+	printf("%-28s %lld of %lld", "datasets, complete lineage",
+	       m->complete, m->datasets);
+	if (m->datasets)
+		printf(" (%.0f%%)", 100.0 * (double)m->complete /
+					(double)m->datasets);
+	putchar('\n');
+	print_names(&m->incomplete);
+	printf("%-28s %zu of %lld\n", "datasets, no owner/steward",
+	       m->unowned.n, m->owned_examined);
+	print_names(&m->unowned);
+	print_times("access requests decided", m->decided, m->requests,
+		    &m->access);
+	printf("%-28s %lld (%lld denied)\n", "exports", m->exports,
+	       m->exports_denied);
+	printf("%-28s %zu of %lld\n", "sandboxes past expiry", m->overdue.n,
+	       m->sandboxes);
+	print_names(&m->overdue);
+	print_times("snapshot rebuilds", m->rebuild.n, -1, &m->rebuild);
+}
+
+static int cmd_metrics(const struct opts *o)
+{
+	int table = mlk_isatty(1);
+	if (o->format && !strcmp(o->format, "table"))
+		table = 1;
+	else if (o->format && !strcmp(o->format, "json"))
+		table = 0;
+	else if (o->format) {
+		mlk_warn("unknown format '%s' (want json or table)", o->format);
+		usage(MLK_USAGE);
+	}
+	struct mlk_error e = MLK_ERROR_INIT;
+	struct lake l;
+	struct auditlog a;
+	if (open_lake(o, &l, &a, &e))
+		return fail(&e);
+	struct audit_metrics m;
+	int rc = 0;
+	if (audit_metrics(&l, &a, &m, &e) != MLK_OK) {
+		rc = fail(&e);
+	} else if (table) {
+		metrics_table(&m);
+	} else {
+		struct buf b = BUF_INIT;
+		audit_metrics_json(&m, &b);
+		out_buf(&b);
+		buf_release(&b);
+	}
+	audit_metrics_release(&m);
+	auditlog_close(&a);
+	lake_close(&l);
+	return rc;
+}
+
 static int cmd_rotate(const struct opts *o)
 {
 	uint64_t min = 0;
@@ -749,6 +828,7 @@ int main(int argc, char **argv)
 		{ "trace", "Lf", cmd_trace, 1 },
 		{ "rotate", "Lm", cmd_rotate, 0 },
 		{ "export", "Lo", cmd_export, 0 },
+		{ "metrics", "Lf", cmd_metrics, 0 },
 	};
 	mlk_progname = "mlk-audit";
 	if (argc < 2)
