@@ -288,3 +288,230 @@ print(mth(L).hex())' "$LOG")
 	assert_failure 4
 	stderr_has "does not match the manifest_sha256 of its ingest event"
 }
+
+# --- rotation ------------------------------------------------------------
+
+SEG=audit/segments
+
+# ingest_one NAME: one more event (an ingest of Patient.ndjson into ehr/NAME)
+ingest_one() {
+	mlk-ingest --quiet --dataset "ehr/$1" "$DATA/fhir/Patient.ndjson" >/dev/null
+}
+
+# all_seqs: the seq of every event, in the order query prints them
+all_seqs() {
+	mlk-audit query | jq -r .seq | tr '\n' ' '
+}
+
+@test "rotate: seals the log as a read-only segment with its tree head; the chain and seq go on" {
+	setup_lake
+	run --separate-stderr mlk-audit rotate
+	assert_success
+	assert_equal "$(jq -r '"\(.rotated) \(.segment) \(.tree_size)"' <<<"$output")" \
+		"true audit/segments/000001.ndjson 7"
+	assert_equal "$(stat -c %a "$MLK_LAKE/$SEG/000001.ndjson")" 444
+	assert_equal "$(stat -c %a "$MLK_LAKE/$SEG/000001.head.json")" 444
+	assert_equal "$(wc -l <"$MLK_LAKE/$SEG/000001.ndjson")" 7
+	assert_equal "$(stat -c %s "$LOG")" 0
+	# the head is signed, covers the segment, and is also a checkpoint
+	head=$(cat "$MLK_LAKE/$SEG/000001.head.json")
+	assert_equal "$(jq -r .tree_size <<<"$head")" 7
+	assert_equal "$(jq -r .root_hash <<<"$head")" "$(jq -r .root_hash <<<"$output")"
+	assert_equal "$(tail -n 1 "$MLK_LAKE/audit/checkpoints.ndjson")" "$head"
+	# the next event chains to the last event of the segment
+	ingest_one q1
+	assert_equal "$(jq -r .seq "$LOG")" 8
+	assert_equal "$(jq -r .prev "$LOG")" "$(tail -n 1 "$MLK_LAKE/$SEG/000001.ndjson" | tr -d '\n' | sha256sum | cut -c1-64)"
+	mlk-audit rotate >/dev/null
+	ingest_one q2
+	run --separate-stderr mlk-audit verify
+	assert_success
+	assert_equal "$(jq -r '"\(.events) \(.segments) \(.checkpoints) \(.covered)"' <<<"$output")" "9 2 2 8"
+	# an empty log is not rotated, nor one under --min-size
+	mlk-audit rotate >/dev/null
+	run mlk-audit rotate
+	assert_success
+	assert_output '{"rotated":false}'
+	ingest_one q3
+	run mlk-audit rotate --min-size 100000
+	assert_output '{"rotated":false}'
+	printf 'audit:\n  rotate_bytes: 100\n' >>"$MLK_LAKE/mlk.yaml"
+	run mlk-audit rotate
+	assert_equal "$(jq -r .segment <<<"$output")" audit/segments/000004.ndjson
+	run mlk-audit rotate --min-size x
+	assert_failure 2
+}
+
+@test "rotate: query, trace, prove and old proofs work across segments" {
+	setup_lake
+	mlk-audit checkpoint >old-head.json
+	cp "$MLK_LAKE/audit/checkpoint-key.pub" key.pub
+	sed -n 2p "$LOG" >event2
+	mlk-audit prove --inclusion 2 >old-inc.json
+	batch=$(mlk-audit query --dataset ehr/fhir | jq -r '.outputs[0].batch')
+	mlk-audit rotate >/dev/null
+	ingest_one r1
+	mlk-audit rotate >/dev/null
+	ingest_one r2
+	assert_equal "$(all_seqs)" "1 2 3 4 5 6 7 8 9 "
+	assert_equal "$(mlk-audit query --dataset ehr/r1 | jq -r .seq)" 8
+	assert_equal "$(mlk-audit query --action init | jq -r .seq)" 1
+	# trace reads the segment that holds the batch's event
+	run --separate-stderr mlk-audit trace "$batch"
+	assert_success
+	assert_equal "$(jq -r 'select(.relation == "part_of") | .to' <<<"$output")" dataset:ehr/fhir
+	sha=$(sha256sum "$DATA/fhir/Patient.ndjson" | cut -c1-64)
+	assert_equal "$(mlk-audit trace "$sha" | jq -r 'select(.relation == "part_of") | .to' | sort | tr '\n' ' ')" \
+		"dataset:ehr/fhir dataset:ehr/p1 dataset:ehr/p2 dataset:ehr/p3 dataset:ehr/p4 dataset:ehr/p5 dataset:ehr/r1 dataset:ehr/r2 "
+	run mlk-audit trace bdeadbeef
+	assert_failure 2
+	# the proof made before rotation still checks
+	run mlk-audit check-proof --key key.pub --head old-head.json --event event2 old-inc.json
+	assert_success
+	# new proofs span segments: event 2 in the tree of 9, and 7 -> 9
+	mlk-audit checkpoint >head.json
+	mlk-audit prove --inclusion 2 >inc.json
+	run mlk-audit check-proof --key key.pub --head head.json --event event2 inc.json
+	assert_success
+	assert_output --partial "event 2 of 9"
+	mlk-audit prove --consistency 7 >con.json
+	run mlk-audit check-proof --key key.pub --head head.json --old-head old-head.json con.json
+	assert_success
+	assert_output --partial "7 events extend to 9"
+}
+
+# A lake with two sealed segments (events 1-7 and 8) and one active event.
+setup_segments() {
+	setup_lake
+	mlk-audit rotate >/dev/null
+	ingest_one s1
+	mlk-audit rotate >/dev/null
+	ingest_one s2
+	S=$MLK_LAKE/$SEG
+}
+
+@test "tamper: a changed byte in a sealed segment is found in that segment" {
+	setup_segments
+	chmod u+w "$S/000001.ndjson"
+	sed -i '3s/"status":0/"status":1/' "$S/000001.ndjson"
+	run --separate-stderr mlk-audit verify
+	assert_failure 4
+	assert_equal "$output" ""
+	stderr_has "'$S/000001.ndjson':3: seq 3: event does not match the \"prev\" hash of seq 4"
+}
+
+@test "tamper: a missing segment is named" {
+	setup_segments
+	rm -f "$S/000001.ndjson"
+	run --separate-stderr mlk-audit verify
+	assert_failure 4
+	stderr_has "'$S/000001.ndjson': audit segment is missing (found 000002.ndjson after it)"
+	# the newest segment gone: the log no longer follows on
+	chmod -R u+w lake && rm -rf lake
+	setup_segments
+	rm -f "$S/000002.ndjson" "$S/000002.head.json"
+	run --separate-stderr mlk-audit verify
+	assert_failure 4
+	stderr_has "'$LOG':1: seq 8: found seq 9 at the start of this log: a segment before it is missing"
+	# a segment without its tree head
+	chmod -R u+w lake && rm -rf lake
+	setup_segments
+	rm -f "$S/000002.head.json"
+	run --separate-stderr mlk-audit verify
+	assert_failure 4
+	stderr_has "'$S/000002.head.json': segment 000002 has no tree head"
+}
+
+@test "tamper: reordered segments are found" {
+	setup_segments
+	mv "$S/000001.ndjson" x && mv "$S/000002.ndjson" "$S/000001.ndjson" && mv x "$S/000002.ndjson"
+	run --separate-stderr mlk-audit verify
+	assert_failure 4
+	stderr_has "'$S/000001.ndjson':1: seq 1: found seq 8 at the start of this segment"
+}
+
+@test "tamper: a segment rewritten with a recomputed chain is found by its tree head" {
+	setup_segments
+	chmod u+w "$S/000001.ndjson" "$S/000002.ndjson"
+	sed -i '2s/"purpose":"T-1"/"purpose":"T-2"/' "$S/000001.ndjson"
+	# recompute the chain through every part, as a forger would
+	cat "$S/000001.ndjson" "$S/000002.ndjson" "$LOG" >all
+	LOG=all rechain
+	sed -n 1,7p all >"$S/000001.ndjson"
+	sed -n 8p all >"$S/000002.ndjson"
+	sed -n 9p all >"$MLK_LAKE/audit/log.ndjson"
+	run --separate-stderr mlk-audit verify
+	assert_failure 4
+	stderr_has "'$S/000001.ndjson':1: events 1 to 7 do not match the tree head of segment 000001"
+}
+
+@test "crash mid-rotation: linked but not replaced, the log is finished by the next writer" {
+	setup_lake
+	mlk-audit rotate >/dev/null
+	ingest_one c1
+	ingest_one c2
+	# the state a crash leaves after the head, the checkpoint and the link
+	mlk-audit checkpoint >"$MLK_LAKE/$SEG/000002.head.json"
+	ln "$LOG" "$MLK_LAKE/$SEG/000002.ndjson"
+	# readers count the events once
+	run --separate-stderr mlk-audit verify
+	assert_success
+	assert_equal "$(jq -r '"\(.events) \(.segments)"' <<<"$output")" "9 2"
+	assert_equal "$(all_seqs)" "1 2 3 4 5 6 7 8 9 "
+	# the next append finishes the rotation and chains on
+	ingest_one c3
+	assert_equal "$(stat -c %h "$MLK_LAKE/$SEG/000002.ndjson")" 1
+	assert_equal "$(stat -c %a "$MLK_LAKE/$SEG/000002.ndjson")" 444
+	assert_equal "$(jq -r .seq "$LOG")" 10
+	run mlk-audit verify
+	assert_success
+	assert_equal "$(jq -r '"\(.events) \(.segments)"' <<<"$output")" "10 2"
+	assert_equal "$(all_seqs)" "1 2 3 4 5 6 7 8 9 10 "
+	# a head written by a rotation that died before its link is ignored,
+	# and the next rotation replaces it
+	echo '{"tree_size":1}' >"$MLK_LAKE/$SEG/000003.head.json"
+	run mlk-audit verify
+	assert_success
+	run mlk-audit rotate
+	assert_success
+	assert_equal "$(jq -r .tree_size "$MLK_LAKE/$SEG/000003.head.json")" 10
+	run mlk-audit verify
+	assert_success
+}
+
+@test "crash mid-rotation: kill -9 at random moments loses and duplicates nothing" {
+	mklake
+	n=1
+	for i in $(seq 1 12); do
+		ingest_one k$i
+		n=$((n + 1))
+		mlk-audit rotate >/dev/null 2>&1 &
+		pid=$!
+		sleep "0.00$((RANDOM % 10))"
+		kill -9 "$pid" 2>/dev/null || true
+		wait "$pid" 2>/dev/null || true
+	done
+	ingest_one last
+	n=$((n + 1))
+	run --separate-stderr mlk-audit verify
+	assert_success
+	assert_equal "$(jq -r .events <<<"$output")" "$n"
+	assert_equal "$(all_seqs)" "$(seq 1 "$n" | tr '\n' ' ')"
+}
+
+@test "concurrent appends while the log is rotated lose nothing and verify" {
+	mklake
+	for p in 1 2 3 4; do
+		(for i in 1 2 3 4 5; do ingest_one "w$p"; done) &
+	done
+	for i in 1 2 3 4 5; do mlk-audit rotate >/dev/null; done
+	wait
+	mlk-audit rotate >/dev/null
+	run mlk-audit verify
+	assert_success
+	assert_equal "$(jq -r .events <<<"$output")" 21
+	assert_equal "$(all_seqs)" "$(seq 1 21 | tr '\n' ' ')"
+	for p in 1 2 3 4; do
+		assert_equal "$(mlk-audit query --dataset "ehr/w$p" | wc -l)" 5
+	done
+}
