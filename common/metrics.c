@@ -506,7 +506,7 @@ void audit_metrics_json(const struct audit_metrics *m, struct buf *b)
 		 "\"complete\":%lld,\"share\":", m->events, m->datasets,
 		 m->complete);
 	if (m->datasets)
-		buf_addf(b, "%.4f", (double)m->complete / (double)m->datasets);
+		buf_addf(b, "%.4g", (double)m->complete / (double)m->datasets);
 	else
 		buf_addstr(b, "null");
 	add_names(b, "incomplete", &m->incomplete);

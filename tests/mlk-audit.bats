@@ -515,3 +515,133 @@ setup_segments() {
 		assert_equal "$(mlk-audit query --dataset "ehr/w$p" | wc -l)" 5
 	done
 }
+
+# --- export --openlineage --------------------------------------------------
+
+OL_SCHEMA='https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent'
+
+@test "export --openlineage: one RunEvent per event that made or read data, with the fields the spec requires" {
+	setup_lake
+	# a denial reads nothing
+	sed -i 's/^test_identity_override: false$/test_identity_override: true/' "$MLK_LAKE/policy.yaml"
+	run env MLK_TEST_USER=eve mlk-ingest --quiet --dataset ehr/fhir "$DATA/fhir/Patient.ndjson"
+	assert_failure 3
+	mlk-audit rotate >/dev/null
+	ingest_one after
+	run --separate-stderr mlk-audit export --openlineage
+	assert_success
+	printf '%s\n' "$output" >ol.ndjson
+	# init and the denial are left out: the 7 ingests remain
+	assert_equal "$(wc -l <ol.ndjson)" 7
+	ns="mlk://$(sed -n 's/^  id: //p' "$MLK_LAKE/mlk.yaml")"
+	# every line: the RunEvent fields of OpenLineage 2-0-2
+	run jq -e --arg ns "$ns" --arg schema "$OL_SCHEMA" '
+		(.eventType | IN("START","RUNNING","COMPLETE","ABORT","FAIL","OTHER"))
+		and (.eventTime | test("^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z$"))
+		and (.run.runId | test("^[0-9a-f]{8}-[0-9a-f]{4}-8[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$"))
+		and .job.namespace == $ns and .job.name == "mlk-ingest.ingest"
+		and (.inputs | length > 0) and (.outputs | length > 0)
+		and ([.inputs[], .outputs[]] | all(.namespace == $ns and (.name | type == "string")))
+		and (.producer | test("^https://.*/v0\\.1\\.0$"))
+		and .schemaURL == $schema and .eventType == "COMPLETE"' ol.ndjson
+	assert_success
+	assert_equal "$(sort -u <<<"$output")" true
+	# the first ingest: its sources in, its batch and dataset out
+	batch=$(mlk-audit query --dataset ehr/fhir | jq -r 'select(.decision == "allow") | .outputs[0].batch')
+	first=$(head -n 1 ol.ndjson)
+	assert_equal "$(jq -r '.outputs | map(.name) | join(" ")' <<<"$first")" "batch:$batch dataset:ehr/fhir"
+	sha=$(sha256sum "$DATA/fhir/Patient.ndjson" | cut -c1-64)
+	assert_equal "$(jq -r --arg s "source:$sha" '.inputs | map(select(.name == $s)) | length' <<<"$first")" 1
+	# runId: the event's SHA-256 as a version 8 UUID
+	h=$(sed -n 2p "$MLK_LAKE/$SEG/000001.ndjson" | tr -d '\n' | sha256sum | cut -c1-32)
+	v=$(printf '%x' $((0x8 | (0x${h:16:1} & 0x3))))
+	assert_equal "$(jq -r .run.runId <<<"$first")" "${h:0:8}-${h:8:4}-8${h:13:3}-$v${h:17:3}-${h:20:12}"
+	# the same log exports the same bytes
+	mlk-audit export --openlineage >again.ndjson
+	run cmp ol.ndjson again.ndjson
+	assert_success
+	run mlk-audit export
+	assert_failure 2
+}
+
+# --- metrics -----------------------------------------------------------------
+
+# add_event JSON: append an event built from JSON (any members), then
+# re-chain the log so that it stays a valid audit log.
+add_event() {
+	jq -c --argjson x "$1" '{v:1,seq:0,time:"2026-01-01T00:00:00Z",actor:{user:"alice",uid:1000},
+		tool:"mlk-catalog",version:"0.1.0",action:"x",purpose:null,zone:null,dataset:null,
+		decision:"allow",rule:"owner",inputs:[],outputs:[],status:0,prev:""} + $x' -n >>"$LOG"
+	rechain
+}
+
+@test "metrics: an empty lake reports zeros and nulls, not failures" {
+	mklake
+	run --separate-stderr mlk-audit metrics
+	assert_success
+	assert_equal "$(jq -c '[.events, .lineage.datasets, .lineage.share, .ownership.datasets, .access_requests.requests, .access_requests.median_seconds, .exports.events, .sandboxes.examined, .rebuilds.rebuilds, .rebuilds.max_seconds]' <<<"$output")" \
+		'[1,0,null,0,0,null,0,0,0,null]'
+}
+
+@test "metrics: lineage share, owners and stewards, access decisions, exports, overdue sandboxes, rebuilds" {
+	mklake
+	LOG=$MLK_LAKE/audit/log.ndjson
+	ingest_one fhir
+	ingest_one p1
+	ingest_one p2
+	# lineage: p2's manifest changed since its ingest; p3 has a batch no
+	# event records
+	m=$(echo "$MLK_LAKE"/raw/ehr/p2/batch=*/_manifest.json)
+	chmod u+w "$m" "$(dirname "$m")"
+	sed -i 's/"records":/"records": /' "$m"
+	mkdir -p "$MLK_LAKE/raw/ehr/p3/batch=bfeed"
+	# owners: fhir has both, p1 no steward, p2 and p3 no descriptor, one
+	# descriptor of a dataset without data yet
+	mkdir -p "$MLK_LAKE/catalog/datasets/ehr"
+	printf 'owner: alice\nsteward: bob\n' >"$MLK_LAKE/catalog/datasets/ehr/fhir.yaml"
+	printf 'owner: alice\nsteward:\n' >"$MLK_LAKE/catalog/datasets/ehr/p1.yaml"
+	printf 'owner: carol\nsteward: dave\n' >"$MLK_LAKE/catalog/datasets/ehr/planned.yaml"
+	# access requests: r1 decided after an hour, r2 after a minute, r3 open
+	add_event '{"action":"access.request","time":"2026-03-01T10:00:00Z","detail":{"request":"r1"}}'
+	add_event '{"action":"access.request","time":"2026-03-01T10:00:00Z","detail":{"request":"r2"}}'
+	add_event '{"action":"access.decide","time":"2026-03-01T10:01:00Z","detail":{"request":"r2"}}'
+	add_event '{"action":"access.request","time":"2026-03-01T12:00:00Z","detail":{"request":"r3"}}'
+	add_event '{"action":"access.decide","time":"2026-03-01T11:00:00Z","detail":{"request":"r1"}}'
+	# exports: one done, one denied
+	add_event '{"tool":"mlk-snapshot","action":"export","dataset":"ehr/fhir"}'
+	add_event '{"tool":"mlk-snapshot","action":"export","dataset":"ehr/fhir","decision":"deny","rule":"default-deny","status":3}'
+	# rebuilds of snapshots
+	add_event '{"tool":"mlk-snapshot","action":"snapshot","detail":{"rebuild_of":"s-1","seconds":12}}'
+	add_event '{"tool":"mlk-snapshot","action":"snapshot","detail":{"rebuild_of":"s-2","seconds":30.5}}'
+	# sandboxes: sb1 overdue, sb2 not yet, sb3 expired and marked so,
+	# sb4 with an expiry that is no time
+	for s in sb1 sb2 sb3 sb4; do mkdir -p "$MLK_LAKE/sandboxes/$s"; done
+	printf 'owner: alice\nexpires: 2000-01-01T00:00:00Z\nstatus: active\n' >"$MLK_LAKE/sandboxes/sb1/sandbox.yaml"
+	printf 'owner: alice\nexpires: 2999-01-01T00:00:00Z\nstatus: active\n' >"$MLK_LAKE/sandboxes/sb2/sandbox.yaml"
+	printf 'owner: alice\nexpires: 2000-01-01\nstatus: expired\n' >"$MLK_LAKE/sandboxes/sb3/sandbox.yaml"
+	printf 'owner: alice\nexpires: soon\n' >"$MLK_LAKE/sandboxes/sb4/sandbox.yaml"
+	run mlk-audit verify
+	assert_success
+	run --separate-stderr mlk-audit metrics
+	assert_success
+	assert_equal "$(jq -c .lineage <<<"$output")" \
+		'{"datasets":4,"complete":2,"share":0.5,"incomplete":["ehr/p2","ehr/p3"]}'
+	assert_equal "$(jq -c .ownership <<<"$output")" \
+		'{"datasets":5,"without_owner_or_steward":3,"unowned":["ehr/p1","ehr/p2","ehr/p3"]}'
+	assert_equal "$(jq -c .access_requests <<<"$output")" \
+		'{"requests":3,"decided":2,"pending":1,"median_seconds":1830,"max_seconds":3600}'
+	assert_equal "$(jq -c .exports <<<"$output")" '{"events":2,"denied":1}'
+	assert_equal "$(jq -c .sandboxes <<<"$output")" \
+		'{"examined":4,"past_expiry":1,"unreadable_expiry":1,"overdue":["sb1"]}'
+	assert_equal "$(jq -c .rebuilds <<<"$output")" \
+		'{"rebuilds":2,"median_seconds":21.25,"max_seconds":30.5}'
+	assert_equal "$(jq -r .events <<<"$output")" 13
+	# a table for a person
+	run mlk-audit metrics --format table
+	assert_success
+	assert_line "datasets, complete lineage   2 of 4 (50%)"
+	assert_line "access requests decided      2 of 3, median 1830 s, max 3600 s"
+	assert_line "sandboxes past expiry        1 of 4"
+	run mlk-audit metrics --format xml
+	assert_failure 2
+}
