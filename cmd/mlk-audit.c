@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "audit.h"
 #include "auditlog.h"
 #include "buf.h"
 #include "crypto.h"
@@ -18,6 +19,7 @@
 #include "merkle.h"
 #include "metrics.h"
 #include "openlineage.h"
+#include "policy.h"
 #include "record.h"
 #include "status.h"
 #include "treehead.h"
@@ -760,18 +762,45 @@ static int cmd_rotate(const struct opts *o)
 		long long c = lake_conf_num(&l, "audit", "rotate_bytes", 0);
 		min = c > 0 ? (uint64_t)c : 0;
 	}
+	/* Sealing changes the lake: an admin action, asked and audited. */
+	struct identity id;
+	struct decision d;
+	if (policy_identity(&l, &id, &e) != MLK_OK) {
+		lake_close(&l);
+		return fail(&e);
+	}
+	if (policy_check(&l, &id, "admin", NULL, NULL, &d, &e) != MLK_OK) {
+		fail(&e);
+		memset(&d, 0, sizeof d);
+		snprintf(d.rule, sizeof d.rule, "policy-error");
+	}
+	struct audit_event ev = {
+		"mlk-audit", "rotate", NULL, NULL, NULL, &d, NULL, NULL, NULL,
+		d.allow ? MLK_OK : MLK_DENIED,
+	};
+	if (!d.allow) {
+		mlk_warn("rotate denied for user '%s' by policy rule '%s'",
+			 id.user, d.rule);
+		int rc = MLK_DENIED;
+		if (audit_append(&l, &id, &ev, &e) != MLK_OK)
+			rc = fail(&e);
+		identity_release(&id);
+		lake_close(&l);
+		return rc;
+	}
 	struct th_key k, vk;
 	int have = 0, rc = 0;
 	if (th_key_lake(&l, &k, &e) != MLK_OK) {
 		rc = fail(&e);
+		identity_release(&id);
 		lake_close(&l);
 		return rc;
 	}
 	rc = verify_key(o, &l, &vk, &have, &e);
 	unsigned seg = 0;
 	struct tree_head h;
-	if (!rc && auditlog_rotate(&l, &k, have ? &vk : NULL, (size_t)min,
-				   &seg, &h, &e) != MLK_OK)
+	if (!rc && auditlog_rotate(&l, &id, &ev, &k, have ? &vk : NULL,
+				   (size_t)min, &seg, &h, &e) != MLK_OK)
 		rc = e.status;
 	if (rc) {
 		fail(&e);
@@ -787,6 +816,7 @@ static int cmd_rotate(const struct opts *o)
 	if (have)
 		th_key_release(&vk);
 	th_key_release(&k);
+	identity_release(&id);
 	lake_close(&l);
 	return rc;
 }

@@ -197,11 +197,23 @@ enum mlk_status audit_append(const struct lake *l, const struct identity *id,
 			     struct mlk_error *e)
 {
 	char *lockp = lake_path(l, "audit/log.lock");
-	char *logp = lake_path(l, "audit/log.ndjson");
-	int lock = -1, fd = -1;
+	int lock = -1;
 	enum mlk_status s = fsio_lock(lockp, &lock, e);
-	if (s != MLK_OK)
-		goto out;
+	if (s == MLK_OK)
+		s = audit_append_locked(l, id, ev, e);
+	fsio_unlock(lock);
+	free(lockp);
+	return s;
+}
+
+enum mlk_status audit_append_locked(const struct lake *l,
+				    const struct identity *id,
+				    const struct audit_event *ev,
+				    struct mlk_error *e)
+{
+	char *logp = lake_path(l, "audit/log.ndjson");
+	int fd = -1;
+	enum mlk_status s = MLK_OK;
 	fd = open(logp, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
 	if (fd < 0) {
 		s = mlk_error_errno(e, logp, "cannot open audit log");
@@ -270,8 +282,6 @@ enum mlk_status audit_append(const struct lake *l, const struct identity *id,
 out:
 	if (fd >= 0)
 		close(fd);
-	fsio_unlock(lock);
-	free(lockp);
 	free(logp);
 	return s;
 }

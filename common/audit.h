@@ -49,6 +49,11 @@ struct audit_event {
 enum mlk_status audit_append(const struct lake *l, const struct identity *id,
 			     const struct audit_event *ev,
 			     struct mlk_error *e);
+/* The same, by a caller that holds audit/log.lock (rotation). */
+enum mlk_status audit_append_locked(const struct lake *l,
+				    const struct identity *id,
+				    const struct audit_event *ev,
+				    struct mlk_error *e);
 
 /* audit/segments/NNNNNN<ext> (ext ".ndjson" or ".head.json"). */
 char *audit_segment_path(const struct lake *l, unsigned n, const char *ext);

@@ -658,6 +658,8 @@ enum mlk_status auditlog_verify(const struct auditlog *a,
 /* --- rotation ------------------------------------------------------ */
 
 enum mlk_status auditlog_rotate(const struct lake *l,
+				const struct identity *id,
+				const struct audit_event *ev,
 				const struct th_key *skey,
 				const struct th_key *vkey, size_t min_bytes,
 				unsigned *seg, struct tree_head *head,
@@ -683,13 +685,30 @@ enum mlk_status auditlog_rotate(const struct lake *l,
 	if ((s = auditlog_checkpoints(l, &cp, &ncp, e)) != MLK_OK ||
 	    (s = auditlog_verify(&a, cp, ncp, vkey, cpf, &v, e)) != MLK_OK)
 		goto out;
+	unsigned n = (unsigned)v.segments + 1;
+	/* The rotation's own event closes the segment. */
+	struct audit_event rev = *ev;
+	struct buf outs = BUF_INIT;
+	buf_addf(&outs, "[{\"segment\":\"audit/segments/%06u.ndjson\","
+		 "\"tree_size\":%llu}]", n,
+		 (unsigned long long)v.events + 1);
+	rev.outputs = outs.data;
+	s = audit_append_locked(l, id, &rev, e);
+	buf_release(&outs);
+	if (s != MLK_OK)
+		goto out;
+	auditlog_close(&a);
+	if ((s = open_locked(l, &a, e)) != MLK_OK)
+		goto out;
 	memset(head, 0, sizeof *head);
-	head->size = v.events;
-	memcpy(head->root, v.root, MERKLE_HASH);
+	head->size = v.events + 1;
+	uint8_t none[1][MERKLE_HASH];
+	if ((s = auditlog_subtrees(&a, head->size, NULL, 0, none, head->root,
+				   e)) != MLK_OK)
+		goto out;
 	lake_time_iso(lake_now(l), head->time);
 	if ((s = th_sign(skey, head, e)) != MLK_OK)
 		goto out;
-	unsigned n = (unsigned)v.segments + 1;
 	segp = audit_segment_path(l, n, ".ndjson");
 	hp = audit_segment_path(l, n, ".head.json");
 	char *dir = lake_path(l, "audit/segments");

@@ -31,6 +31,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "audit.h"
 #include "buf.h"
 #include "lake.h"
 #include "merkle.h"
@@ -118,13 +119,17 @@ int auditlog_event(const struct auditlog *a, uint64_t seq, const char **line,
 
 /*
  * Seal the active log as the next segment: under the lock, verify
- * everything (as auditlog_verify with vkey), sign a tree head of all
- * events with skey, write it beside the segment and append it to the
- * checkpoints, link the log to audit/segments/NNNNNN.ndjson, and put an
- * empty log in its place.  *seg is the new segment's number, 0 when the
- * active log had fewer than min_bytes bytes or no event (nothing done).
+ * everything (as auditlog_verify with vkey), append ev (by id; its
+ * outputs are set here to the segment and its number of events) as the
+ * segment's last event, sign a tree head of all events with skey, write
+ * it beside the segment and append it to the checkpoints, link the log to
+ * audit/segments/NNNNNN.ndjson, and put an empty log in its place.  *seg
+ * is the new segment's number, 0 when the active log had fewer than
+ * min_bytes bytes or no event (nothing done, nothing appended).
  */
 enum mlk_status auditlog_rotate(const struct lake *l,
+				const struct identity *id,
+				const struct audit_event *ev,
 				const struct th_key *skey,
 				const struct th_key *vkey, size_t min_bytes,
 				unsigned *seg, struct tree_head *head,

@@ -308,25 +308,28 @@ all_seqs() {
 	run --separate-stderr mlk-audit rotate
 	assert_success
 	assert_equal "$(jq -r '"\(.rotated) \(.segment) \(.tree_size)"' <<<"$output")" \
-		"true audit/segments/000001.ndjson 7"
+		"true audit/segments/000001.ndjson 8"
 	assert_equal "$(stat -c %a "$MLK_LAKE/$SEG/000001.ndjson")" 444
 	assert_equal "$(stat -c %a "$MLK_LAKE/$SEG/000001.head.json")" 444
-	assert_equal "$(wc -l <"$MLK_LAKE/$SEG/000001.ndjson")" 7
+	assert_equal "$(wc -l <"$MLK_LAKE/$SEG/000001.ndjson")" 8
 	assert_equal "$(stat -c %s "$LOG")" 0
+	# the rotation's own event, allowed by policy, closes the segment
+	assert_equal "$(tail -n 1 "$MLK_LAKE/$SEG/000001.ndjson" | jq -c '[.seq, .tool, .action, .decision, .rule, .outputs]')" \
+		'[8,"mlk-audit","rotate","allow","owner",[{"segment":"audit/segments/000001.ndjson","tree_size":8}]]' 
 	# the head is signed, covers the segment, and is also a checkpoint
 	head=$(cat "$MLK_LAKE/$SEG/000001.head.json")
-	assert_equal "$(jq -r .tree_size <<<"$head")" 7
+	assert_equal "$(jq -r .tree_size <<<"$head")" 8
 	assert_equal "$(jq -r .root_hash <<<"$head")" "$(jq -r .root_hash <<<"$output")"
 	assert_equal "$(tail -n 1 "$MLK_LAKE/audit/checkpoints.ndjson")" "$head"
 	# the next event chains to the last event of the segment
 	ingest_one q1
-	assert_equal "$(jq -r .seq "$LOG")" 8
+	assert_equal "$(jq -r .seq "$LOG")" 9
 	assert_equal "$(jq -r .prev "$LOG")" "$(tail -n 1 "$MLK_LAKE/$SEG/000001.ndjson" | tr -d '\n' | sha256sum | cut -c1-64)"
 	mlk-audit rotate >/dev/null
 	ingest_one q2
 	run --separate-stderr mlk-audit verify
 	assert_success
-	assert_equal "$(jq -r '"\(.events) \(.segments) \(.checkpoints) \(.covered)"' <<<"$output")" "9 2 2 8"
+	assert_equal "$(jq -r '"\(.events) \(.segments) \(.checkpoints) \(.covered)"' <<<"$output")" "11 2 2 10"
 	# an empty log is not rotated, nor one under --min-size
 	mlk-audit rotate >/dev/null
 	run mlk-audit rotate
@@ -340,6 +343,14 @@ all_seqs() {
 	assert_equal "$(jq -r .segment <<<"$output")" audit/segments/000004.ndjson
 	run mlk-audit rotate --min-size x
 	assert_failure 2
+	# someone without the admin action is denied, and that is audited
+	sed -i 's/^test_identity_override: false$/test_identity_override: true/' "$MLK_LAKE/policy.yaml"
+	ingest_one q4
+	run --separate-stderr env MLK_TEST_USER=eve mlk-audit rotate
+	assert_failure 3
+	stderr_has "rotate denied for user 'eve' by policy rule 'default-deny'"
+	assert_equal "$(tail -n 1 "$LOG" | jq -c '[.actor.user, .action, .decision, .status]')" '["eve","rotate","deny",3]'
+	assert_equal "$(ls "$MLK_LAKE/$SEG" | grep -c 'ndjson$')" 4
 }
 
 @test "rotate: query, trace, prove and old proofs work across segments" {
@@ -353,8 +364,9 @@ all_seqs() {
 	ingest_one r1
 	mlk-audit rotate >/dev/null
 	ingest_one r2
-	assert_equal "$(all_seqs)" "1 2 3 4 5 6 7 8 9 "
-	assert_equal "$(mlk-audit query --dataset ehr/r1 | jq -r .seq)" 8
+	assert_equal "$(all_seqs)" "1 2 3 4 5 6 7 8 9 10 11 "
+	assert_equal "$(mlk-audit query --dataset ehr/r1 | jq -r .seq)" 9
+	assert_equal "$(mlk-audit query --action rotate | jq -r .seq | tr '\n' ' ')" "8 10 "
 	assert_equal "$(mlk-audit query --action init | jq -r .seq)" 1
 	# trace reads the segment that holds the batch's event
 	run --separate-stderr mlk-audit trace "$batch"
@@ -368,19 +380,20 @@ all_seqs() {
 	# the proof made before rotation still checks
 	run mlk-audit check-proof --key key.pub --head old-head.json --event event2 old-inc.json
 	assert_success
-	# new proofs span segments: event 2 in the tree of 9, and 7 -> 9
+	# new proofs span segments: event 2 in the tree of 11, and 7 -> 11
 	mlk-audit checkpoint >head.json
 	mlk-audit prove --inclusion 2 >inc.json
 	run mlk-audit check-proof --key key.pub --head head.json --event event2 inc.json
 	assert_success
-	assert_output --partial "event 2 of 9"
+	assert_output --partial "event 2 of 11"
 	mlk-audit prove --consistency 7 >con.json
 	run mlk-audit check-proof --key key.pub --head head.json --old-head old-head.json con.json
 	assert_success
-	assert_output --partial "7 events extend to 9"
+	assert_output --partial "7 events extend to 11"
 }
 
-# A lake with two sealed segments (events 1-7 and 8) and one active event.
+# A lake with two sealed segments (events 1-8 and 9-10, each ending in
+# its rotation's event) and one active event (11).
 setup_segments() {
 	setup_lake
 	mlk-audit rotate >/dev/null
@@ -412,7 +425,7 @@ setup_segments() {
 	rm -f "$S/000002.ndjson" "$S/000002.head.json"
 	run --separate-stderr mlk-audit verify
 	assert_failure 4
-	stderr_has "'$LOG':1: seq 8: found seq 9 at the start of this log: a segment before it is missing"
+	stderr_has "'$LOG':1: seq 9: found seq 11 at the start of this log: a segment before it is missing"
 	# a segment without its tree head
 	chmod -R u+w lake && rm -rf lake
 	setup_segments
@@ -427,7 +440,7 @@ setup_segments() {
 	mv "$S/000001.ndjson" x && mv "$S/000002.ndjson" "$S/000001.ndjson" && mv x "$S/000002.ndjson"
 	run --separate-stderr mlk-audit verify
 	assert_failure 4
-	stderr_has "'$S/000001.ndjson':1: seq 1: found seq 8 at the start of this segment"
+	stderr_has "'$S/000001.ndjson':1: seq 1: found seq 9 at the start of this segment"
 }
 
 @test "tamper: a segment rewritten with a recomputed chain is found by its tree head" {
@@ -437,12 +450,12 @@ setup_segments() {
 	# recompute the chain through every part, as a forger would
 	cat "$S/000001.ndjson" "$S/000002.ndjson" "$LOG" >all
 	LOG=all rechain
-	sed -n 1,7p all >"$S/000001.ndjson"
-	sed -n 8p all >"$S/000002.ndjson"
-	sed -n 9p all >"$MLK_LAKE/audit/log.ndjson"
+	sed -n 1,8p all >"$S/000001.ndjson"
+	sed -n 9,10p all >"$S/000002.ndjson"
+	sed -n 11p all >"$MLK_LAKE/audit/log.ndjson"
 	run --separate-stderr mlk-audit verify
 	assert_failure 4
-	stderr_has "'$S/000001.ndjson':1: events 1 to 7 do not match the tree head of segment 000001"
+	stderr_has "'$S/000001.ndjson':1: events 1 to 8 do not match the tree head of segment 000001"
 }
 
 @test "crash mid-rotation: linked but not replaced, the log is finished by the next writer" {
@@ -456,17 +469,17 @@ setup_segments() {
 	# readers count the events once
 	run --separate-stderr mlk-audit verify
 	assert_success
-	assert_equal "$(jq -r '"\(.events) \(.segments)"' <<<"$output")" "9 2"
-	assert_equal "$(all_seqs)" "1 2 3 4 5 6 7 8 9 "
+	assert_equal "$(jq -r '"\(.events) \(.segments)"' <<<"$output")" "10 2"
+	assert_equal "$(all_seqs)" "1 2 3 4 5 6 7 8 9 10 "
 	# the next append finishes the rotation and chains on
 	ingest_one c3
 	assert_equal "$(stat -c %h "$MLK_LAKE/$SEG/000002.ndjson")" 1
 	assert_equal "$(stat -c %a "$MLK_LAKE/$SEG/000002.ndjson")" 444
-	assert_equal "$(jq -r .seq "$LOG")" 10
+	assert_equal "$(jq -r .seq "$LOG")" 11
 	run mlk-audit verify
 	assert_success
-	assert_equal "$(jq -r '"\(.events) \(.segments)"' <<<"$output")" "10 2"
-	assert_equal "$(all_seqs)" "1 2 3 4 5 6 7 8 9 10 "
+	assert_equal "$(jq -r '"\(.events) \(.segments)"' <<<"$output")" "11 2"
+	assert_equal "$(all_seqs)" "1 2 3 4 5 6 7 8 9 10 11 "
 	# a head written by a rotation that died before its link is ignored,
 	# and the next rotation replaces it
 	echo '{"tree_size":1}' >"$MLK_LAKE/$SEG/000003.head.json"
@@ -474,7 +487,7 @@ setup_segments() {
 	assert_success
 	run mlk-audit rotate
 	assert_success
-	assert_equal "$(jq -r .tree_size "$MLK_LAKE/$SEG/000003.head.json")" 10
+	assert_equal "$(jq -r .tree_size "$MLK_LAKE/$SEG/000003.head.json")" 12
 	run mlk-audit verify
 	assert_success
 }
@@ -493,10 +506,15 @@ setup_segments() {
 	done
 	ingest_one last
 	n=$((n + 1))
+	# every ingest once, plus the events of the rotations that got that far
+	rot=$(mlk-audit query --action rotate | wc -l)
 	run --separate-stderr mlk-audit verify
 	assert_success
-	assert_equal "$(jq -r .events <<<"$output")" "$n"
-	assert_equal "$(all_seqs)" "$(seq 1 "$n" | tr '\n' ' ')"
+	assert_equal "$(jq -r .events <<<"$output")" "$((n + rot))"
+	assert_equal "$(all_seqs)" "$(seq 1 "$((n + rot))" | tr '\n' ' ')"
+	for d in $(seq -f 'k%g' 1 12) last; do
+		assert_equal "$(mlk-audit query --dataset "ehr/$d" | wc -l)" 1
+	done
 }
 
 @test "concurrent appends while the log is rotated lose nothing and verify" {
@@ -507,10 +525,11 @@ setup_segments() {
 	for i in 1 2 3 4 5; do mlk-audit rotate >/dev/null; done
 	wait
 	mlk-audit rotate >/dev/null
+	rot=$(mlk-audit query --action rotate | wc -l)
 	run mlk-audit verify
 	assert_success
-	assert_equal "$(jq -r .events <<<"$output")" 21
-	assert_equal "$(all_seqs)" "$(seq 1 21 | tr '\n' ' ')"
+	assert_equal "$(jq -r .events <<<"$output")" "$((21 + rot))"
+	assert_equal "$(all_seqs)" "$(seq 1 "$((21 + rot))" | tr '\n' ' ')"
 	for p in 1 2 3 4; do
 		assert_equal "$(mlk-audit query --dataset "ehr/w$p" | wc -l)" 5
 	done
