@@ -150,6 +150,14 @@ print(mth(L).hex())' "$LOG")
 	run --separate-stderr mlk-audit verify
 	assert_failure 4
 	stderr_has "checkpoints.ndjson':2: checkpoint of 8 events: bad signature"
+	# without the forged checkpoint the forged event is covered by no
+	# checkpoint: verify says so (8 events, 7 covered)
+	cp "$MLK_LAKE/audit/checkpoints.ndjson" cps
+	sed -i '$d' "$MLK_LAKE/audit/checkpoints.ndjson"
+	run --separate-stderr mlk-audit verify
+	assert_success
+	assert_equal "$(jq -r '"\(.events) \(.covered)"' <<<"$output")" "8 7"
+	cp cps "$MLK_LAKE/audit/checkpoints.ndjson"
 	# and a public key swapped for the forger's is caught while keys/ is readable
 	openssl pkey -in forger.pem -pubout -out "$MLK_LAKE/audit/checkpoint-key.pub"
 	run --separate-stderr mlk-audit verify
