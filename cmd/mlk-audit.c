@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "audit.h"
 #include "auditlog.h"
 #include "buf.h"
 #include "crypto.h"
@@ -16,6 +17,9 @@
 #include "lake.h"
 #include "lineage.h"
 #include "merkle.h"
+#include "metrics.h"
+#include "openlineage.h"
+#include "policy.h"
 #include "record.h"
 #include "status.h"
 #include "treehead.h"
@@ -32,10 +36,14 @@ static const char usage_text[] =
 "       mlk-audit query [--lake DIR] [--who USER] [--action A]\n"
 "                 [--dataset D] [--since T] [--until T]\n"
 "       mlk-audit trace [--lake DIR] [--format ndjson|dot] ID\n"
+"       mlk-audit rotate [--lake DIR] [--min-size BYTES]\n"
+"       mlk-audit export [--lake DIR] --openlineage\n"
+"       mlk-audit metrics [--lake DIR] [--format json|table]\n"
 "\n"
 "Verify the lake's hash-chained audit log and its signed Merkle\n"
 "checkpoints (RFC 6962), prove inclusion and consistency to an outside\n"
-"auditor, query events, and trace lineage from batches to sources.\n"
+"auditor, query events, trace lineage from batches to sources, seal the\n"
+"log into segments, export OpenLineage RunEvents, and report metrics.\n"
 "\n"
 "  --lake DIR            the lake (default: $MLK_LAKE, then the nearest\n"
 "                        ancestor holding mlk.yaml)\n"
@@ -49,7 +57,12 @@ static const char usage_text[] =
 "  --event FILE          the event line, for an inclusion proof\n"
 "  --who USER, --action A, --dataset D, --since T, --until T\n"
 "                        query filters (times ISO 8601 UTC, or a date)\n"
-"  --format FORMAT       trace output: ndjson (default) or dot\n"
+"  --format FORMAT       trace output: ndjson (default) or dot; metrics\n"
+"                        output: json or table (default: table on a\n"
+"                        terminal)\n"
+"  --min-size BYTES      rotate only a log of at least BYTES (default:\n"
+"                        audit.rotate_bytes in mlk.yaml, else 0)\n"
+"  --openlineage         export events as OpenLineage RunEvents\n"
 "  --help, --version\n"
 "\n"
 "Exit status: 0 ok, 2 usage, 4 integrity failure (tampering, bad proof),\n"
@@ -63,7 +76,8 @@ static void usage(int status)
 
 struct opts {
 	const char *lake, *key, *head, *old_head, *event, *format;
-	const char *inclusion, *consistency, *size;
+	const char *inclusion, *consistency, *size, *min_size;
+	int openlineage;
 	struct audit_query q;
 	int nargs;
 	char **args;
@@ -187,9 +201,10 @@ static int cmd_verify(const struct opts *o)
 		char hex[SHA256_HEX];
 		hex_encode(v.root, MERKLE_HASH, hex);
 		printf("{\"verified\":true,\"events\":%llu,\"checkpoints\":%zu,"
-		       "\"covered\":%llu,\"root_hash\":\"%s\"}\n",
+		       "\"covered\":%llu,\"root_hash\":\"%s\","
+		       "\"segments\":%zu}\n",
 		       (unsigned long long)v.events, ncp,
-		       (unsigned long long)v.covered, hex);
+		       (unsigned long long)v.covered, hex, v.segments);
 		if (v.covered < v.events && mlk_isatty(2))
 			mlk_warn("%llu events after the last checkpoint are "
 				 "covered by the chain only",
@@ -576,7 +591,26 @@ static int cmd_trace(const struct opts *o)
 	struct lineage g;
 	lineage_init(&g);
 	int rc = 0;
-	if (lineage_trace(&l, &a, o->args[0], &g, &e) != MLK_OK) {
+	/* lineage searches one mapping: each part in turn (an event names
+	 * everything its edges need, so no edge spans two parts). */
+	enum mlk_status ts = MLK_USAGE;
+	if (a.nparts == 0)
+		ts = lineage_trace(&l, &a, o->args[0], &g, &e);
+	for (size_t i = 0; i < a.nparts; i++) {
+		struct auditlog v;
+		struct mlk_error pe = MLK_ERROR_INIT;
+		auditlog_view(&a, i, &v);
+		enum mlk_status s = lineage_trace(&l, &v, o->args[0], &g, &pe);
+		if (s == MLK_OK && ts == MLK_USAGE)
+			ts = MLK_OK;
+		if (s != MLK_OK && (s != MLK_USAGE || ts == MLK_USAGE))
+			e = pe;
+		if (s != MLK_OK && s != MLK_USAGE) {
+			ts = s;
+			break;
+		}
+	}
+	if (ts != MLK_OK) {
 		rc = fail(&e);
 	} else {
 		struct buf b = BUF_INIT;
@@ -589,6 +623,200 @@ static int cmd_trace(const struct opts *o)
 	}
 	lineage_release(&g);
 	auditlog_close(&a);
+	lake_close(&l);
+	return rc;
+}
+
+static int cmd_export(const struct opts *o)
+{
+	if (!o->openlineage) {
+		mlk_warn("export needs a format: --openlineage");
+		usage(MLK_USAGE);
+	}
+	struct mlk_error e = MLK_ERROR_INIT;
+	struct lake l;
+	struct auditlog a;
+	if (open_lake(o, &l, &a, &e))
+		return fail(&e);
+	struct buf ns = BUF_INIT, b = BUF_INIT;
+	openlineage_namespace(&l, &ns);
+	size_t off = 0, len;
+	const char *line;
+	int rc = 0;
+	long long n = 0;
+	while (auditlog_next(&a, &off, &line, &len)) {
+		n++;
+		if (openlineage_event(ns.data, line, len, &b) < 0) {
+			mlk_warn("event %lld is not an audit event; run "
+				 "'mlk-audit verify'", n);
+			rc = MLK_INTEGRITY;
+			break;
+		}
+		if (b.len >= 1 << 16) {
+			out_buf(&b);
+			buf_reset(&b);
+		}
+	}
+	out_buf(&b);
+	if (fflush(stdout) != 0) {
+		mlk_warn("cannot write to stdout: %s", strerror(errno));
+		rc = MLK_SYSTEM;
+	}
+	buf_release(&b);
+	buf_release(&ns);
+	auditlog_close(&a);
+	lake_close(&l);
+	return rc;
+}
+
+static void print_times(const char *what, long long n, long long of,
+			const struct metric_times *t)
+{
+	if (of >= 0)
+		printf("%-28s %lld of %lld", what, n, of);
+	else
+		printf("%-28s %lld", what, n);
+	if (t->n)
+		printf(", median %.0f s, max %.0f s", t->median, t->max);
+	putchar('\n');
+}
+
+static void print_names(const struct metric_names *s)
+{
+	for (size_t i = 0; i < s->n && i < 10; i++)
+		printf("%-28s   %s\n", "", s->v[i]);
+	if (s->n > 10)
+		printf("%-28s   ... and %zu more\n", "", s->n - 10);
+}
+
+/* The measures for a person: one line each, names below. */
+static void metrics_table(const struct audit_metrics *m)
+{
+	printf("%-28s %lld\n", "events", m->events);
+	printf("%-28s %lld of %lld", "datasets, complete lineage",
+	       m->complete, m->datasets);
+	if (m->datasets)
+		printf(" (%.0f%%)", 100.0 * (double)m->complete /
+					(double)m->datasets);
+	putchar('\n');
+	print_names(&m->incomplete);
+	printf("%-28s %zu of %lld\n", "datasets, no owner/steward",
+	       m->unowned.n, m->owned_examined);
+	print_names(&m->unowned);
+	print_times("access requests decided", m->decided, m->requests,
+		    &m->access);
+	printf("%-28s %lld (%lld denied)\n", "exports", m->exports,
+	       m->exports_denied);
+	printf("%-28s %zu of %lld\n", "sandboxes past expiry", m->overdue.n,
+	       m->sandboxes);
+	print_names(&m->overdue);
+	print_times("snapshot rebuilds", m->rebuild.n, -1, &m->rebuild);
+}
+
+static int cmd_metrics(const struct opts *o)
+{
+	int table = mlk_isatty(1);
+	if (o->format && !strcmp(o->format, "table"))
+		table = 1;
+	else if (o->format && !strcmp(o->format, "json"))
+		table = 0;
+	else if (o->format) {
+		mlk_warn("unknown format '%s' (want json or table)", o->format);
+		usage(MLK_USAGE);
+	}
+	struct mlk_error e = MLK_ERROR_INIT;
+	struct lake l;
+	struct auditlog a;
+	if (open_lake(o, &l, &a, &e))
+		return fail(&e);
+	struct audit_metrics m;
+	int rc = 0;
+	if (audit_metrics(&l, &a, &m, &e) != MLK_OK) {
+		rc = fail(&e);
+	} else if (table) {
+		metrics_table(&m);
+	} else {
+		struct buf b = BUF_INIT;
+		audit_metrics_json(&m, &b);
+		out_buf(&b);
+		buf_release(&b);
+	}
+	audit_metrics_release(&m);
+	auditlog_close(&a);
+	lake_close(&l);
+	return rc;
+}
+
+static int cmd_rotate(const struct opts *o)
+{
+	uint64_t min = 0;
+	if (o->min_size && parse_u64(o->min_size, &min)) {
+		mlk_warn("--min-size is a whole number of bytes");
+		return MLK_USAGE;
+	}
+	struct mlk_error e = MLK_ERROR_INIT;
+	struct lake l;
+	if (lake_open(o->lake, &l, &e) != MLK_OK)
+		return fail(&e);
+	if (!o->min_size) {
+		long long c = lake_conf_num(&l, "audit", "rotate_bytes", 0);
+		min = c > 0 ? (uint64_t)c : 0;
+	}
+	/* Sealing changes the lake: an admin action, asked and audited. */
+	struct identity id;
+	struct decision d;
+	if (policy_identity(&l, &id, &e) != MLK_OK) {
+		lake_close(&l);
+		return fail(&e);
+	}
+	if (policy_check(&l, &id, "admin", NULL, NULL, &d, &e) != MLK_OK) {
+		fail(&e);
+		memset(&d, 0, sizeof d);
+		snprintf(d.rule, sizeof d.rule, "policy-error");
+	}
+	struct audit_event ev = {
+		"mlk-audit", "rotate", NULL, NULL, NULL, &d, NULL, NULL, NULL,
+		d.allow ? MLK_OK : MLK_DENIED,
+	};
+	if (!d.allow) {
+		mlk_warn("rotate denied for user '%s' by policy rule '%s'",
+			 id.user, d.rule);
+		int rc = MLK_DENIED;
+		if (audit_append(&l, &id, &ev, &e) != MLK_OK)
+			rc = fail(&e);
+		identity_release(&id);
+		lake_close(&l);
+		return rc;
+	}
+	struct th_key k, vk;
+	int have = 0, rc = 0;
+	if (th_key_lake(&l, &k, &e) != MLK_OK) {
+		rc = fail(&e);
+		identity_release(&id);
+		lake_close(&l);
+		return rc;
+	}
+	rc = verify_key(o, &l, &vk, &have, &e);
+	unsigned seg = 0;
+	struct tree_head h;
+	if (!rc && auditlog_rotate(&l, &id, &ev, &k, have ? &vk : NULL,
+				   (size_t)min, &seg, &h, &e) != MLK_OK)
+		rc = e.status;
+	if (rc) {
+		fail(&e);
+	} else if (seg) {
+		char hex[SHA256_HEX];
+		hex_encode(h.root, MERKLE_HASH, hex);
+		printf("{\"rotated\":true,\"segment\":\"audit/segments/%06u."
+		       "ndjson\",\"tree_size\":%llu,\"root_hash\":\"%s\"}\n",
+		       seg, (unsigned long long)h.size, hex);
+	} else {
+		printf("{\"rotated\":false}\n");
+	}
+	if (have)
+		th_key_release(&vk);
+	th_key_release(&k);
+	identity_release(&id);
 	lake_close(&l);
 	return rc;
 }
@@ -610,6 +838,8 @@ int main(int argc, char **argv)
 		{ "since", required_argument, NULL, 's' },
 		{ "until", required_argument, NULL, 'u' },
 		{ "format", required_argument, NULL, 'f' },
+		{ "min-size", required_argument, NULL, 'm' },
+		{ "openlineage", no_argument, NULL, 'o' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -626,6 +856,9 @@ int main(int argc, char **argv)
 		{ "check-proof", "kHOE", cmd_check_proof, 1 },
 		{ "query", "Lwadsu", cmd_query, 0 },
 		{ "trace", "Lf", cmd_trace, 1 },
+		{ "rotate", "Lm", cmd_rotate, 0 },
+		{ "export", "Lo", cmd_export, 0 },
+		{ "metrics", "Lf", cmd_metrics, 0 },
 	};
 	mlk_progname = "mlk-audit";
 	if (argc < 2)
@@ -682,6 +915,8 @@ int main(int argc, char **argv)
 		case 's': o.q.since = optarg; break;
 		case 'u': o.q.until = optarg; break;
 		case 'f': o.format = optarg; break;
+		case 'm': o.min_size = optarg; break;
+		case 'o': o.openlineage = 1; break;
 		}
 	}
 	o.nargs = argc - optind;

@@ -1,5 +1,6 @@
 #include "audit.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -80,6 +81,106 @@ static enum mlk_status last_event(int fd, const char *path,
 	return MLK_OK;
 }
 
+char *audit_segment_path(const struct lake *l, unsigned n, const char *ext)
+{
+	return lake_path(l, "audit/segments/%06u%s", n, ext);
+}
+
+static int cmp_uint(const void *x, const void *y)
+{
+	unsigned a = *(const unsigned *)x, b = *(const unsigned *)y;
+	return a < b ? -1 : a > b;
+}
+
+enum mlk_status audit_segments(const struct lake *l, unsigned **nums,
+			       size_t *n, struct mlk_error *e)
+{
+	*nums = NULL;
+	*n = 0;
+	char *dir = lake_path(l, "audit/segments");
+	DIR *d = opendir(dir);
+	if (!d) {
+		enum mlk_status s = errno == ENOENT ? MLK_OK
+			: mlk_error_errno(e, dir, "cannot read segments");
+		free(dir);
+		return s;
+	}
+	size_t alloc = 0;
+	struct dirent *de;
+	while ((de = readdir(d)) != NULL) {
+		const char *nm = de->d_name;
+		if (strlen(nm) != 13 || strspn(nm, "0123456789") != 6 ||
+		    strcmp(nm + 6, ".ndjson") != 0)
+			continue;
+		XGROW(*nums, alloc, *n + 1);
+		(*nums)[(*n)++] = (unsigned)strtoul(nm, NULL, 10);
+	}
+	closedir(d);
+	free(dir);
+	if (*n > 1)
+		qsort(*nums, *n, sizeof **nums, cmp_uint);
+	return MLK_OK;
+}
+
+enum mlk_status audit_recover(const struct lake *l, struct mlk_error *e)
+{
+	char *logp = lake_path(l, "audit/log.ndjson");
+	unsigned *nums = NULL;
+	size_t n = 0;
+	char *segp = NULL;
+	struct stat ls, ss;
+	enum mlk_status s = audit_segments(l, &nums, &n, e);
+	if (s != MLK_OK || n == 0)
+		goto out;
+	segp = audit_segment_path(l, nums[n - 1], ".ndjson");
+	if (stat(segp, &ss) != 0) {
+		s = mlk_error_errno(e, segp, "cannot stat");
+		goto out;
+	}
+	if (stat(logp, &ls) == 0 && ls.st_nlink > 1 &&
+	    ls.st_ino == ss.st_ino && ls.st_dev == ss.st_dev) {
+		int fd;
+		char *tmp;
+		s = fsio_temp_beside(logp, &fd, &tmp, e);
+		if (s == MLK_OK) {
+			s = fsio_commit(fd, tmp, logp, 0644, 0, e);
+			if (s != MLK_OK)
+				unlink(tmp);
+			free(tmp);
+		}
+	}
+	if (s == MLK_OK && (ss.st_mode & 0222) && chmod(segp, 0444) != 0)
+		s = mlk_error_errno(e, segp, "cannot make read-only");
+out:
+	free(nums);
+	free(segp);
+	free(logp);
+	return s;
+}
+
+/* The log is empty: the chain goes on from the newest segment, if any. */
+static enum mlk_status last_of_segments(const struct lake *l,
+					char prev[SHA256_HEX],
+					long long *seq, struct mlk_error *e)
+{
+	unsigned *nums;
+	size_t n;
+	enum mlk_status s = audit_segments(l, &nums, &n, e);
+	if (s != MLK_OK || n == 0)
+		return s;
+	char *segp = audit_segment_path(l, nums[n - 1], ".ndjson");
+	free(nums);
+	int fd = open(segp, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		s = mlk_error_errno(e, segp, "cannot open audit segment");
+	else
+		s = last_event(fd, segp, prev, seq, e);
+	if (fd >= 0)
+		close(fd);
+	free(segp);
+	return s;
+}
+
 static void add_opt_str(struct buf *b, const char *key, const char *v)
 {
 	buf_addch(b, ',');
@@ -96,19 +197,51 @@ enum mlk_status audit_append(const struct lake *l, const struct identity *id,
 			     struct mlk_error *e)
 {
 	char *lockp = lake_path(l, "audit/log.lock");
-	char *logp = lake_path(l, "audit/log.ndjson");
-	int lock = -1, fd = -1;
+	int lock = -1;
 	enum mlk_status s = fsio_lock(lockp, &lock, e);
-	if (s != MLK_OK)
-		goto out;
+	if (s == MLK_OK)
+		s = audit_append_locked(l, id, ev, e);
+	fsio_unlock(lock);
+	free(lockp);
+	return s;
+}
+
+enum mlk_status audit_append_locked(const struct lake *l,
+				    const struct identity *id,
+				    const struct audit_event *ev,
+				    struct mlk_error *e)
+{
+	char *logp = lake_path(l, "audit/log.ndjson");
+	int fd = -1;
+	enum mlk_status s = MLK_OK;
 	fd = open(logp, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
 	if (fd < 0) {
 		s = mlk_error_errno(e, logp, "cannot open audit log");
 		goto out;
 	}
+	struct stat st;
+	if (fstat(fd, &st) != 0) {
+		s = mlk_error_errno(e, logp, "cannot stat");
+		goto out;
+	}
+	if (st.st_nlink > 1) {
+		/* Perhaps a rotation that did not finish. */
+		close(fd);
+		fd = -1;
+		if ((s = audit_recover(l, e)) != MLK_OK)
+			goto out;
+		fd = open(logp, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+		if (fd < 0 || fstat(fd, &st) != 0) {
+			s = mlk_error_errno(e, logp, "cannot open audit log");
+			goto out;
+		}
+	}
 	char prev[SHA256_HEX];
 	long long seq;
 	if ((s = last_event(fd, logp, prev, &seq, e)) != MLK_OK)
+		goto out;
+	if (st.st_size == 0 &&
+	    (s = last_of_segments(l, prev, &seq, e)) != MLK_OK)
 		goto out;
 
 	char now[32];
@@ -149,8 +282,6 @@ enum mlk_status audit_append(const struct lake *l, const struct identity *id,
 out:
 	if (fd >= 0)
 		close(fd);
-	fsio_unlock(lock);
-	free(lockp);
 	free(logp);
 	return s;
 }

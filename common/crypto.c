@@ -1,16 +1,22 @@
+/* OpenSSL 3 marks the low-level SHA-256 calls deprecated; see crypto.h. */
+#define OPENSSL_SUPPRESS_DEPRECATED
 #include "crypto.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <openssl/crypto.h>
 #include <openssl/core_names.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/params.h>
+#include <openssl/pem.h>
 #include <openssl/rand.h>
+#include <openssl/sha.h>
 
 #include "xalloc.h"
 #include "banned.h"
@@ -206,53 +212,147 @@ enum mlk_status crypto_key_load(const char *path, uint8_t key[MLK_KEY_LEN],
 	return MLK_OK;
 }
 
-/* Keyed HMAC-SHA256. */
+/* --- one-shot SHA-256 without EVP ------------------------------------ */
 
-enum mlk_status hmac_init(struct hmac *h, const uint8_t *key, size_t n,
-			  struct mlk_error *e)
+void sha256_raw(const void *p, size_t n, uint8_t out[SHA256_LEN])
 {
-	h->ctx = NULL;
-	EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
-	EVP_MAC_CTX *c = mac ? EVP_MAC_CTX_new(mac) : NULL;
-	EVP_MAC_free(mac);   /* the context holds its own reference */
+	SHA256_CTX c;
+	SHA256_Init(&c);
+	SHA256_Update(&c, p, n);
+	SHA256_Final(out, &c);
+}
+
+void sha256_raw2(const void *a, size_t an, const void *b, size_t bn,
+		 uint8_t out[SHA256_LEN])
+{
+	SHA256_CTX c;
+	SHA256_Init(&c);
+	SHA256_Update(&c, a, an);
+	if (bn)
+		SHA256_Update(&c, b, bn);
+	SHA256_Final(out, &c);
+}
+
+/* --- HMAC-SHA256 ----------------------------------------------------- */
+
+struct crypto_hmac {
+	EVP_MAC *mac;        /* the template's only */
+	EVP_MAC_CTX *ctx;
+};
+
+struct crypto_hmac *crypto_hmac_new(const uint8_t key[MLK_KEY_LEN],
+				    struct mlk_error *e)
+{
+	struct crypto_hmac *h = xcalloc(1, sizeof *h);
+	h->mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+	if (h->mac)
+		h->ctx = EVP_MAC_CTX_new(h->mac);
 	OSSL_PARAM prm[2];
 	prm[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST,
 						  (char *)"SHA256", 0);
 	prm[1] = OSSL_PARAM_construct_end();
-	if (!c || EVP_MAC_init(c, key, n, prm) != 1) {
-		EVP_MAC_CTX_free(c);
-		return mlk_error_set(e, MLK_SYSTEM, NULL, 0,
-				     "cannot set up HMAC-SHA256");
+	if (!h->ctx || EVP_MAC_init(h->ctx, key, MLK_KEY_LEN, prm) != 1) {
+		mlk_error_set(e, MLK_SYSTEM, NULL, 0,
+			      "cannot set up HMAC-SHA256");
+		crypto_hmac_free(h);
+		return NULL;
 	}
-	h->ctx = c;
-	return MLK_OK;
+	return h;
 }
 
-void hmac_dup(struct hmac *dst, const struct hmac *src)
+struct crypto_hmac *crypto_hmac_dup(const struct crypto_hmac *t)
 {
-	dst->ctx = EVP_MAC_CTX_dup(src->ctx);
-	if (!dst->ctx)
+	struct crypto_hmac *h = xcalloc(1, sizeof *h);
+	h->ctx = EVP_MAC_CTX_dup(t->ctx);
+	if (!h->ctx)
 		xmalloc((size_t)-1);   /* only allocation can fail */
+	return h;
 }
 
-void hmac_mac2(struct hmac *h, const void *a, size_t an, const void *b,
-	       size_t bn, uint8_t out[SHA256_LEN])
+void crypto_hmac2(struct crypto_hmac *h, const void *a, size_t an,
+		  const void *b, size_t bn, uint8_t out[SHA256_LEN])
 {
-	size_t len = 0;
+	size_t mdlen = 0;
 	/* A NULL key re-uses the key the context was set up with. */
 	if (EVP_MAC_init(h->ctx, NULL, 0, NULL) != 1 ||
 	    EVP_MAC_update(h->ctx, a, an) != 1 ||
-	    (b && bn && EVP_MAC_update(h->ctx, b, bn) != 1) ||
-	    EVP_MAC_final(h->ctx, out, &len, SHA256_LEN) != 1)
-		xmalloc((size_t)-1);
+	    EVP_MAC_update(h->ctx, b, bn) != 1 ||
+	    EVP_MAC_final(h->ctx, out, &mdlen, SHA256_LEN) != 1)
+		xmalloc((size_t)-1);   /* only allocation can fail */
 }
 
-void hmac_release(struct hmac *h)
+void crypto_hmac_free(struct crypto_hmac *h)
 {
+	if (!h)
+		return;
 	EVP_MAC_CTX_free(h->ctx);
-	h->ctx = NULL;
+	EVP_MAC_free(h->mac);
+	free(h);
 }
 
+/* --- Ed25519 --------------------------------------------------------- */
+
+/* The struct is the EVP_PKEY itself, under a name of our own. */
+#define PK(k) ((EVP_PKEY *)(k))
+
+struct crypto_ed25519 *crypto_ed25519_generate(void)
+{
+	return (struct crypto_ed25519 *)EVP_PKEY_Q_keygen(NULL, NULL,
+							  "ED25519");
+}
+
+struct crypto_ed25519 *crypto_ed25519_read_pem(FILE *f, int priv)
+{
+	EVP_PKEY *p = priv ? PEM_read_PrivateKey(f, NULL, NULL, NULL)
+			   : PEM_read_PUBKEY(f, NULL, NULL, NULL);
+	if (p && EVP_PKEY_get_base_id(p) != EVP_PKEY_ED25519) {
+		EVP_PKEY_free(p);
+		p = NULL;
+	}
+	return (struct crypto_ed25519 *)p;
+}
+
+int crypto_ed25519_write_pem(FILE *f, const struct crypto_ed25519 *k,
+			     int priv)
+{
+	int ok = priv ? PEM_write_PrivateKey(f, PK(k), NULL, NULL, 0, NULL,
+					     NULL)
+		      : PEM_write_PUBKEY(f, PK(k));
+	return ok == 1 ? 0 : -1;
+}
+
+int crypto_ed25519_public(const struct crypto_ed25519 *k, uint8_t pub[32])
+{
+	size_t n = 32;
+	return EVP_PKEY_get_raw_public_key(PK(k), pub, &n) == 1 && n == 32
+		       ? 0 : -1;
+}
+
+int crypto_ed25519_sign(const struct crypto_ed25519 *k, const void *msg,
+			size_t n, uint8_t sig[64])
+{
+	EVP_MD_CTX *c = EVP_MD_CTX_new();
+	size_t sn = 64;
+	int ok = c && EVP_DigestSignInit(c, NULL, NULL, NULL, PK(k)) == 1 &&
+		 EVP_DigestSign(c, sig, &sn, msg, n) == 1 && sn == 64;
+	EVP_MD_CTX_free(c);
+	return ok ? 0 : -1;
+}
+
+int crypto_ed25519_verify(const struct crypto_ed25519 *k, const void *msg,
+			  size_t n, const uint8_t sig[64])
+{
+	EVP_MD_CTX *c = EVP_MD_CTX_new();
+	int ok = c && EVP_DigestVerifyInit(c, NULL, NULL, NULL, PK(k)) == 1 &&
+		 EVP_DigestVerify(c, sig, 64, msg, n) == 1;
+	EVP_MD_CTX_free(c);
+	return ok;
+}
+
+void crypto_ed25519_free(struct crypto_ed25519 *k)
+{
+	EVP_PKEY_free(PK(k));
+}
 /* AES-256-GCM. */
 
 enum mlk_status aead_seal(const uint8_t key[MLK_KEY_LEN], const void *aad,

@@ -48,7 +48,7 @@ struct frame {
 struct tls {
 	struct deid *d;
 	struct rec r;
-	struct hmac mac;
+	struct crypto_hmac *mac;
 	struct scrub *sc;
 	struct ptab pt;
 	struct frame stack[REC_MAX_DEPTH + 4];
@@ -73,7 +73,7 @@ struct tls {
 struct deid {
 	const struct deid_params *p;
 	const struct profile *prof;
-	struct hmac mac;         /* keyed with the project key */
+	struct crypto_hmac *mac; /* keyed with the project key */
 	int has_scrub;
 	int has_encrypt;
 	size_t *type_rules;      /* the datatype and value rules */
@@ -104,13 +104,13 @@ static void tls_release(struct tls *t);
 static void project_key(const uint8_t key[MLK_KEY_LEN], const char *label,
 			const char *project, uint8_t out[MLK_KEY_LEN])
 {
-	struct hmac h;
 	struct mlk_error e = MLK_ERROR_INIT;
-	if (hmac_init(&h, key, MLK_KEY_LEN, &e) != MLK_OK)
-		xmalloc((size_t)-1);
-	hmac_mac2(&h, label, strlen(label) + 1, project, strlen(project),
-		  out);
-	hmac_release(&h);
+	struct crypto_hmac *h = crypto_hmac_new(key, &e);
+	if (!h)
+		xmalloc((size_t)-1);   /* only allocation can fail */
+	crypto_hmac2(h, label, strlen(label) + 1, project, strlen(project),
+		     out);
+	crypto_hmac_free(h);
 }
 
 void deid_vault_key(const uint8_t key[MLK_KEY_LEN], const char *project,
@@ -119,11 +119,11 @@ void deid_vault_key(const uint8_t key[MLK_KEY_LEN], const char *project,
 	project_key(key, "mlk-deid vault", project, out);
 }
 
-static void token_of(struct hmac *h, const char *v, size_t n,
+static void token_of(struct crypto_hmac *h, const char *v, size_t n,
 		     char out[DEID_TOKEN_LEN + 1])
 {
 	uint8_t md[SHA256_LEN];
-	hmac_mac2(h, "t", 2, v, n, md);
+	crypto_hmac2(h, "t", 2, v, n, md);
 	md[6] = (uint8_t)((md[6] & 0x0f) | 0x80);   /* version 8 */
 	md[8] = (uint8_t)((md[8] & 0x3f) | 0x80);   /* RFC 9562 variant */
 	static const char hx[] = "0123456789abcdef";
@@ -141,14 +141,14 @@ static void token_of(struct hmac *h, const char *v, size_t n,
 void deid_token(struct deid *d, const char *v, size_t n,
 		char out[DEID_TOKEN_LEN + 1])
 {
-	token_of(&d->mac, v, n, out);
+	token_of(d->mac, v, n, out);
 }
 
-static uint64_t mac64(struct hmac *h, const char *label, const char *v,
-		      size_t n)
+static uint64_t mac64(struct crypto_hmac *h, const char *label,
+		      const char *v, size_t n)
 {
 	uint8_t md[SHA256_LEN];
-	hmac_mac2(h, label, strlen(label) + 1, v, n, md);
+	crypto_hmac2(h, label, strlen(label) + 1, v, n, md);
 	uint64_t x = 0;
 	for (int i = 0; i < 8; i++)
 		x = x << 8 | md[i];
@@ -600,7 +600,7 @@ static const char *leaf_text(struct tls *t, int v, size_t *n)
 static void do_token(struct tls *t, const char *p, size_t n, struct buf *o)
 {
 	char tok[DEID_TOKEN_LEN + 1];
-	token_of(&t->mac, p, n, tok);
+	token_of(t->mac, p, n, tok);
 	buf_addch(o, '"');
 	buf_add(o, tok, DEID_TOKEN_LEN);
 	buf_addch(o, '"');
@@ -633,7 +633,7 @@ static void do_reference(struct tls *t, const char *p, size_t n,
 	if (n && p[0] == '#') {
 		buf_add(b, p, n);
 	} else if (n > 9 && !memcmp(p, "urn:uuid:", 9)) {
-		token_of(&t->mac, p + 9, n - 9, tok);
+		token_of(t->mac, p + 9, n - 9, tok);
 		buf_addstr(b, "urn:uuid:");
 		buf_addstr(b, tok);
 	} else if (memchr(p, '?', n)) {
@@ -641,7 +641,7 @@ static void do_reference(struct tls *t, const char *p, size_t n,
 		const char *bar = memchr(q, '|', n - (size_t)(q - p));
 		const char *eq = memchr(q, '=', n - (size_t)(q - p));
 		const char *cut = bar ? bar + 1 : eq ? eq + 1 : q + 1;
-		token_of(&t->mac, cut, n - (size_t)(cut - p), tok);
+		token_of(t->mac, cut, n - (size_t)(cut - p), tok);
 		buf_add(b, p, (size_t)(cut - p));
 		buf_addstr(b, tok);
 	} else {
@@ -667,12 +667,12 @@ static void do_reference(struct tls *t, const char *p, size_t n,
 		}
 		if (slash && slash + 1 < p + end &&
 		    upper_alpha(ts, (size_t)(slash - ts))) {
-			token_of(&t->mac, slash + 1,
+			token_of(t->mac, slash + 1,
 				 end - (size_t)(slash + 1 - p), tok);
 			buf_add(b, ts, (size_t)(slash - ts) + 1);
 			buf_addstr(b, tok);
 		} else {
-			token_of(&t->mac, p, n, tok);
+			token_of(t->mac, p, n, tok);
 			buf_addstr(b, tok);
 		}
 	}
@@ -914,7 +914,7 @@ static void do_perturb(struct tls *t, const struct prule *ru, int v,
 	buf_addf(b, "%u", node);
 	buf_addch(b, '\0');
 	buf_add(b, p, n);
-	uint64_t h = mac64(&t->mac, "perturb", b->data, b->len);
+	uint64_t h = mac64(t->mac, "perturb", b->data, b->len);
 	double u = (double)(h >> 11) / 9007199254740992.0 * 2 - 1;
 	double span = ru->noise + ru->relative * fabs(x);
 	int dec = ru->precision >= 0 ? ru->precision : decimals_of(p, n);
@@ -997,7 +997,7 @@ static void apply_leaf(struct tls *t, const struct prule *ru, int v,
 			do_token(t, p, n, o);
 		if (ru->method == DM_ENCRYPT && t->pout) {
 			/* token, then the original, for the vault */
-			token_of(&t->mac, p, n, tok);
+			token_of(t->mac, p, n, tok);
 			struct buf *a = &t->pout->aux;
 			uint32_t len = (uint32_t)n;
 			buf_add(a, tok, DEID_TOKEN_LEN);
@@ -1509,9 +1509,9 @@ static void map(void *ctx, void *tl, const char *line, size_t len,
 	if (t->have_patient) {
 		/* the raw id is PHI: it lives only in tmp2, reset below */
 		char raw[DEID_TOKEN_LEN + 1];
-		token_of(&t->mac, t->tmp2.data, t->tmp2.len, raw);
+		token_of(t->mac, t->tmp2.data, t->tmp2.len, raw);
 		memcpy(t->ptoken, raw, sizeof raw);
-		uint64_t h = mac64(&t->mac, "shift", t->tmp2.data,
+		uint64_t h = mac64(t->mac, "shift", t->tmp2.data,
 				   t->tmp2.len);
 		int span = d->prof->shift_days;
 		int off = (int)(h % (uint64_t)(2 * span)) - span;
@@ -1633,7 +1633,7 @@ static void scan_map(void *ctx, void *tl, const char *line, size_t len,
 	if (!find_patient(t, m, &t->tmp2))
 		return;
 	char tok[DEID_TOKEN_LEN + 1];
-	token_of(&t->mac, t->tmp2.data, t->tmp2.len, tok);
+	token_of(t->mac, t->tmp2.data, t->tmp2.len, tok);
 	crypto_wipe(t->tmp2.data, t->tmp2.len);
 	size_t off = out->data.len, aux_off = out->aux.len;
 	buf_add(&out->data, tok, DEID_TOKEN_LEN);
@@ -1754,7 +1754,7 @@ static void *tls_new(void *ctx)
 	struct tls *t = xcalloc(1, sizeof *t);
 	t->d = d;
 	rec_init(&t->r);
-	hmac_dup(&t->mac, &d->mac);
+	t->mac = crypto_hmac_dup(d->mac);
 	t->sc = scrub_new(SCRUB_ALL);
 	ptab_init(&t->pt);
 	return t;
@@ -1832,7 +1832,7 @@ static void tls_free(void *ctx, void *tl)
 static void tls_release(struct tls *t)
 {
 	rec_release(&t->r);
-	hmac_release(&t->mac);
+	crypto_hmac_free(t->mac);
 	scrub_free(t->sc);
 	ptab_release(&t->pt);
 	buf_release(&t->tmp);
@@ -1904,9 +1904,9 @@ struct deid *deid_new(const struct deid_params *p,
 	d->prof = p->prof;
 	uint8_t pk[MLK_KEY_LEN];
 	project_key(key, "mlk-deid project", p->project, pk);
-	enum mlk_status st = hmac_init(&d->mac, pk, sizeof pk, e);
+	d->mac = crypto_hmac_new(pk, e);
 	crypto_wipe(pk, sizeof pk);
-	if (st != MLK_OK) {
+	if (!d->mac) {
 		free(d);
 		return NULL;
 	}
@@ -1930,7 +1930,7 @@ struct deid *deid_new(const struct deid_params *p,
 	buf_addch(&b, '}');
 	if (b.len >= sizeof d->deid_json) {
 		buf_release(&b);
-		hmac_release(&d->mac);
+		crypto_hmac_free(d->mac);
 		free(d);
 		mlk_error_set(e, MLK_USAGE, NULL, 0, "project or profile name "
 			      "too long");
@@ -1945,7 +1945,7 @@ void deid_free(struct deid *d)
 {
 	if (!d)
 		return;
-	hmac_release(&d->mac);
+	crypto_hmac_free(d->mac);
 	free(d->type_rules);
 	for (size_t i = 0; i < d->pkslots; i++)
 		if (d->pk[i].token[0])

@@ -1,19 +1,13 @@
-/* OpenSSL 3 marks the low-level SHA-256 calls deprecated; see merkle.h. */
-#define OPENSSL_SUPPRESS_DEPRECATED
 #include "merkle.h"
 
 #include <string.h>
 
-#include <openssl/sha.h>
-
+#include "crypto.h"
 #include "banned.h"
 
 void merkle_sha256(const void *p, size_t n, uint8_t out[MERKLE_HASH])
 {
-	SHA256_CTX c;
-	SHA256_Init(&c);
-	SHA256_Update(&c, p, n);
-	SHA256_Final(out, &c);
+	sha256_raw(p, n, out);
 }
 
 void merkle_leaf(const void *line, size_t n, uint8_t out[MERKLE_HASH])
@@ -26,12 +20,7 @@ void merkle_leaf(const void *line, size_t n, uint8_t out[MERKLE_HASH])
 	first[0] = 0;
 	if (k)
 		memcpy(first + 1, line, k);
-	SHA256_CTX c;
-	SHA256_Init(&c);
-	SHA256_Update(&c, first, 1 + k);
-	if (n > k)
-		SHA256_Update(&c, (const uint8_t *)line + k, n - k);
-	SHA256_Final(out, &c);
+	sha256_raw2(first, 1 + k, (const uint8_t *)line + k, n - k, out);
 }
 
 void merkle_node(const uint8_t l[MERKLE_HASH], const uint8_t r[MERKLE_HASH],

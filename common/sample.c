@@ -7,10 +7,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <openssl/core_names.h>
-#include <openssl/evp.h>
-#include <openssl/params.h>
-
 #include "pmap.h"
 #include "record.h"
 #include "xalloc.h"
@@ -214,8 +210,7 @@ struct hist {
 
 struct sample {
 	const struct sample_params *p;
-	EVP_MAC *mac;
-	EVP_MAC_CTX *tmpl;
+	struct crypto_hmac *tmpl;
 	struct buf stamp;        /* "\"sample\":{...}" */
 	int streaming, keep_all, need_strata;
 	uint64_t thresh;         /* fraction: keep u < thresh */
@@ -240,7 +235,7 @@ struct sample {
 };
 
 struct tls {
-	EVP_MAC_CTX *mac;
+	struct crypto_hmac *mac;
 	struct rec r;
 	struct buf unit, strat, audit, tmp;
 };
@@ -259,16 +254,8 @@ struct sample *sample_new(const struct sample_params *p,
 {
 	struct sample *s = xcalloc(1, sizeof *s);
 	s->p = p;
-	s->mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
-	if (s->mac)
-		s->tmpl = EVP_MAC_CTX_new(s->mac);
-	OSSL_PARAM prm[2];
-	prm[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST,
-						  (char *)"SHA256", 0);
-	prm[1] = OSSL_PARAM_construct_end();
-	if (!s->tmpl || EVP_MAC_init(s->tmpl, key, MLK_KEY_LEN, prm) != 1) {
-		mlk_error_set(e, MLK_SYSTEM, NULL, 0, "cannot set up "
-			      "HMAC-SHA256");
+	s->tmpl = crypto_hmac_new(key, e);
+	if (!s->tmpl) {
 		sample_free(s);
 		return NULL;
 	}
@@ -319,8 +306,7 @@ void sample_free(struct sample *s)
 {
 	if (!s)
 		return;
-	EVP_MAC_CTX_free(s->tmpl);
-	EVP_MAC_free(s->mac);
+	crypto_hmac_free(s->tmpl);
 	buf_release(&s->stamp);
 	for (size_t i = 0; i < s->nstrata; i++) {
 		struct stratum *st = s->sv[i];
@@ -352,9 +338,7 @@ static void *tls_new(void *ctx)
 {
 	struct sample *s = ctx;
 	struct tls *t = xcalloc(1, sizeof *t);
-	t->mac = EVP_MAC_CTX_dup(s->tmpl);
-	if (!t->mac)
-		xmalloc((size_t)-1);   /* only allocation can fail */
+	t->mac = crypto_hmac_dup(s->tmpl);
 	rec_init(&t->r);
 	return t;
 }
@@ -363,7 +347,7 @@ static void tls_free(void *ctx, void *tl)
 {
 	struct tls *t = tl;
 	(void)ctx;
-	EVP_MAC_CTX_free(t->mac);
+	crypto_hmac_free(t->mac);
 	rec_release(&t->r);
 	buf_release(&t->unit);
 	buf_release(&t->strat);
@@ -531,15 +515,9 @@ static void hash_unit(struct tls *t, uint64_t seed, const char *unit,
 		      size_t n, uint64_t *u, uint64_t *v)
 {
 	uint8_t sb[8], md[SHA256_LEN];
-	size_t mdlen = 0;
 	for (int i = 0; i < 8; i++)
 		sb[i] = (uint8_t)(seed >> (56 - 8 * i));
-	/* A NULL key re-uses the key the context was set up with. */
-	if (EVP_MAC_init(t->mac, NULL, 0, NULL) != 1 ||
-	    EVP_MAC_update(t->mac, sb, sizeof sb) != 1 ||
-	    EVP_MAC_update(t->mac, (const uint8_t *)unit, n) != 1 ||
-	    EVP_MAC_final(t->mac, md, &mdlen, sizeof md) != 1)
-		xmalloc((size_t)-1);   /* only allocation can fail */
+	crypto_hmac2(t->mac, sb, sizeof sb, unit, n, md);
 	uint64_t a = 0, b = 0;
 	for (int i = 0; i < 8; i++) {
 		a = a << 8 | md[i];

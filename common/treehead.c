@@ -8,20 +8,17 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <openssl/evp.h>
-#include <openssl/pem.h>
-
 #include "crypto.h"
 #include "fsio.h"
 #include "xalloc.h"
 #include "banned.h"
 
-static void key_id_of(EVP_PKEY *p, char id[TH_KEY_ID])
+static void key_id_of(const struct crypto_ed25519 *p, char id[TH_KEY_ID])
 {
 	uint8_t raw[32], d[SHA256_LEN];
 	size_t n = sizeof raw;
 	char hex[17];
-	if (EVP_PKEY_get_raw_public_key(p, raw, &n) != 1)
+	if (crypto_ed25519_public(p, raw) != 0)
 		n = 0;
 	sha256_once(raw, n, d);
 	hex_encode(d, 8, hex);
@@ -29,7 +26,8 @@ static void key_id_of(EVP_PKEY *p, char id[TH_KEY_ID])
 	memcpy(id + 8, hex, 17);
 }
 
-static enum mlk_status read_pem(const char *path, int priv, EVP_PKEY **out,
+static enum mlk_status read_pem(const char *path, int priv,
+				struct crypto_ed25519 **out,
 				struct mlk_error *e)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
@@ -47,11 +45,9 @@ static enum mlk_status read_pem(const char *path, int priv, EVP_PKEY **out,
 		close(fd);
 		return mlk_error_errno(e, path, "cannot open key");
 	}
-	EVP_PKEY *p = priv ? PEM_read_PrivateKey(f, NULL, NULL, NULL)
-			   : PEM_read_PUBKEY(f, NULL, NULL, NULL);
+	struct crypto_ed25519 *p = crypto_ed25519_read_pem(f, priv);
 	fclose(f);
-	if (!p || EVP_PKEY_get_base_id(p) != EVP_PKEY_ED25519) {
-		EVP_PKEY_free(p);
+	if (!p) {
 		return mlk_error_set(e, MLK_INTEGRITY, path, 0,
 				     "not an Ed25519 %s key in PEM",
 				     priv ? "private" : "public");
@@ -60,7 +56,8 @@ static enum mlk_status read_pem(const char *path, int priv, EVP_PKEY **out,
 	return MLK_OK;
 }
 
-static enum mlk_status write_pem(const char *path, EVP_PKEY *p, int priv,
+static enum mlk_status write_pem(const char *path,
+				 const struct crypto_ed25519 *p, int priv,
 				 struct mlk_error *e)
 {
 	int fd;
@@ -69,9 +66,7 @@ static enum mlk_status write_pem(const char *path, EVP_PKEY *p, int priv,
 	if (s != MLK_OK)
 		return s;
 	FILE *f = fdopen(fd, "w");
-	int ok = f && (priv ? PEM_write_PrivateKey(f, p, NULL, NULL, 0, NULL,
-						   NULL)
-			    : PEM_write_PUBKEY(f, p)) == 1;
+	int ok = f && crypto_ed25519_write_pem(f, p, priv) == 0;
 	if (f && fflush(f) != 0)
 		ok = 0;
 	if (ok && fsync(fileno(f)) != 0)
@@ -106,16 +101,16 @@ enum mlk_status th_key_lake(const struct lake *l, struct th_key *k,
 	memset(k, 0, sizeof *k);
 	char *priv = lake_path(l, "keys/audit-ed25519.pem");
 	char *pub = lake_path(l, "audit/checkpoint-key.pub");
-	EVP_PKEY *p = NULL;
+	struct crypto_ed25519 *p = NULL;
 	enum mlk_status s = MLK_OK;
 	if (!fsio_exists(priv)) {
-		p = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
+		p = crypto_ed25519_generate();
 		if (!p)
 			s = mlk_error_set(e, MLK_SYSTEM, priv, 0,
 					  "cannot make an Ed25519 key");
 		if (s == MLK_OK)
 			s = write_pem(priv, p, 1, e);
-		EVP_PKEY_free(p);
+		crypto_ed25519_free(p);
 		p = NULL;
 	}
 	if (s == MLK_OK)
@@ -127,7 +122,7 @@ enum mlk_status th_key_lake(const struct lake *l, struct th_key *k,
 		k->priv = 1;
 		key_id_of(p, k->id);
 	} else {
-		EVP_PKEY_free(p);
+		crypto_ed25519_free(p);
 	}
 	free(priv);
 	free(pub);
@@ -138,7 +133,7 @@ enum mlk_status th_key_load_pub(const char *path, struct th_key *k,
 				struct mlk_error *e)
 {
 	memset(k, 0, sizeof *k);
-	EVP_PKEY *p;
+	struct crypto_ed25519 *p;
 	enum mlk_status s = read_pem(path, 0, &p, e);
 	if (s != MLK_OK)
 		return s;
@@ -149,7 +144,7 @@ enum mlk_status th_key_load_pub(const char *path, struct th_key *k,
 
 void th_key_release(struct th_key *k)
 {
-	EVP_PKEY_free(k->pkey);
+	crypto_ed25519_free(k->pkey);
 	k->pkey = NULL;
 }
 
@@ -167,13 +162,8 @@ enum mlk_status th_sign(const struct th_key *k, struct tree_head *h,
 	memcpy(h->key_id, k->id, TH_KEY_ID);
 	struct buf b = BUF_INIT;
 	signed_text(h, &b);
-	EVP_MD_CTX *c = EVP_MD_CTX_new();
-	size_t n = TH_SIG;
-	int ok = c && k->priv &&
-		 EVP_DigestSignInit(c, NULL, NULL, NULL, k->pkey) == 1 &&
-		 EVP_DigestSign(c, h->sig, &n, (const uint8_t *)b.data,
-				b.len) == 1 && n == TH_SIG;
-	EVP_MD_CTX_free(c);
+	int ok = k->priv &&
+		 crypto_ed25519_sign(k->pkey, b.data, b.len, h->sig) == 0;
 	buf_release(&b);
 	if (!ok)
 		return mlk_error_set(e, MLK_SYSTEM, NULL, 0,
@@ -187,11 +177,7 @@ int th_verify(const struct th_key *k, const struct tree_head *h)
 		return 0;
 	struct buf b = BUF_INIT;
 	signed_text(h, &b);
-	EVP_MD_CTX *c = EVP_MD_CTX_new();
-	int ok = c && EVP_DigestVerifyInit(c, NULL, NULL, NULL, k->pkey) == 1 &&
-		 EVP_DigestVerify(c, h->sig, TH_SIG, (const uint8_t *)b.data,
-				  b.len) == 1;
-	EVP_MD_CTX_free(c);
+	int ok = crypto_ed25519_verify(k->pkey, b.data, b.len, h->sig);
 	buf_release(&b);
 	return ok;
 }

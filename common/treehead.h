@@ -1,6 +1,6 @@
 /*
  * treehead — signed tree heads (checkpoints) of the audit log, and the
- * Ed25519 key that signs them, through OpenSSL EVP_PKEY.
+ * Ed25519 key that signs them (through crypto's Ed25519 calls).
  *
  * A tree head says: the first tree_size events of the log have the RFC
  * 6962 Merkle tree hash root_hash, at time, signed by key_id.  The signed
@@ -18,7 +18,7 @@
  * audit/checkpoints.ndjson (format in mlk-audit(5)).
  *
  * Ownership: struct th_key is caller-owned (th_key_release frees the
- * OpenSSL key); struct tree_head is plain data.
+ * key); struct tree_head is plain data.
  */
 #ifndef MLK_TREEHEAD_H
 #define MLK_TREEHEAD_H
@@ -26,6 +26,7 @@
 #include <stdint.h>
 
 #include "buf.h"
+#include "crypto.h"
 #include "lake.h"
 #include "merkle.h"
 #include "record.h"
@@ -35,7 +36,7 @@
 #define TH_SIG 64
 
 struct th_key {
-	void *pkey;               /* EVP_PKEY */
+	struct crypto_ed25519 *pkey;
 	int priv;                 /* holds the private key */
 	char id[TH_KEY_ID];
 };

@@ -12,6 +12,8 @@
 #   trace     mlk-audit trace BATCH   target: < 1 s
 #   append    median of 200 audit_append() calls (a small C driver linked
 #             with build/rel/libmlk.a, fsync included)   target: < 1 ms
+#   segments  (for information) rotate the log, then verify again: the
+#             sealed segment and the active log as one log
 #
 # The last line is "audit benchmark: PASS" or "audit benchmark: FAIL".
 set -u
@@ -105,6 +107,12 @@ if cc -std=c11 -O2 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -I"$root/common" 
 else
 	cat "$work/cc.err" >&2; med=999
 fi
+
+t0=$(now_ns); "$bindir/mlk-audit" rotate --lake "$lake" >/dev/null; rrc=$?; t1=$(now_ns); rot=$((t1 - t0))
+t0=$(now_ns); "$bindir/mlk-audit" verify --lake "$lake" >/dev/null; src=$?; t1=$(now_ns); sver=$((t1 - t0))
+awk -v r="$rot" -v rc="$rrc" -v v="$sver" -v vc="$src" 'BEGIN {
+	printf "rotate           %7.3f s  exit %d; then verify of segment + log %.3f s  exit %d\n", r / 1e9, rc, v / 1e9, vc
+}'
 
 awk -v bytes="$bytes" -v events="$events" -v o="$ossl" -v v="$ver" -v t="$tra" \
     -v vrc="$vrc" -v trc="$trc" -v med="$med" -v edges="$edges" '
