@@ -40,6 +40,8 @@ endif
 BINS     := mlk-ingest mlk-catalog
 BINS += mlk-audit
 BINS += mlk-sample
+BINS += mlk-snapshot
+LDLIBS += -lm
 LIB_SRC  := $(wildcard common/*.c)
 LIB_OBJ  := $(patsubst common/%.c,$(BUILD)/common/%.o,$(LIB_SRC))
 LIB      := $(BUILD)/libmlk.a
