@@ -244,7 +244,7 @@ static int build_and_publish(struct ctx *c, struct snap_build *b,
 		 "\"rejected\":%llu,\"unchanged\":%s", verb, b->version,
 		 b->new_files, b->rejected, b->existed ? "true" : "false");
 	if (b->input_sha256[0])
-		buf_addf(&det, ",\"input_sha256\":\"%s\"", b->input_sha256);
+		buf_addf(&det, ",\"input_digest\":\"%s\"", b->input_sha256);
 	buf_addch(&det, '}');
 	/* The event first, then the version: nothing lands unaudited. */
 	int astatus = status;

@@ -113,7 +113,7 @@ struct snap_build {
 	int existed;            /* that version is already published */
 	int by_input;           /* ... known from the input's hash alone */
 	long long denied_line;  /* MLK_DENIED: first record without deid */
-	char input_sha256[SHA256_HEX];
+	char input_sha256[SHA256_HEX]; /* the input digest (pieces) */
 	char *cache;            /* input cache marker to write, or NULL */
 	int lock;
 };
