@@ -807,7 +807,16 @@ int main(int argc, char **argv)
 	argv[1] = argv[0];
 	argc--;
 	argv++;
-	while ((c = getopt_long(argc, argv, ":o:", opts, NULL)) != -1) {
+	int li = -1;
+	while ((c = getopt_long(argc, argv, ":o:", opts, &li)) != -1) {
+		/* Named as given: after "--opt VALUE" argv[optind - 1] is VALUE. */
+		char name[64];
+		if (li >= 0)
+			snprintf(name, sizeof name, "--%s", opts[li].name);
+		else
+			snprintf(name, sizeof name, "%s", c == '?' || c == ':' ?
+				 argv[optind - 1] : "-o");
+		li = -1;
 		if (c == 'h')
 			usage(0);
 		if (c == 'V') {
@@ -815,12 +824,12 @@ int main(int argc, char **argv)
 			return 0;
 		}
 		if (c == ':') {
-			mlk_warn("option '%s' needs a value", argv[optind - 1]);
+			mlk_warn("option '%s' needs a value", name);
 			usage(MLK_USAGE);
 		}
 		if (c == '?' || !strchr(cmds[ci].opts, c)) {
 			mlk_warn("%s option '%s' for %s", c == '?' ? "unknown"
-				 : "no", argv[optind - 1], cmds[ci].name);
+				 : "no", name, cmds[ci].name);
 			usage(MLK_USAGE);
 		}
 		switch (c) {

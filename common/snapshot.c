@@ -1539,9 +1539,19 @@ enum mlk_status snap_prepare_compact(struct snap_build *b,
 	size_t nf = 0, falloc = 0, merged = 0;
 	const struct snap_file **grp = xcalloc(cur.nf + 1, sizeof *grp);
 	struct buf line = BUF_INIT;
-	for (size_t i = 0; i < cur.nent; i++)
-		if (strstr(cur.ent[i], "{\"entry\":\"file\"") != cur.ent[i])
-			manifest_add(&m, cur.ent[i], strlen(cur.ent[i]));
+	struct buf in_line = BUF_INIT;
+	buf_addf(&in_line, "{\"entry\":\"input\",\"snapshot\":\"%s\"}", cur.id);
+	int have_in = 0;
+	for (size_t i = 0; i < cur.nent; i++) {
+		if (strstr(cur.ent[i], "{\"entry\":\"file\"") == cur.ent[i])
+			continue;
+		manifest_add(&m, cur.ent[i], strlen(cur.ent[i]));
+		have_in |= !strcmp(cur.ent[i], in_line.data);
+	}
+	/* The compacted version derives from the one it rewrites. */
+	if (!have_in)
+		manifest_add(&m, in_line.data, in_line.len);
+	buf_release(&in_line);
 	/* Files of one partition are adjacent: paths start with it. */
 	for (size_t i = 0; st == MLK_OK && i < cur.nf;) {
 		size_t j = i, ng = 0;
