@@ -1142,6 +1142,24 @@ static void dw_settings(const struct lake *l, struct dw_opts *dwo)
 		dwo->threads = 2;
 }
 
+/* A version's inputs as the audit log names them: [{"batch":..},...]. */
+static char *inputs_of(const struct snapshot *s)
+{
+	static const char pre[] = "{\"entry\":\"input\",";
+	struct buf b = BUF_INIT;
+	buf_addch(&b, '[');
+	for (size_t i = 0; i < s->nent; i++) {
+		if (strncmp(s->ent[i], pre, sizeof pre - 1) != 0)
+			continue;
+		if (b.len > 1)
+			buf_addch(&b, ',');
+		buf_addch(&b, '{');
+		buf_addstr(&b, s->ent[i] + sizeof pre - 1);
+	}
+	buf_addch(&b, ']');
+	return buf_detach(&b);
+}
+
 /* The input cache: an unchanged input (a regular file) is known by hash. */
 static char *cache_path(const struct lake *l, const char *layout,
 			const char *parent, const char *digest,
@@ -1227,6 +1245,7 @@ enum mlk_status snap_prepare(struct snap_build *b, const struct lake *l,
 					snprintf(b->input_sha256,
 						 sizeof b->input_sha256, "%s", hex);
 					b->existed = b->by_input = 1;
+					b->inputs_json = inputs_of(&old);
 					b->records = old.records;
 					b->files = old.nf;
 					b->version = old.version;
