@@ -245,6 +245,9 @@ static int build_and_publish(struct ctx *c, struct snap_build *b,
 		 b->new_files, b->rejected, b->existed ? "true" : "false");
 	if (b->input_sha256[0])
 		buf_addf(&det, ",\"input_digest\":\"%s\"", b->input_sha256);
+	if (b->by_input)
+		buf_addf(&det, ",\"known_by\":\"%s\"", b->by_stat ? "file"
+			 : "digest");
 	buf_addch(&det, '}');
 	/* The event first, then the version: nothing lands unaudited. */
 	int astatus = status;

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -1142,6 +1143,29 @@ static void dw_settings(const struct lake *l, struct dw_opts *dwo)
 		dwo->threads = 2;
 }
 
+/*
+ * A regular file's identity as the kernel keeps it.  Writing a byte
+ * changes its ctime, which no user can set back, so the same device,
+ * inode, size, mtime and ctime mean the same bytes (git's index and rsync
+ * rely on this).  A file changed less than a second before it was read is
+ * "racy" and never recorded, so clock granularity cannot fool the check.
+ */
+static char *stat_path(const struct lake *l, const char *layout,
+		       const char *parent, const struct stat *sb)
+{
+	struct buf k = BUF_INIT;
+	buf_addf(&k, "mlk-snapshot-stat\n%s\n%s\n%llu %llu %llu %lld.%09ld "
+		 "%lld.%09ld", layout, parent ? parent : "",
+		 (unsigned long long)sb->st_dev, (unsigned long long)sb->st_ino,
+		 (unsigned long long)sb->st_size, (long long)sb->st_mtim.tv_sec,
+		 sb->st_mtim.tv_nsec, (long long)sb->st_ctim.tv_sec,
+		 sb->st_ctim.tv_nsec);
+	char hex[SHA256_HEX];
+	sha256_hex_once(k.data, k.len, hex);
+	buf_release(&k);
+	return lake_path(l, "snapshots/_inputs/st-%s", hex);
+}
+
 /* A version's inputs as the audit log names them: [{"batch":..},...]. */
 static char *inputs_of(const struct snapshot *s)
 {
@@ -1218,12 +1242,25 @@ enum mlk_status snap_prepare(struct snap_build *b, const struct lake *l,
 	const char *cparent = o->append && have_parent ? parent.id : NULL;
 
 	/* An input we have seen whole before: its version, by hash alone. */
+	time_t started = time(NULL);
 	struct stat sb;
 	if (st == MLK_OK && fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) &&
 	    lseek(fd, 0, SEEK_CUR) == 0 &&
 	    cache_size_known(l, (unsigned long long)sb.st_size)) {
-		char hex[SHA256_HEX];
-		st = hash_fd(fd, (unsigned long long)sb.st_size, hex, e);
+		char hex[SHA256_HEX] = "";
+		char *sp = stat_path(l, layout.data, cparent, &sb);
+		char *sd = NULL;
+		size_t sl;
+		struct mlk_error se = MLK_ERROR_INIT;
+		if (fsio_read_file(sp, &sd, &sl, &se) == MLK_OK &&
+		    sl >= SHA256_HEX - 1) {
+			snprintf(hex, sizeof hex, "%.*s", SHA256_HEX - 1, sd);
+			b->by_stat = 1;
+		} else {
+			st = hash_fd(fd, (unsigned long long)sb.st_size, hex, e);
+		}
+		free(sd);
+		free(sp);
 		if (st == MLK_OK) {
 			char *cp = cache_path(l, layout.data, cparent, hex,
 					      (unsigned long long)sb.st_size);
@@ -1369,6 +1406,8 @@ enum mlk_status snap_prepare(struct snap_build *b, const struct lake *l,
 		b->cache = cache_path(l, layout.data, cparent,
 				      b->input_sha256,
 				      (unsigned long long)sb.st_size);
+		if (sb.st_ctim.tv_sec < started - 1)
+			b->stat_cache = stat_path(l, layout.data, cparent, &sb);
 	}
 	if (st == MLK_OK && b->existed) {
 		/* Same records and lineage as a version already made. */
@@ -1451,6 +1490,12 @@ enum mlk_status snap_publish(struct snap_build *b, struct mlk_error *e)
 		if (fsio_mkdirs(dir, 0755, &ce) == MLK_OK)
 			fsio_write_atomic(b->cache, line, strlen(line), 0444,
 					  &ce);
+		if (b->stat_cache) {
+			char dl[SHA256_HEX + 1];
+			snprintf(dl, sizeof dl, "%s\n", b->input_sha256);
+			fsio_write_atomic(b->stat_cache, dl, strlen(dl), 0444,
+					  &ce);
+		}
 		free(dir);
 	}
 	return st;
@@ -1468,6 +1513,7 @@ void snap_build_release(struct snap_build *b)
 	free(b->parent);
 	free(b->inputs_json);
 	free(b->cache);
+	free(b->stat_cache);
 	buf_release(&b->manifest);
 	memset(b, 0, sizeof *b);
 	b->lock = -1;

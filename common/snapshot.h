@@ -111,10 +111,12 @@ struct snap_build {
 	char *parent;           /* previous version's id, or NULL */
 	unsigned long long records, rejected, files, new_files, bytes, size;
 	int existed;            /* that version is already published */
-	int by_input;           /* ... known from the input's hash alone */
+	int by_input;           /* ... known from the input's digest alone */
+	int by_stat;            /* ... whose file the kernel says unchanged */
 	long long denied_line;  /* MLK_DENIED: first record without deid */
 	char input_sha256[SHA256_HEX]; /* the input digest (pieces) */
 	char *cache;            /* input cache marker to write, or NULL */
+	char *stat_cache;       /* its file-identity marker, or NULL */
 	int lock;
 };
 

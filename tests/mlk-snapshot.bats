@@ -141,6 +141,30 @@ create() {
 	assert_equal "$(jq -c 'select(.entry == "sample") | .sample.seed' "$MLK_LAKE/snapshots/$c.json")" 8
 }
 
+@test "an unchanged input file is known without reading it; a changed one is not" {
+	ingest_fhir
+	# older than a second: not "racy", so its identity is recorded
+	sleep 2
+	a=$(create training/cohort < deid.ndjson)
+	b=$(create training/cohort < deid.ndjson)
+	assert_equal "$b" "$a"
+	assert_equal "$(tail -n 1 "$MLK_LAKE/audit/log.ndjson" | jq -c '[.detail.unchanged, .detail.known_by]')" \
+		'[true,"file"]'
+	# the same bytes in another file: known by digest
+	cp deid.ndjson copy.ndjson
+	assert_equal "$(create training/cohort < copy.ndjson)" "$a"
+	assert_equal "$(tail -n 1 "$MLK_LAKE/audit/log.ndjson" | jq -r .detail.known_by)" digest
+	# a byte changed in place (same inode, same size): read again, and
+	# committed as a new version
+	off=$(grep -bo 'safe-harbor' deid.ndjson | head -n 1 | cut -d: -f1)
+	ino=$(stat -c %i deid.ndjson)
+	printf 'R' | dd of=deid.ndjson bs=1 seek=$((off + 10)) conv=notrunc 2>/dev/null
+	assert_equal "$(stat -c %i deid.ndjson)" "$ino"
+	c=$(create training/cohort < deid.ndjson)
+	[ "$c" != "$a" ]
+	assert_equal "$(jq -c '[.unchanged, .version]' made.json)" '[false,2]'
+}
+
 @test "records without _mlk.deid are refused (exit 3, audited, nothing committed)" {
 	ingest_fhir
 	{ head -n 3 deid.ndjson; sed -n 4p raw.ndjson; tail -n +5 deid.ndjson; } > mixed.ndjson

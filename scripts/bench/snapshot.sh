@@ -3,7 +3,7 @@
 #
 #   sh scripts/bench/snapshot.sh [--records N] [--seed S] [--bin DIR] [--keep]
 #
-# Generates N synthetic FHIR records (default 1,600,000, about 1 GB once
+# Generates N synthetic FHIR records (default 1,120,000, about 1 GB once
 # they carry an envelope) with scripts/gen-ehr, adds a de-identified
 # envelope to each with sed (as mlk-deid would write it), caches the file
 # under $MLK_BENCH_CACHE (default ${TMPDIR:-/tmp}/mlk-bench), and then, in
@@ -28,7 +28,7 @@
 set -u
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
-records=1600000
+records=1120000
 seed=1
 bindir=$root/bin
 keep=0
