@@ -1929,7 +1929,7 @@ static int cat_line(void *ctx, const char *line, size_t len)
 {
 	struct cat_ctx *c = ctx;
 	/* Stored lines end "}}" (with _mlk last); the place goes before. */
-	if (len < 2 || line[len - 1] != '}' || line[len - 2] != '}')
+	if (len < 3 || line[len - 1] != '}' || line[len - 2] != '}')
 		return MLK_INTEGRITY;
 	buf_add(&c->out, line, len - 2);
 	if (line[len - 3] == '{')
