@@ -398,6 +398,12 @@ static int cmd_list(struct ctx *c)
 		const struct snapshot *s = &v[i];
 		if (zone && (strcmp(s->zone, zone) || strcmp(s->dataset, dataset)))
 			continue;
+		/* Only what the user may read; a listing is not audited. */
+		struct decision d;
+		struct mlk_error pe = MLK_ERROR_INIT;
+		if (policy_check(&c->lake, &c->id, "read", s->zone, s->dataset,
+				 &d, &pe) != MLK_OK || !d.allow)
+			continue;
 		buf_reset(&b);
 		if (tty) {
 			char ds[300];
@@ -646,26 +652,30 @@ static int cmd_verify(struct ctx *c)
 	int status = MLK_OK;
 	if (!o->all) {
 		struct snapshot s;
-		if (snap_load(&c->lake, o->args[0], &s, &e) != MLK_OK)
-			return fail(&e);
+		struct decision d;
+		int rc = load_allowed(c, o->args[0], "read", "snapshot-verify",
+				      &s, &d);
+		if (rc)
+			return rc;
 		verify_one(c, &s, &status);
 		snap_release(&s);
 		return finish_stdout(status);
 	}
 	/* --all: a manifest that does not load is itself a failure. */
-	char *dir = lake_path(&c->lake, "snapshots");
 	struct snapshot *v;
 	size_t n;
-	if (snap_list(&c->lake, &v, &n, &e) != MLK_OK) {
-		free(dir);
+	if (snap_list(&c->lake, &v, &n, &e) != MLK_OK)
 		return fail(&e);
-	}
 	for (size_t i = 0; i < n; i++) {
-		verify_one(c, &v[i], &status);
+		struct decision d;
+		if (allowed(c, "read", "snapshot-verify", v[i].zone,
+			    v[i].dataset, &d) != 0)
+			status = status == MLK_INTEGRITY ? status : MLK_DENIED;
+		else
+			verify_one(c, &v[i], &status);
 		snap_release(&v[i]);
 	}
 	free(v);
-	free(dir);
 	return finish_stdout(status);
 }
 

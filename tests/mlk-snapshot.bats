@@ -217,6 +217,11 @@ EOF
 	MLK_TEST_USER=eve run --separate-stderr mlk-snapshot cat "$id"
 	assert_failure 3
 	[ -z "$output" ]
+	# eve sees no snapshot in a listing, and may not verify one
+	assert_equal "$(mlk-snapshot list | jq -r .snapshot)" "$id"
+	assert_equal "$(MLK_TEST_USER=eve mlk-snapshot list | wc -l)" 0
+	MLK_TEST_USER=eve run --separate-stderr mlk-snapshot verify "$id"
+	assert_failure 3
 }
 
 @test "verify: a flipped byte in a blob exits 4 naming the file" {
