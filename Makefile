@@ -41,6 +41,8 @@ BINS     := mlk-ingest mlk-catalog
 BINS += mlk-audit
 BINS += mlk-sample
 BINS += mlk-deid
+BINS += mlk-snapshot
+LDLIBS += -lm
 LIB_SRC  := $(wildcard common/*.c)
 LIB_OBJ  := $(patsubst common/%.c,$(BUILD)/common/%.o,$(LIB_SRC))
 # The built-in de-identification profiles, compiled in from profiles/.

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -203,6 +204,28 @@ static unsigned long long release_spool(struct run *o, unsigned long long k)
 	free(line);
 	fclose(f);
 	return suppressed;
+}
+
+static int copy_fd(int from, int to)
+{
+	static char b[1 << 16];
+	for (;;) {
+		ssize_t n = read(from, b, sizeof b);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -1;
+		if (n == 0)
+			return 0;
+		for (ssize_t off = 0; off < n;) {
+			ssize_t w = write(to, b + off, (size_t)(n - off));
+			if (w < 0 && errno == EINTR)
+				continue;
+			if (w <= 0)
+				return -1;
+			off += w;
+		}
+	}
 }
 
 struct keyed {
@@ -664,6 +687,28 @@ int main(int argc, char **argv)
 			keyed_release(&k);
 			return MLK_SYSTEM;
 		}
+	}
+	int has_scrub = 0;
+	for (size_t i = 0; i < prof.nrules; i++)
+		has_scrub |= prof.rules[i].method == DM_SCRUB;
+	struct stat sst;
+	if (has_scrub && (fstat(fd, &sst) != 0 || !S_ISREG(sst.st_mode))) {
+		/* Scrubbing reads the input twice (the patients first):
+		 * a pipe is copied to a temporary file, so that a pipe and
+		 * a file give the same bytes. */
+		FILE *spool = tmpfile();
+		int sfd = spool ? dup(fileno(spool)) : -1;
+		if (spool)
+			fclose(spool);
+		if (sfd < 0 || copy_fd(fd, sfd) != 0 ||
+		    lseek(sfd, 0, SEEK_SET) != 0) {
+			mlk_warn("cannot copy the input to a temporary file: %s",
+				 strerror(errno));
+			return MLK_SYSTEM;
+		}
+		if (fd > 0)
+			close(fd);
+		fd = sfd;
 	}
 	if (kval) {
 		o.ka = kanon_new(quasi, nquasi, kval);

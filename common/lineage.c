@@ -128,14 +128,282 @@ static enum mlk_status trace_batch(const struct lake *l, struct lineage *g,
 	return s;
 }
 
-enum lt_kind { LT_BATCH, LT_SOURCE, LT_DATASET };
+enum lt_kind { LT_BATCH, LT_SOURCE, LT_DATASET, LT_SNAPSHOT };
+
+/* ---- snapshots (mlk-snapshot create and compact events) ---- */
+
+#define SNAP_DEPTH 64
+
+typedef enum mlk_status (*event_fn)(void *ctx, const struct rec *r,
+				    struct mlk_error *e);
+
+/* Every complete event holding the quoted string id, in log order. */
+static enum mlk_status each_event(const struct auditlog *a, const char *id,
+				  event_fn fn, void *ctx, struct mlk_error *e)
+{
+	struct buf needle = BUF_INIT;
+	buf_add_json_cstr(&needle, id);
+	struct rec r;
+	rec_init(&r);
+	enum mlk_status s = MLK_OK;
+	const char *end = a->data ? a->data + a->complete : NULL;
+	const char *p = a->data;
+	while (s == MLK_OK && p && p < end) {
+		const char *hit = memmem(p, (size_t)(end - p), needle.data,
+					 needle.len);
+		if (!hit)
+			break;
+		const char *ls = hit;
+		while (ls > a->data && ls[-1] != '\n')
+			ls--;
+		const char *nl = memchr(hit, '\n', (size_t)(end - hit));
+		p = nl + 1;
+		struct mlk_error pe = MLK_ERROR_INIT;
+		if (rec_parse(&r, ls, (size_t)(nl - ls), &pe) != MLK_OK)
+			continue;
+		s = fn(ctx, &r, e);
+	}
+	rec_release(&r);
+	buf_release(&needle);
+	return s;
+}
+
+/* An allowed snapshot-create or snapshot-compact event. */
+static int is_snapshot_event(const struct rec *r)
+{
+	int act = rec_get(r, 0, "action");
+	int dec = rec_get(r, 0, "decision");
+	return act >= 0 && (rec_str_eq(r, act, "snapshot-create") ||
+			    rec_str_eq(r, act, "snapshot-compact")) &&
+	       dec >= 0 && rec_str_eq(r, dec, "allow");
+}
+
+/* Index of the member of array arr whose key equals id, or -1. */
+static int array_find(const struct rec *r, int arr, const char *key,
+		      const char *id)
+{
+	if (arr < 0 || rec_type(r, arr) != REC_ARRAY)
+		return -1;
+	for (int k = arr + 1; k < r->skip[arr]; k = r->skip[k]) {
+		int t = rec_get(r, k, key);
+		if (t >= 0 && rec_str_eq(r, t, id))
+			return k;
+	}
+	return -1;
+}
+
+struct snap_ctx {
+	const struct lake *l;
+	const struct auditlog *a;
+	struct lineage *g;
+	const char *id;
+	int depth;
+	long long found;
+};
+
+static enum mlk_status trace_snapshot(const struct lake *l,
+				      const struct auditlog *a,
+				      struct lineage *g, const char *id,
+				      int depth, long long *found,
+				      struct mlk_error *e);
+static enum mlk_status trace(const struct lake *l, const struct auditlog *a,
+			     const char *id, struct lineage *g, int fwd,
+			     struct mlk_error *e);
+
+/* Back from one event that made snapshot c->id: its manifest, its
+ * dataset, and its inputs (batches to their sources, parents on up). */
+static enum mlk_status on_snapshot_made(void *ctx, const struct rec *r,
+					struct mlk_error *e)
+{
+	struct snap_ctx *c = ctx;
+	if (!is_snapshot_event(r))
+		return MLK_OK;
+	int out = array_find(r, rec_get(r, 0, "outputs"), "snapshot", c->id);
+	if (out < 0)
+		return MLK_OK;
+	c->found++;
+	long long seq = num_of(r, 0, "seq");
+	char *msha = str_of(r, out, "manifest_sha256");
+	char *zone = str_of(r, 0, "zone");
+	char *dataset = str_of(r, 0, "dataset");
+	enum mlk_status s = MLK_OK;
+	if (msha) {
+		char *rel = xasprintf("snapshots/%s.json", c->id);
+		char *path = lake_path(c->l, "%s", rel);
+		char hex[SHA256_HEX];
+		unsigned long long size;
+		s = sha256_file(path, hex, &size, e);
+		if (s == MLK_OK && strcmp(hex, msha) != 0)
+			s = mlk_error_set(e, MLK_INTEGRITY, path, 0,
+					  "manifest of snapshot %s does not "
+					  "match the manifest_sha256 of its "
+					  "event (seq %lld)", c->id, seq);
+		if (s == MLK_OK)
+			add_edge(c->g, xasprintf("manifest:%s", msha),
+				 xasprintf("snapshot:%s", c->id), "describes",
+				 rel, -1, seq);
+		free(rel);
+		free(path);
+	}
+	if (s == MLK_OK && zone && dataset)
+		add_edge(c->g, xasprintf("snapshot:%s", c->id),
+			 xasprintf("dataset:%s/%s", zone, dataset), "part_of",
+			 NULL, -1, seq);
+	int ins = rec_get(r, 0, "inputs");
+	if (ins >= 0 && rec_type(r, ins) == REC_ARRAY)
+		for (int k = ins + 1; s == MLK_OK && k < r->skip[ins];
+		     k = r->skip[k]) {
+			char *b = str_of(r, k, "batch");
+			char *p = str_of(r, k, "snapshot");
+			if (b) {
+				add_edge(c->g, xasprintf("batch:%s", b),
+					 xasprintf("snapshot:%s", c->id),
+					 "input_of", NULL, -1, seq);
+				struct lineage sub;
+				lineage_init(&sub);
+				s = trace(c->l, c->a, b, &sub, 0, e);
+				for (size_t i = 0; s == MLK_OK && i < sub.n;
+				     i++) {
+					struct lineage_edge *x = &sub.v[i];
+					add_edge(c->g, x->from, x->to,
+						 x->relation, x->path,
+						 x->bytes, x->seq);
+					x->from = x->to = NULL;
+				}
+				lineage_release(&sub);
+			}
+			if (p && c->depth < SNAP_DEPTH) {
+				add_edge(c->g, xasprintf("snapshot:%s", p),
+					 xasprintf("snapshot:%s", c->id),
+					 "derived_into", NULL, -1, seq);
+				long long f = 0;
+				s = trace_snapshot(c->l, c->a, c->g, p,
+						   c->depth + 1, &f, e);
+			}
+			free(b);
+			free(p);
+		}
+	free(msha);
+	free(zone);
+	free(dataset);
+	return s;
+}
+
+static enum mlk_status trace_snapshot(const struct lake *l,
+				      const struct auditlog *a,
+				      struct lineage *g, const char *id,
+				      int depth, long long *found,
+				      struct mlk_error *e)
+{
+	struct snap_ctx c = { l, a, g, id, depth, 0 };
+	enum mlk_status s = each_event(a, id, on_snapshot_made, &c, e);
+	*found = c.found;
+	return s;
+}
+
+/* Forward: the snapshots whose inputs name node (a batch or snapshot). */
+struct fwd_ctx {
+	const struct auditlog *a;
+	struct lineage *g;
+	const char *key;        /* "batch" or "snapshot" */
+	const char *id;
+	int depth;
+};
+
+static enum mlk_status forward(const struct auditlog *a, struct lineage *g,
+			       const char *key, const char *id, int depth,
+			       struct mlk_error *e);
+
+static enum mlk_status on_snapshot_use(void *ctx, const struct rec *r,
+				       struct mlk_error *e)
+{
+	struct fwd_ctx *c = ctx;
+	if (!is_snapshot_event(r) ||
+	    array_find(r, rec_get(r, 0, "inputs"), c->key, c->id) < 0)
+		return MLK_OK;
+	int outs = rec_get(r, 0, "outputs");
+	if (outs < 0 || rec_type(r, outs) != REC_ARRAY)
+		return MLK_OK;
+	long long seq = num_of(r, 0, "seq");
+	enum mlk_status s = MLK_OK;
+	for (int k = outs + 1; s == MLK_OK && k < r->skip[outs];
+	     k = r->skip[k]) {
+		char *sid = str_of(r, k, "snapshot");
+		if (sid && strcmp(sid, c->id) != 0) {
+			add_edge(c->g, xasprintf("%s:%s", c->key, c->id),
+				 xasprintf("snapshot:%s", sid),
+				 *c->key == 'b' ? "input_of" : "derived_into",
+				 NULL, -1, seq);
+			if (c->depth < SNAP_DEPTH)
+				s = forward(c->a, c->g, "snapshot", sid,
+					    c->depth + 1, e);
+		}
+		free(sid);
+	}
+	return s;
+}
+
+static enum mlk_status forward(const struct auditlog *a, struct lineage *g,
+			       const char *key, const char *id, int depth,
+			       struct mlk_error *e)
+{
+	struct fwd_ctx c = { a, g, key, id, depth };
+	return each_event(a, id, on_snapshot_use, &c, e);
+}
+
+/* Every batch in g, forward to the snapshots that used it. */
+static enum mlk_status forward_batches(const struct auditlog *a,
+				       struct lineage *g, struct mlk_error *e)
+{
+	enum mlk_status s = MLK_OK;
+	size_t n = g->n;
+	for (size_t i = 0; s == MLK_OK && i < n; i++) {
+		const char *to = g->v[i].to;
+		if (strncmp(to, "batch:", 6) != 0)
+			continue;
+		int dup = 0;
+		for (size_t k = 0; k < i && !dup; k++)
+			dup = !strcmp(g->v[k].to, to);
+		if (!dup) {
+			char *b = xstrdup(to + 6);
+			s = forward(a, g, "batch", b, 0, e);
+			free(b);
+		}
+	}
+	return s;
+}
+
+static int snapshot_id(const char *id)
+{
+	return id[0] == 's' && strlen(id) == 25 &&
+	       strspn(id + 1, "0123456789abcdef") == 24;
+}
 
 enum mlk_status lineage_trace(const struct lake *l, const struct auditlog *a,
 			      const char *id, struct lineage *g,
 			      struct mlk_error *e)
 {
+	return trace(l, a, id, g, 1, e);
+}
+
+/* fwd: also from every batch found forward to the snapshots using it. */
+static enum mlk_status trace(const struct lake *l, const struct auditlog *a,
+			     const char *id, struct lineage *g, int fwd,
+			     struct mlk_error *e)
+{
 	enum lt_kind kind;
 	size_t idn = strlen(id);
+	if (snapshot_id(id)) {
+		long long found = 0;
+		enum mlk_status ss = trace_snapshot(l, a, g, id, 0, &found, e);
+		if (ss == MLK_OK && !found)
+			return mlk_error_set(e, MLK_USAGE, NULL, 0,
+					     "the audit log records no "
+					     "snapshot '%s'", id);
+		if (ss == MLK_OK)
+			ss = forward(a, g, "snapshot", id, 0, e);
+		return ss;
+	}
 	char hexck[SHA256_HEX];
 	uint8_t raw[SHA256_LEN];
 	if (idn == 64 && hex_decode(id, raw, SHA256_LEN) == 0) {
@@ -220,6 +488,8 @@ enum mlk_status lineage_trace(const struct lake *l, const struct auditlog *a,
 	}
 	rec_release(&r);
 	buf_release(&needle);
+	if (s == MLK_OK && found && fwd && kind != LT_DATASET)
+		s = forward_batches(a, g, e);
 	if (s == MLK_OK && !found)
 		s = mlk_error_set(e, MLK_USAGE, NULL, 0,
 				  "the audit log records no %s '%s'",
