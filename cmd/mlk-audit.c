@@ -591,25 +591,9 @@ static int cmd_trace(const struct opts *o)
 	struct lineage g;
 	lineage_init(&g);
 	int rc = 0;
-	/* lineage searches one mapping: each part in turn (an event names
-	 * everything its edges need, so no edge spans two parts). */
-	enum mlk_status ts = MLK_USAGE;
-	if (a.nparts == 0)
-		ts = lineage_trace(&l, &a, o->args[0], &g, &e);
-	for (size_t i = 0; i < a.nparts; i++) {
-		struct auditlog v;
-		struct mlk_error pe = MLK_ERROR_INIT;
-		auditlog_view(&a, i, &v);
-		enum mlk_status s = lineage_trace(&l, &v, o->args[0], &g, &pe);
-		if (s == MLK_OK && ts == MLK_USAGE)
-			ts = MLK_OK;
-		if (s != MLK_OK && (s != MLK_USAGE || ts == MLK_USAGE))
-			e = pe;
-		if (s != MLK_OK && s != MLK_USAGE) {
-			ts = s;
-			break;
-		}
-	}
+	/* lineage searches every part: an edge may join events of two
+	 * segments (a snapshot made after the log was rotated). */
+	enum mlk_status ts = lineage_trace(&l, &a, o->args[0], &g, &e);
 	if (ts != MLK_OK) {
 		rc = fail(&e);
 	} else {

@@ -137,6 +137,22 @@ enum lt_kind { LT_BATCH, LT_SOURCE, LT_DATASET, LT_SNAPSHOT };
 typedef enum mlk_status (*event_fn)(void *ctx, const struct rec *r,
 				    struct mlk_error *e);
 
+/* The searchable bytes of part i of the log (every segment, then the
+ * active log), or of the log itself when it has no parts. */
+static size_t nparts_of(const struct auditlog *a)
+{
+	return a->nparts ? a->nparts : 1;
+}
+
+static void part_of(const struct auditlog *a, size_t i, const char **base,
+		    const char **end)
+{
+	const char *d = a->nparts ? a->part[i].data : a->data;
+	size_t c = a->nparts ? a->part[i].complete : a->complete;
+	*base = d;
+	*end = d ? d + c : NULL;
+}
+
 /* Every complete event holding the quoted string id, in log order. */
 static enum mlk_status each_event(const struct auditlog *a, const char *id,
 				  event_fn fn, void *ctx, struct mlk_error *e)
@@ -146,15 +162,17 @@ static enum mlk_status each_event(const struct auditlog *a, const char *id,
 	struct rec r;
 	rec_init(&r);
 	enum mlk_status s = MLK_OK;
-	const char *end = a->data ? a->data + a->complete : NULL;
-	const char *p = a->data;
+	for (size_t pi = 0; s == MLK_OK && pi < nparts_of(a); pi++) {
+	const char *base, *end;
+	part_of(a, pi, &base, &end);
+	const char *p = base;
 	while (s == MLK_OK && p && p < end) {
 		const char *hit = memmem(p, (size_t)(end - p), needle.data,
 					 needle.len);
 		if (!hit)
 			break;
 		const char *ls = hit;
-		while (ls > a->data && ls[-1] != '\n')
+		while (ls > base && ls[-1] != '\n')
 			ls--;
 		const char *nl = memchr(hit, '\n', (size_t)(end - hit));
 		p = nl + 1;
@@ -162,6 +180,7 @@ static enum mlk_status each_event(const struct auditlog *a, const char *id,
 		if (rec_parse(&r, ls, (size_t)(nl - ls), &pe) != MLK_OK)
 			continue;
 		s = fn(ctx, &r, e);
+	}
 	}
 	rec_release(&r);
 	buf_release(&needle);
@@ -431,8 +450,10 @@ static enum mlk_status trace(const struct lake *l, const struct auditlog *a,
 	enum mlk_status s = MLK_OK;
 	struct rec r;
 	rec_init(&r);
-	const char *end = a->data ? a->data + a->complete : NULL;
-	const char *p = a->data;
+	for (size_t pi = 0; s == MLK_OK && pi < nparts_of(a); pi++) {
+	const char *base, *end;
+	part_of(a, pi, &base, &end);
+	const char *p = base;
 	while (s == MLK_OK && p && p < end) {
 		const char *hit = memmem(p, (size_t)(end - p), needle.data,
 					 needle.len);
@@ -440,7 +461,7 @@ static enum mlk_status trace(const struct lake *l, const struct auditlog *a,
 			break;
 		/* The line holding the hit. */
 		const char *ls = hit;
-		while (ls > a->data && ls[-1] != '\n')
+		while (ls > base && ls[-1] != '\n')
 			ls--;
 		const char *nl = memchr(hit, '\n', (size_t)(end - hit));
 		line = ls;
@@ -485,6 +506,7 @@ static enum mlk_status trace(const struct lake *l, const struct auditlog *a,
 				free(m);
 			}
 		free(dataset);
+	}
 	}
 	rec_release(&r);
 	buf_release(&needle);

@@ -465,3 +465,16 @@ EOF
 	assert_failure 2
 	[[ $stderr == *"records no snapshot"* ]]
 }
+
+@test "trace from a snapshot reaches batches logged before a rotation" {
+	mlk-ingest --quiet --dataset ehr/fhir "$DATA/fhir/Patient.ndjson" > raw.ndjson
+	run mlk-audit rotate
+	assert_success
+	mlk-deid --project t raw.ndjson 2>/dev/null > deid.ndjson
+	id=$(create curated/patients < deid.ndjson)
+	run mlk-audit trace "$id"
+	assert_success
+	sha=$(sha256sum "$DATA/fhir/Patient.ndjson" | cut -c1-64)
+	assert_output --partial '"from":"source:'"$sha"'"'
+	assert_output --partial '"relation":"input_of"'
+}
