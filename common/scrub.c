@@ -1,0 +1,1342 @@
+#include "scrub.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "xalloc.h"
+#include "banned.h"
+
+/*
+ * The text under scan.  at() reads a byte or -1 past the end, so the
+ * detectors can look ahead without a bounds check on every step; -1 is
+ * neither a digit, a letter nor a word byte.
+ */
+struct tx {
+	const unsigned char *s;
+	size_t n;
+};
+
+static inline int at(const struct tx *t, size_t p)
+{
+	return p < t->n ? t->s[p] : -1;
+}
+
+static inline int is_digit(int c) { return (unsigned)(c - '0') < 10u; }
+static inline int is_upper(int c) { return (unsigned)(c - 'A') < 26u; }
+static inline int is_lowerc(int c) { return (unsigned)(c - 'a') < 26u; }
+static inline int is_alpha(int c) { return is_upper(c) || is_lowerc(c); }
+static inline int is_alnum(int c) { return is_digit(c) || is_alpha(c); }
+/* Letters, digits and every byte of a non-ASCII character. */
+static inline int is_word(int c) { return is_alnum(c) || c >= 0x80; }
+static inline int fold(int c) { return is_upper(c) ? c | 0x20 : c; }
+static inline int is_hex(int c)
+{
+	return is_digit(c) || (unsigned)(fold(c) - 'a') < 6u;
+}
+
+/* A match may end only where a word ends. */
+static inline int bnd(const struct tx *t, size_t p)
+{
+	return !is_word(at(t, p));
+}
+
+static size_t digs(const struct tx *t, size_t p)
+{
+	size_t q = p;
+	while (q < t->n && is_digit(t->s[q]))
+		q++;
+	return q - p;
+}
+
+/* The value of k (at most 9) digits at p. */
+static unsigned num(const struct tx *t, size_t p, size_t k)
+{
+	unsigned v = 0;
+	for (size_t j = 0; j < k; j++)
+		v = v * 10 + (unsigned)(t->s[p + j] - '0');
+	return v;
+}
+
+static size_t alphas(const struct tx *t, size_t p)
+{
+	size_t q = p;
+	while (q < t->n && is_alpha(t->s[q]))
+		q++;
+	return q - p;
+}
+
+/* Whether the letters at p, k of them, spell lowercase w (ASCII fold). */
+static int word_is(const struct tx *t, size_t p, size_t k, const char *w)
+{
+	size_t j;
+	for (j = 0; j < k; j++)
+		if (w[j] == '\0' || fold(t->s[p + j]) != w[j])
+			return 0;
+	return w[j] == '\0';
+}
+
+/* Whether lowercase w is spelled at p, followed by anything. */
+static int prefix_is(const struct tx *t, size_t p, const char *w)
+{
+	for (size_t j = 0; w[j]; j++)
+		if (fold(at(t, p + j)) != w[j])
+			return 0;
+	return 1;
+}
+
+static int one_of(int c, const char *set)
+{
+	return c > 0 && strchr(set, c) != NULL;
+}
+
+/* ---- matches -------------------------------------------------------- */
+
+/*
+ * The replacement chosen at a scan position: bytes [start, end) give way
+ * to the label followed by the original bytes [keep, end) (ages keep
+ * their "-year-old").  end == 0 means none.
+ */
+struct match {
+	size_t start, end, keep;
+	const char *lab;
+	size_t lablen;
+};
+
+#define LAB(s) s, sizeof(s) - 1
+
+/* Earliest start wins, then the longest; on a tie the first offered. */
+static void offer(const struct tx *t, struct match *m, size_t start,
+		  size_t end, size_t keep, const char *lab, size_t lablen)
+{
+	if (end <= start || !bnd(t, end))
+		return;
+	if (m->end && (start > m->start ||
+		       (start == m->start && end <= m->end)))
+		return;
+	m->start = start;
+	m->end = end;
+	m->keep = keep;
+	m->lab = lab;
+	m->lablen = lablen;
+}
+
+static void offer_lab(const struct tx *t, struct match *m, size_t start,
+		      size_t end, const char *lab, size_t lablen)
+{
+	offer(t, m, start, end, end, lab, lablen);
+}
+
+/* ---- dates ----------------------------------------------------------- */
+
+/*
+ * Dates (Safe Harbor: every element of a date except the year).
+ * Caught: 2020-01-31 (also with / or .), with an ISO time and zone
+ * (T10:20:30.5Z, +01:00); 2020-01 and 2020/01; 20200131 when year
+ * 1900-2099, month and day are plausible; 01/31/2020, 1/31/20 (a 2-digit
+ * year only with '/'), 31.01.2020, 31-01-2020; 1/2020; Jan 31, 2020,
+ * January 31st 2020, Jan. 31 2020; Jan 2020, January of 2020, Jan-2020;
+ * 31 January 2020, 31st of January 2020, 31-Jan-2020; a capitalised
+ * "January 31" without year; "31 January" without year for full month
+ * names other than May and March.
+ * Kept: a year alone, a time alone, 03/04 (no year), BP 120/80, "may 5"
+ * in lower case.  Gaps: dates in words ("the third of May"), weekday
+ * names, seasons, "31 Jan" without year.
+ */
+
+static const struct month {
+	const char *name;
+	unsigned char month, full;
+} months[] = {
+	{ "jan", 1, 0 }, { "january", 1, 1 }, { "feb", 2, 0 },
+	{ "february", 2, 1 }, { "mar", 3, 0 }, { "march", 3, 1 },
+	{ "apr", 4, 0 }, { "april", 4, 1 }, { "may", 5, 1 },
+	{ "jun", 6, 0 }, { "june", 6, 1 }, { "jul", 7, 0 },
+	{ "july", 7, 1 }, { "aug", 8, 0 }, { "august", 8, 1 },
+	{ "sep", 9, 0 }, { "sept", 9, 0 }, { "september", 9, 1 },
+	{ "oct", 10, 0 }, { "october", 10, 1 }, { "nov", 11, 0 },
+	{ "november", 11, 1 }, { "dec", 12, 0 }, { "december", 12, 1 },
+};
+
+/* A month name at p (a whole word, an optional '.' after an
+ * abbreviation); returns the month and sets *end, or 0. */
+static int month_at(const struct tx *t, size_t p, size_t *end, int *full)
+{
+	size_t k = alphas(t, p);
+
+	if (k < 3 || k > 9 || !bnd(t, p + k))
+		return 0;
+	for (size_t j = 0; j < sizeof months / sizeof months[0]; j++) {
+		if (!word_is(t, p, k, months[j].name))
+			continue;
+		*full = months[j].full;
+		*end = p + k;
+		if (!months[j].full && at(t, *end) == '.')
+			(*end)++;
+		return months[j].month;
+	}
+	return 0;
+}
+
+static int year_ok(unsigned y)
+{
+	return y >= 1800 && y <= 2199;
+}
+
+/* A 4-digit year at p after an optional ',' and one or two spaces or
+ * one '-' or '/'; returns its end or 0. */
+static size_t year_after(const struct tx *t, size_t p)
+{
+	size_t q = p;
+
+	if (at(t, q) == ',')
+		q++;
+	if (at(t, q) == ' ') {
+		q++;
+		if (at(t, q) == ' ')
+			q++;
+	} else if (q == p && one_of(at(t, q), "-/")) {
+		q++;
+	}
+	if (q == p || digs(t, q) != 4 || !year_ok(num(t, q, 4)) ||
+	    !bnd(t, q + 4))
+		return 0;
+	return q + 4;
+}
+
+/* "st", "nd", "rd", "th" after a day number. */
+static size_t ordinal(const struct tx *t, size_t p)
+{
+	if (alphas(t, p) == 2 && (prefix_is(t, p, "st") ||
+				  prefix_is(t, p, "nd") ||
+				  prefix_is(t, p, "rd") ||
+				  prefix_is(t, p, "th")))
+		return p + 2;
+	return p;
+}
+
+/* T10:20, T10:20:30, T10:20:30.123, then Z or +01:00 / -0500. */
+static size_t iso_time(const struct tx *t, size_t p)
+{
+	size_t q, k;
+
+	if (at(t, p) != 'T' || digs(t, p + 1) != 2 || at(t, p + 3) != ':' ||
+	    digs(t, p + 4) != 2)
+		return p;
+	q = p + 6;
+	if (at(t, q) == ':' && digs(t, q + 1) == 2) {
+		q += 3;
+		if (at(t, q) == '.' && (k = digs(t, q + 1)) > 0)
+			q += 1 + k;
+	}
+	if (at(t, q) == 'Z') {
+		q++;
+	} else if (one_of(at(t, q), "+-") && digs(t, q + 1) >= 2) {
+		k = digs(t, q + 1);
+		if (k == 4) {
+			q += 5;
+		} else if (k == 2) {
+			q += 3;
+			if (at(t, q) == ':' && digs(t, q + 1) == 2)
+				q += 3;
+		}
+	}
+	return q;
+}
+
+/* Day first, month by name: 31 January 2020, 31st of Jan 2020,
+ * 31-Jan-2020; p is after the day's digits. */
+static size_t day_month(const struct tx *t, size_t p)
+{
+	size_t q = ordinal(t, p), e, y;
+	int full, m;
+
+	if (at(t, q) == ' ' || at(t, q) == '-')
+		q++;
+	else
+		return 0;
+	if (alphas(t, q) == 2 && prefix_is(t, q, "of") && at(t, q + 2) == ' ')
+		q += 3;
+	m = month_at(t, q, &e, &full);
+	if (!m)
+		return 0;
+	y = year_after(t, e);
+	if (y)
+		return y;
+	if (full && m != 5 && m != 3)
+		return e;
+	return 0;
+}
+
+/* Dates that begin with a digit at p. */
+static size_t date_num(const struct tx *t, size_t p)
+{
+	size_t a = digs(t, p), b, c, q, e;
+	unsigned v1, v2, v3;
+	int sep;
+
+	if (a == 4) {
+		v1 = num(t, p, 4);
+		sep = at(t, p + 4);
+		if (!one_of(sep, "-/.") || !year_ok(v1))
+			return 0;
+		b = digs(t, p + 5);
+		if (b < 1 || b > 2)
+			return 0;
+		v2 = num(t, p + 5, b);
+		if (v2 < 1 || v2 > 12)
+			return 0;
+		q = p + 5 + b;
+		if (at(t, q) == sep && (c = digs(t, q + 1)) >= 1 && c <= 2) {
+			v3 = num(t, q + 1, c);
+			if (v3 < 1 || v3 > 31)
+				return 0;
+			e = q + 1 + c;
+			if (sep == '-')
+				e = iso_time(t, e);
+			return bnd(t, e) ? e : 0;
+		}
+		if (sep != '.' && b == 2 && bnd(t, q))
+			return q;
+		return 0;
+	}
+	if (a == 8) {
+		v1 = num(t, p, 4);
+		v2 = num(t, p + 4, 2);
+		v3 = num(t, p + 6, 2);
+		if (v1 >= 1900 && v1 <= 2099 && v2 >= 1 && v2 <= 12 &&
+		    v3 >= 1 && v3 <= 31)
+			return p + 8;
+		return 0;
+	}
+	if (a != 1 && a != 2)
+		return 0;
+	v1 = num(t, p, a);
+	sep = at(t, p + a);
+	b = digs(t, p + a + 1);
+	if (one_of(sep, "/-.") && (b == 1 || b == 2)) {
+		v2 = num(t, p + a + 1, b);
+		q = p + a + 1 + b;
+		c = at(t, q) == sep ? digs(t, q + 1) : 0;
+		if ((c == 4 || (c == 2 && sep == '/')) &&
+		    ((v1 >= 1 && v1 <= 12 && v2 >= 1 && v2 <= 31) ||
+		     (v1 >= 1 && v1 <= 31 && v2 >= 1 && v2 <= 12)) &&
+		    (c == 2 || year_ok(num(t, q + 1, 4))))
+			return q + 1 + c;
+		return 0;
+	}
+	if (sep == '/' && b == 4 && v1 >= 1 && v1 <= 12 &&
+	    year_ok(num(t, p + a + 1, 4)))
+		return p + a + 1 + 4;
+	if (v1 >= 1 && v1 <= 31)
+		return day_month(t, p + a);
+	return 0;
+}
+
+/* Dates that begin with a month name at p. */
+static size_t date_month(const struct tx *t, size_t p)
+{
+	size_t e, q, d, y, r;
+	int full, m = month_at(t, p, &e, &full);
+	unsigned v;
+
+	if (!m)
+		return 0;
+	y = year_after(t, e);
+	if (y)
+		return y;
+	q = e;
+	if (at(t, q) == ' ' && alphas(t, q + 1) == 2 &&
+	    prefix_is(t, q + 1, "of")) {
+		q += 3;
+		if (at(t, q) == ' ' && digs(t, q + 1) == 4 &&
+		    year_ok(num(t, q + 1, 4)))
+			return q + 5;
+		return 0;
+	}
+	if (at(t, q) == ' ' || at(t, q) == '-')
+		q++;
+	else
+		return 0;
+	d = digs(t, q);
+	if (d < 1 || d > 2)
+		return 0;
+	v = num(t, q, d);
+	if (v < 1 || v > 31)
+		return 0;
+	r = ordinal(t, q + d);
+	if (!bnd(t, r))
+		return 0;
+	y = year_after(t, r);
+	if (y)
+		return y;
+	/* Without a year only a capitalised month: "may 5" is a verb. */
+	return is_upper(t->s[p]) ? r : 0;
+}
+
+/* ---- phone and fax ---------------------------------------------------- */
+
+/*
+ * Caught: (555) 123-4567, (555)123-4567, 555-123-4567, 555.123.4567,
+ * 555 123 4567, 1-800-555-1234, +1 555 123 4567, 555-1234 (first digit
+ * 2-9, '-' only), international +44 20 7946 0958 (8 to 15 digits after
+ * '+'), each with an extension x123, ext. 123, extension 123.  Ten
+ * digits in a row are caught as [ID].  Gaps: numbers spelled with
+ * letters (1-800-FLOWERS), "555 1234" with a space.
+ */
+
+static size_t phone_ext(const struct tx *t, size_t q)
+{
+	size_t r = q, k;
+
+	if (at(t, r) == ' ')
+		r++;
+	if (prefix_is(t, r, "extension"))
+		r += 9;
+	else if (prefix_is(t, r, "ext"))
+		r += 3;
+	else if (fold(at(t, r)) == 'x')
+		r += 1;
+	else
+		return q;
+	if (at(t, r) == '.')
+		r++;
+	if (at(t, r) == ' ')
+		r++;
+	k = digs(t, r);
+	if (k < 1 || k > 6 || !bnd(t, r + k))
+		return q;
+	return r + k;
+}
+
+/* Area code, exchange and line number at p. */
+static size_t nanp(const struct tx *t, size_t p)
+{
+	size_t q = p;
+
+	if (at(t, q) == '(') {
+		if (digs(t, q + 1) != 3 || at(t, q + 4) != ')')
+			return 0;
+		q += 5;
+		if (at(t, q) == ' ')
+			q++;
+	} else {
+		if (digs(t, q) != 3 || !one_of(at(t, q + 3), "-. "))
+			return 0;
+		q += 4;
+	}
+	if (digs(t, q) != 3 || !one_of(at(t, q + 3), "-. ") ||
+	    digs(t, q + 4) != 4 || !bnd(t, q + 8))
+		return 0;
+	return phone_ext(t, q + 8);
+}
+
+static size_t phone(const struct tx *t, size_t p)
+{
+	size_t q, k, total = 0, e;
+	int c = at(t, p);
+
+	if (c == '+') {
+		if (at(t, p + 1) == '1' && one_of(at(t, p + 2), "-. ") &&
+		    (e = nanp(t, p + 3)))
+			return e;
+		q = p + 1;
+		for (;;) {
+			if (at(t, q) == '(' && digs(t, q + 1) >= 1 &&
+			    digs(t, q + 1) <= 4 &&
+			    at(t, q + 1 + digs(t, q + 1)) == ')') {
+				k = digs(t, q + 1);
+				total += k;
+				q += k + 2;
+				if (at(t, q) == ' ')
+					q++;
+				continue;
+			}
+			k = digs(t, q);
+			if (k == 0)
+				return 0;
+			total += k;
+			q += k;
+			if (total > 15)
+				return 0;
+			if (one_of(at(t, q), " -.") &&
+			    (is_digit(at(t, q + 1)) || at(t, q + 1) == '('))
+				q++;
+			else
+				break;
+		}
+		if (total < 8 || !bnd(t, q))
+			return 0;
+		return phone_ext(t, q);
+	}
+	if (c == '(')
+		return nanp(t, p);
+	if (c == '1' && one_of(at(t, p + 1), "-. ") && (e = nanp(t, p + 2)))
+		return e;
+	if ((e = nanp(t, p)))
+		return e;
+	if (c >= '2' && digs(t, p) == 3 && at(t, p + 3) == '-' &&
+	    digs(t, p + 4) == 4 && bnd(t, p + 8))
+		return phone_ext(t, p + 8);
+	return 0;
+}
+
+/* ---- SSN, ZIP+4, IP --------------------------------------------------- */
+
+/*
+ * SSN: 123-45-6789 and 123 45 6789 (one separator throughout); nine
+ * digits in a row only after "SSN" or "social security" (elsewhere they
+ * are an [ID]).  ZIP: 12345-6789 anywhere; 5 digits (or ZIP+4) after a
+ * US state or territory abbreviation in capitals (MA 02139, "MA, 02139")
+ * or after zip / postal / postcode.  Every other 5-digit number is
+ * removed as [ID] (see the ID rule), so lab values of 5 or more digits
+ * in a row are lost too: we err on removal.  "12,345" keeps, because an
+ * identifier is not written with thousands separators.
+ * IPv4: four dotted numbers 0-255.  IPv6: eight hex groups, or fewer
+ * with one "::".  Gaps: IPv4-mapped IPv6 (::ffff:1.2.3.4 loses only the
+ * IPv6 part... and the rest is an [IP]), hostnames without a scheme.
+ */
+
+static size_t ssn(const struct tx *t, size_t p)
+{
+	int sep = at(t, p + 3);
+
+	if (digs(t, p) == 3 && (sep == '-' || sep == ' ') &&
+	    digs(t, p + 4) == 2 && at(t, p + 6) == sep &&
+	    digs(t, p + 7) == 4 && bnd(t, p + 11))
+		return p + 11;
+	return 0;
+}
+
+static size_t zip(const struct tx *t, size_t p)
+{
+	if (digs(t, p) != 5)
+		return 0;
+	if (at(t, p + 5) == '-' && digs(t, p + 6) == 4)
+		return p + 10;
+	return p + 5;
+}
+
+static size_t ipv4(const struct tx *t, size_t p)
+{
+	size_t q = p, k;
+
+	for (int g = 0; g < 4; g++) {
+		if (g > 0) {
+			if (at(t, q) != '.')
+				return 0;
+			q++;
+		}
+		k = digs(t, q);
+		if (k < 1 || k > 3 || num(t, q, k) > 255)
+			return 0;
+		q += k;
+	}
+	if (at(t, q) == '.' && is_digit(at(t, q + 1)))
+		return 0;
+	return q;
+}
+
+static size_t ipv6(const struct tx *t, size_t p)
+{
+	size_t q = p, k, groups = 0;
+	int dc = 0;
+
+	if (at(t, q) == ':') {
+		if (at(t, q + 1) != ':')
+			return 0;
+		dc = 1;
+		q += 2;
+	}
+	for (;;) {
+		k = 0;
+		while (k < 5 && is_hex(at(t, q + k)))
+			k++;
+		if (k == 0 || k > 4 || is_word(at(t, q + k)))
+			break;
+		groups++;
+		q += k;
+		if (at(t, q) != ':')
+			break;
+		if (at(t, q + 1) == ':') {
+			if (dc)
+				return 0;
+			dc = 1;
+			q += 2;
+			if (!is_hex(at(t, q)))
+				break;
+		} else if (is_hex(at(t, q + 1))) {
+			q++;
+		} else {
+			break;
+		}
+	}
+	if (dc ? groups < 1 || groups > 7 : groups != 8)
+		return 0;
+	if (at(t, q) == ':' && at(t, q - 1) != ':')
+		return 0;
+	return q;
+}
+
+/* ---- e-mail and URL ----------------------------------------------------- */
+
+/*
+ * E-mail: local@domain.tld with an ASCII local part ([A-Za-z0-9._%+-])
+ * beginning with a letter or digit, and a dotted domain.  URL: http://,
+ * https://, ftp://, ftps://, www. up to white space or <>"`{}|\^[],
+ * without trailing .,;:!?)' characters.  Gaps: bare host names
+ * ("example.org/x"), obfuscated addresses ("john at example dot com").
+ */
+
+static size_t email(const struct tx *t, size_t p)
+{
+	size_t q = p, r, k, dots = 0;
+
+	while (is_alnum(at(t, q)) || one_of(at(t, q), "._%+-"))
+		q++;
+	if (q == p || at(t, q) != '@')
+		return 0;
+	r = q + 1;
+	for (;;) {
+		if (!is_alnum(at(t, r)))
+			return 0;
+		k = 0;
+		while (is_alnum(at(t, r + k)) || at(t, r + k) == '-')
+			k++;
+		r += k;
+		if (at(t, r) == '.' && is_alnum(at(t, r + 1))) {
+			r++;
+			dots++;
+			continue;
+		}
+		break;
+	}
+	return dots ? r : 0;
+}
+
+static size_t url(const struct tx *t, size_t p)
+{
+	size_t q;
+
+	if (prefix_is(t, p, "http://"))
+		q = p + 7;
+	else if (prefix_is(t, p, "https://"))
+		q = p + 8;
+	else if (prefix_is(t, p, "ftp://"))
+		q = p + 6;
+	else if (prefix_is(t, p, "ftps://"))
+		q = p + 7;
+	else if (prefix_is(t, p, "www.") && is_alnum(at(t, p + 4)))
+		q = p + 4;
+	else
+		return 0;
+	while (q < t->n) {
+		int c = t->s[q];
+		if (c <= ' ' || c == 0x7f || one_of(c, "<>\"`{}|\\^[]"))
+			break;
+		q++;
+	}
+	while (q > p && one_of(t->s[q - 1], ".,;:!?)'"))
+		q--;
+	return q;
+}
+
+/* ---- ages -------------------------------------------------------------- */
+
+/*
+ * Ages over 89 become "90+": "93-year-old", "93 year old", "93 years
+ * old", "93 yr old", "93yo", "93 y/o", "93 y.o.", "93 years of age";
+ * "age 93", "aged 93", "Age: 93".  The number is replaced; the words
+ * around it stay.  Gaps: ages in words ("ninety-three"), "93 years"
+ * alone (a duration as often as an age).
+ */
+
+static size_t age_suffix(const struct tx *t, size_t q)
+{
+	size_t r = q, k;
+
+	if (at(t, r) == '-' || at(t, r) == ' ')
+		r++;
+	k = alphas(t, r);
+	if (k == 2 && prefix_is(t, r, "yo"))
+		return r + 2;
+	if (k == 1 && fold(at(t, r)) == 'y') {
+		if (at(t, r + 1) == '/' && fold(at(t, r + 2)) == 'o' &&
+		    !is_alpha(at(t, r + 3)))
+			return r + 3;
+		if (at(t, r + 1) == '.' && fold(at(t, r + 2)) == 'o' &&
+		    at(t, r + 3) == '.')
+			return r + 4;
+		return 0;
+	}
+	if (word_is(t, r, k, "year") || word_is(t, r, k, "years") ||
+	    word_is(t, r, k, "yr") || word_is(t, r, k, "yrs")) {
+		r += k;
+		if ((at(t, r) == '-' || at(t, r) == ' ') &&
+		    alphas(t, r + 1) == 3 && prefix_is(t, r + 1, "old"))
+			return r + 4;
+		if (prefix_is(t, r, " of age") && !is_alpha(at(t, r + 7)))
+			return r + 7;
+	}
+	return 0;
+}
+
+/* The number at p, 1 to 3 digits, and an optional '+' after it; returns
+ * the end or 0 when it is not an age over 89. */
+static size_t old_age(const struct tx *t, size_t p)
+{
+	size_t k = digs(t, p);
+
+	if (k < 1 || k > 3)
+		return 0;
+	if (num(t, p, k) < 90)
+		return 0;
+	return p + k + (at(t, p + k) == '+');
+}
+
+/* ---- IDs ---------------------------------------------------------------- */
+
+/*
+ * [ID]: a token (word bytes joined by single '-' or '_') holding a run of
+ * 5 or more digits, or 6 or more digits in all (MRN AB-1234567,
+ * #00123456, acct 998877, UUIDs), except a year range like 2019-2020.
+ * After MRN, medical record, patient / member / subscriber / insurance
+ * id, NPI, DEA, SSN, social security (strong) the next token is removed
+ * when it holds a digit or is 3 or more bytes without lowercase letters;
+ * after account, acct, policy, license, licence, passport (weak) when it
+ * holds a digit and is 3 or more bytes.  "number", "no", "#", ":"... may
+ * stand between.  Gaps: identifiers of 4 digits or fewer with no keyword
+ * before them; identifiers of letters only after a weak keyword.
+ */
+
+static size_t id_token(const struct tx *t, size_t p)
+{
+	size_t q = p, run = 0, maxrun = 0, total = 0, groups = 0;
+	size_t glen[2] = { 0, 0 };
+
+	for (;;) {
+		size_t g = q;
+		while (is_word(at(t, q))) {
+			if (is_digit(t->s[q])) {
+				run++;
+				total++;
+				if (run > maxrun)
+					maxrun = run;
+			} else {
+				run = 0;
+			}
+			q++;
+		}
+		if (groups < 2)
+			glen[groups] = q - g;
+		groups++;
+		run = 0;
+		if (one_of(at(t, q), "-_") && is_word(at(t, q + 1)))
+			q++;
+		else
+			break;
+	}
+	if (groups == 2 && glen[0] == 4 && glen[1] == 4 && total == 8 &&
+	    at(t, p + 4) == '-' && year_ok(num(t, p, 4)) &&
+	    year_ok(num(t, p + 5, 4)))
+		return 0;
+	return maxrun >= 5 || total >= 6 ? q : 0;
+}
+
+/* ---- keywords before an identifier ----------------------------------- */
+
+static const struct keyword {
+	const char *w1, *w2;
+	unsigned strong, det;
+	const char *lab;
+	size_t lablen;
+} keywords[] = {
+	{ "mrn", NULL, 1, SCRUB_ID, LAB("[ID]") },
+	{ "medical", "record", 1, SCRUB_ID, LAB("[ID]") },
+	{ "patient", "id", 1, SCRUB_ID, LAB("[ID]") },
+	{ "member", "id", 1, SCRUB_ID, LAB("[ID]") },
+	{ "subscriber", "id", 1, SCRUB_ID, LAB("[ID]") },
+	{ "insurance", "id", 1, SCRUB_ID, LAB("[ID]") },
+	{ "npi", NULL, 1, SCRUB_ID, LAB("[ID]") },
+	{ "dea", NULL, 1, SCRUB_ID, LAB("[ID]") },
+	{ "ssn", NULL, 1, SCRUB_SSN, LAB("[SSN]") },
+	{ "social", "security", 1, SCRUB_SSN, LAB("[SSN]") },
+	{ "account", NULL, 0, SCRUB_ID, LAB("[ID]") },
+	{ "acct", NULL, 0, SCRUB_ID, LAB("[ID]") },
+	{ "policy", NULL, 0, SCRUB_ID, LAB("[ID]") },
+	{ "license", NULL, 0, SCRUB_ID, LAB("[ID]") },
+	{ "licence", NULL, 0, SCRUB_ID, LAB("[ID]") },
+	{ "passport", NULL, 0, SCRUB_ID, LAB("[ID]") },
+	{ "zip", NULL, 0, SCRUB_ZIP, LAB("[ZIP]") },
+	{ "postal", NULL, 0, SCRUB_ZIP, LAB("[ZIP]") },
+	{ "postcode", NULL, 0, SCRUB_ZIP, LAB("[ZIP]") },
+};
+
+static const char *const fillers[] = {
+	"number", "num", "no", "nr", "is", "code", "id",
+};
+
+/* Separators and filler words after a keyword, up to the next token. */
+static size_t skip_filler(const struct tx *t, size_t p)
+{
+	size_t q = p, k, j;
+
+	for (int round = 0; round < 4; round++) {
+		k = 0;
+		while (k < 6 && one_of(at(t, q + k), " \t:#=.-"))
+			k++;
+		q += k;
+		k = alphas(t, q);
+		for (j = 0; j < sizeof fillers / sizeof fillers[0]; j++)
+			if (word_is(t, q, k, fillers[j]) && bnd(t, q + k))
+				break;
+		if (j == sizeof fillers / sizeof fillers[0])
+			break;
+		q += k;
+	}
+	return q;
+}
+
+static void try_keyword(const struct scrub *sc, const struct tx *t,
+			size_t p, size_t k, struct match *m);
+
+/* ---- known identifiers ----------------------------------------------- */
+
+struct kword {
+	uint32_t hash;
+	uint32_t off, len;      /* lowercased bytes in arena */
+	int32_t phrases;        /* first phrase beginning with it, or -1 */
+	uint8_t kind;
+	uint8_t alone;          /* matches on its own */
+};
+
+struct kspan {
+	uint32_t off, len;
+};
+
+struct kphrase {
+	uint32_t span, nwords, bytes;
+	int32_t next;           /* sorted: most words, then most bytes */
+	uint8_t kind;
+};
+
+struct scrub {
+	unsigned det;
+	struct buf arena;
+	struct kword *words;
+	size_t nwords, awords;
+	uint32_t *table;        /* index + 1 into words, 0 empty */
+	size_t tsize;           /* a power of two, or 0 */
+	struct kphrase *phrases;
+	size_t nphrases, aphrases;
+	struct kspan *spans;
+	size_t nspans, aspans;
+	char kinds[SCRUB_MAX_KINDS][SCRUB_MAX_KIND + 3];  /* "[KIND]" */
+	size_t kindlen[SCRUB_MAX_KINDS];
+	size_t nkinds;
+};
+
+static const char *const fixed_labels[] = {
+	"DATE", "PHONE", "EMAIL", "SSN", "ID", "URL", "IP", "ZIP",
+	"REDACTED",
+};
+
+/*
+ * Words that never match alone when they are part of a multi-word value:
+ * common English words, titles, street types, compass points, and US
+ * state abbreviations (Safe Harbor keeps the state).
+ */
+static const char *const stop_words[] = {
+	"a", "an", "and", "are", "as", "at", "be", "but", "by", "for",
+	"from", "had", "has", "have", "he", "her", "him", "his", "i", "if",
+	"in", "into", "is", "it", "its", "me", "my", "no", "not", "of",
+	"on", "or", "our", "she", "so", "than", "that", "the", "their",
+	"them", "then", "there", "they", "this", "to", "up", "us", "was",
+	"we", "were", "will", "with", "you", "your", "mr", "mrs", "ms",
+	"miss", "dr", "md", "do", "rn", "np", "pa", "phd", "jr", "sr",
+	"ii", "iii", "iv", "st", "rd", "ave", "av", "blvd", "ln", "ct",
+	"pl", "way", "apt", "unit", "ste", "suite", "street", "road",
+	"avenue", "lane", "drive", "court", "place", "boulevard", "hwy",
+	"highway", "floor", "fl", "room", "po", "box", "n", "s", "e", "w",
+	"ne", "nw", "se", "sw", "north", "south", "east", "west", "usa",
+	"de", "la", "le", "el", "del", "della", "van", "von", "da", "di",
+	"du", "dos", "das",
+};
+
+static const char states[] =
+	"alakazarcacoctdeflgahiidiliniakskylamemdmamimnmsmomtnenvnhnjnmnync"
+	"ndohokorpariscsdtntxutvtvawawvwiwydcprviguasmp";
+
+static int is_state(const unsigned char *w, size_t k, int need_upper)
+{
+	if (k != 2)
+		return 0;
+	if (need_upper && (!is_upper(w[0]) || !is_upper(w[1])))
+		return 0;
+	for (size_t j = 0; states[j]; j += 2)
+		if (fold(w[0]) == states[j] && fold(w[1]) == states[j + 1])
+			return 1;
+	return 0;
+}
+
+static int is_stop(const char *w, size_t k)
+{
+	size_t j;
+
+	for (j = 0; j < sizeof stop_words / sizeof stop_words[0]; j++)
+		if (strlen(stop_words[j]) == k && !memcmp(stop_words[j], w, k))
+			return 1;
+	return is_state((const unsigned char *)w, k, 0);
+}
+
+static inline uint32_t hash_step(uint32_t h, int c)
+{
+	return (h ^ (uint32_t)c) * 16777619u;
+}
+#define HASH_INIT 2166136261u
+
+struct scrub *scrub_new(unsigned detectors)
+{
+	struct scrub *sc = xcalloc(1, sizeof *sc);
+
+	sc->det = detectors & SCRUB_ALL;
+	buf_init(&sc->arena);
+	memcpy(sc->kinds[0], "[REDACTED]", 10);
+	sc->kindlen[0] = 10;
+	sc->nkinds = 1;
+	return sc;
+}
+
+void scrub_free(struct scrub *sc)
+{
+	if (!sc)
+		return;
+	buf_release(&sc->arena);
+	free(sc->words);
+	free(sc->table);
+	free(sc->phrases);
+	free(sc->spans);
+	free(sc);
+}
+
+void scrub_clear_known(struct scrub *sc)
+{
+	buf_reset(&sc->arena);
+	sc->nwords = 0;
+	sc->nphrases = 0;
+	sc->nspans = 0;
+	if (sc->table)
+		memset(sc->table, 0, sc->tsize * sizeof *sc->table);
+}
+
+static uint8_t intern_kind(struct scrub *sc, const char *kind)
+{
+	size_t k = kind ? strlen(kind) : 0;
+
+	if (k == 0 || k > SCRUB_MAX_KIND)
+		return 0;
+	for (size_t j = 0; j < k; j++)
+		if (!is_upper(kind[j]) && !is_digit(kind[j]) && kind[j] != '_')
+			return 0;
+	for (size_t j = 0; j < sc->nkinds; j++)
+		if (sc->kindlen[j] == k + 2 &&
+		    !memcmp(sc->kinds[j] + 1, kind, k))
+			return (uint8_t)j;
+	if (sc->nkinds == SCRUB_MAX_KINDS)
+		return 0;
+	sc->kinds[sc->nkinds][0] = '[';
+	memcpy(sc->kinds[sc->nkinds] + 1, kind, k);
+	sc->kinds[sc->nkinds][k + 1] = ']';
+	sc->kindlen[sc->nkinds] = k + 2;
+	return (uint8_t)sc->nkinds++;
+}
+
+static void table_put(struct scrub *sc, uint32_t idx)
+{
+	size_t mask = sc->tsize - 1, h = sc->words[idx].hash & mask;
+
+	while (sc->table[h])
+		h = (h + 1) & mask;
+	sc->table[h] = idx + 1;
+}
+
+static int32_t lookup(const struct scrub *sc, const unsigned char *w,
+		      size_t k, uint32_t hash)
+{
+	size_t mask, h;
+
+	if (!sc->tsize)
+		return -1;
+	mask = sc->tsize - 1;
+	for (h = hash & mask; sc->table[h]; h = (h + 1) & mask) {
+		const struct kword *kw = &sc->words[sc->table[h] - 1];
+		const char *low;
+		size_t j;
+		if (kw->hash != hash || kw->len != k)
+			continue;
+		low = sc->arena.data + kw->off;
+		for (j = 0; j < k; j++)
+			if (fold(w[j]) != (unsigned char)low[j])
+				break;
+		if (j == k)
+			return (int32_t)(sc->table[h] - 1);
+	}
+	return -1;
+}
+
+/* The entry for lowercased arena bytes [off, off + k), made if new. */
+static uint32_t word_entry(struct scrub *sc, uint32_t off, uint32_t k,
+			   uint8_t kind)
+{
+	const unsigned char *w =
+		(const unsigned char *)sc->arena.data + off;
+	uint32_t hash = HASH_INIT;
+	int32_t found;
+
+	for (uint32_t j = 0; j < k; j++)
+		hash = hash_step(hash, w[j]);
+	found = lookup(sc, w, k, hash);
+	if (found >= 0)
+		return (uint32_t)found;
+	if ((sc->nwords + 1) * 2 > sc->tsize) {
+		size_t nsize = sc->tsize ? sc->tsize * 2 : 256;
+		free(sc->table);
+		sc->table = xcalloc(nsize, sizeof *sc->table);
+		sc->tsize = nsize;
+		for (size_t j = 0; j < sc->nwords; j++)
+			table_put(sc, (uint32_t)j);
+	}
+	XGROW(sc->words, sc->awords, sc->nwords + 1);
+	sc->words[sc->nwords] = (struct kword){ hash, off, k, -1, kind, 0 };
+	table_put(sc, (uint32_t)sc->nwords);
+	return (uint32_t)sc->nwords++;
+}
+
+static void make_alone(struct scrub *sc, uint32_t idx, uint8_t kind)
+{
+	struct kword *kw = &sc->words[idx];
+
+	if (!kw->alone) {
+		kw->alone = 1;
+		kw->kind = kind;
+	}
+}
+
+void scrub_add_known(struct scrub *sc, const char *v, size_t n,
+		     const char *kind)
+{
+	const unsigned char *s = (const unsigned char *)v;
+	size_t first_span = sc->nspans, nw = 0, bytes = 0, longest = 0;
+	uint8_t ki = intern_kind(sc, kind);
+
+	/* Lowercase every word of the value into the arena. */
+	for (size_t p = 0; p < n;) {
+		size_t q = p;
+		if (!is_word(s[p])) {
+			p++;
+			continue;
+		}
+		while (q < n && is_word(s[q]))
+			q++;
+		if (q - p > UINT32_MAX / 2 || sc->arena.len > UINT32_MAX / 2)
+			break;
+		XGROW(sc->spans, sc->aspans, sc->nspans + 1);
+		sc->spans[sc->nspans].off = (uint32_t)sc->arena.len;
+		sc->spans[sc->nspans].len = (uint32_t)(q - p);
+		sc->nspans++;
+		buf_grow(&sc->arena, q - p);
+		for (size_t j = p; j < q; j++)
+			sc->arena.data[sc->arena.len++] = (char)fold(s[j]);
+		sc->arena.data[sc->arena.len] = '\0';
+		nw++;
+		bytes += q - p;
+		if (q - p > longest)
+			longest = q - p;
+		p = q;
+	}
+	if (nw == 0 || longest < 2) {
+		sc->nspans = first_span;
+		return;
+	}
+	if (nw == 1) {
+		struct kspan sp = sc->spans[first_span];
+		make_alone(sc, word_entry(sc, sp.off, sp.len, ki), ki);
+		sc->nspans = first_span;
+		return;
+	}
+	for (size_t j = 0; j < nw; j++) {
+		struct kspan sp = sc->spans[first_span + j];
+		const char *w = sc->arena.data + sp.off;
+		size_t d = 0;
+		uint32_t idx = word_entry(sc, sp.off, sp.len, ki);
+		while (d < sp.len && is_digit((unsigned char)w[d]))
+			d++;
+		if (sp.len >= 2 && !is_stop(w, sp.len) &&
+		    !(d == sp.len && d < 4))
+			make_alone(sc, idx, ki);
+	}
+
+	/* The phrase, in its first word's list, longest first. */
+	uint32_t head = word_entry(sc, sc->spans[first_span].off,
+				   sc->spans[first_span].len, ki);
+	int32_t *link = &sc->words[head].phrases;
+	XGROW(sc->phrases, sc->aphrases, sc->nphrases + 1);
+	struct kphrase *ph = &sc->phrases[sc->nphrases];
+	ph->span = (uint32_t)first_span;
+	ph->nwords = (uint32_t)nw;
+	ph->bytes = (uint32_t)bytes;
+	ph->kind = ki;
+	while (*link >= 0) {
+		const struct kphrase *o = &sc->phrases[*link];
+		if (o->nwords < nw || (o->nwords == nw && o->bytes < bytes))
+			break;
+		link = &sc->phrases[*link].next;
+	}
+	ph->next = *link;
+	*link = (int32_t)sc->nphrases++;
+}
+
+/* Separators allowed between the words of a known multi-word value. */
+static int phrase_sep(int c)
+{
+	return one_of(c, " \t\r\n,.-'/&");
+}
+
+static size_t phrase_match(const struct scrub *sc, const struct tx *t,
+			   size_t q, const struct kphrase *ph)
+{
+	for (uint32_t k = 1; k < ph->nwords; k++) {
+		const struct kspan *sp = &sc->spans[ph->span + k];
+		const char *low = sc->arena.data + sp->off;
+		size_t gap = 0, j;
+		while (gap < 3 && phrase_sep(at(t, q)))
+			q++, gap++;
+		if (gap == 0 || q + sp->len > t->n || is_word(at(t, q + sp->len)))
+			return 0;
+		for (j = 0; j < sp->len; j++)
+			if (fold(t->s[q + j]) != (unsigned char)low[j])
+				return 0;
+		q += sp->len;
+	}
+	return q;
+}
+
+static void try_known(const struct scrub *sc, const struct tx *t, size_t p,
+		      size_t wend, uint32_t hash, struct match *m)
+{
+	int32_t idx = lookup(sc, t->s + p, wend - p, hash);
+	const struct kword *kw;
+
+	if (idx < 0)
+		return;
+	kw = &sc->words[idx];
+	for (int32_t ph = kw->phrases; ph >= 0; ph = sc->phrases[ph].next) {
+		size_t e = phrase_match(sc, t, wend, &sc->phrases[ph]);
+		if (e) {
+			uint8_t k = sc->phrases[ph].kind;
+			offer_lab(t, m, p, e, sc->kinds[k], sc->kindlen[k]);
+			return;
+		}
+	}
+	if (kw->alone)
+		offer_lab(t, m, p, wend, sc->kinds[kw->kind],
+			  sc->kindlen[kw->kind]);
+}
+
+/* ---- the scanner ---------------------------------------------------------- */
+
+static void try_keyword(const struct scrub *sc, const struct tx *t,
+			size_t p, size_t k, struct match *m)
+{
+	for (size_t j = 0; j < sizeof keywords / sizeof keywords[0]; j++) {
+		const struct keyword *kw = &keywords[j];
+		size_t q = p + k, r, e, len, k2;
+		int digit = 0, lower = 0;
+		if (!(sc->det & kw->det) || !word_is(t, p, k, kw->w1))
+			continue;
+		if (kw->w2) {
+			if (!one_of(at(t, q), " _-"))
+				continue;
+			k2 = alphas(t, q + 1);
+			if (!word_is(t, q + 1, k2, kw->w2) ||
+			    !bnd(t, q + 1 + k2))
+				continue;
+			q += 1 + k2;
+		}
+		r = skip_filler(t, q);
+		if (r == q && r < t->n && is_word(t->s[r]))
+			continue;       /* "accountant" is not "account" */
+		e = r;
+		for (;;) {
+			while (is_word(at(t, e))) {
+				digit |= is_digit(t->s[e]);
+				lower |= is_lowerc(t->s[e]);
+				e++;
+			}
+			if (one_of(at(t, e), "-_./") && is_word(at(t, e + 1)))
+				e++;
+			else
+				break;
+		}
+		len = e - r;
+		if (len == 0)
+			return;
+		if (!(digit && (kw->strong || len >= 3)) &&
+		    !(kw->strong && len >= 3 && !lower))
+			return;
+		if (ssn(t, r) > e)
+			e = ssn(t, r);
+		if (phone(t, r) > e)
+			e = phone(t, r);
+		offer_lab(t, m, r, e, kw->lab, kw->lablen);
+		return;
+	}
+}
+
+/* Whether a label such as "[DATE]" or "[NAME]" starts at p; returns its
+ * length or 0. */
+static size_t label_at(const struct scrub *sc, const struct tx *t, size_t p)
+{
+	size_t k = 0, j;
+	const unsigned char *w = t->s + p + 1;
+
+	while (k <= SCRUB_MAX_KIND &&
+	       (is_upper(at(t, p + 1 + k)) || is_digit(at(t, p + 1 + k)) ||
+		at(t, p + 1 + k) == '_'))
+		k++;
+	if (k == 0 || at(t, p + 1 + k) != ']')
+		return 0;
+	for (j = 0; j < sizeof fixed_labels / sizeof fixed_labels[0]; j++)
+		if (strlen(fixed_labels[j]) == k &&
+		    !memcmp(fixed_labels[j], w, k))
+			return k + 2;
+	for (j = 0; j < sc->nkinds; j++)
+		if (sc->kindlen[j] == k + 2 && !memcmp(sc->kinds[j] + 1, w, k))
+			return k + 2;
+	return 0;
+}
+
+/* Every detector that can start at the word start p; the word (letters,
+ * digits and non-ASCII bytes) ends at wend. */
+static void try_word(const struct scrub *sc, const struct tx *t, size_t p,
+		     size_t wend, uint32_t hash, struct match *m)
+{
+	unsigned det = sc->det;
+	int c = t->s[p];
+	size_t e, k = wend - p;
+
+	if (c >= 0x80) {
+		if (sc->nwords)
+			try_known(sc, t, p, wend, hash, m);
+		if (det & SCRUB_ID)
+			offer_lab(t, m, p, id_token(t, p), LAB("[ID]"));
+		return;
+	}
+	if (det & SCRUB_URL)
+		offer_lab(t, m, p, url(t, p), LAB("[URL]"));
+	if (det & SCRUB_EMAIL)
+		offer_lab(t, m, p, email(t, p), LAB("[EMAIL]"));
+	if (is_digit(c)) {
+		if (det & SCRUB_DATE)
+			offer_lab(t, m, p, date_num(t, p), LAB("[DATE]"));
+		if (det & SCRUB_SSN)
+			offer_lab(t, m, p, ssn(t, p), LAB("[SSN]"));
+		if (det & SCRUB_PHONE)
+			offer_lab(t, m, p, phone(t, p), LAB("[PHONE]"));
+		if (det & SCRUB_IP) {
+			offer_lab(t, m, p, ipv4(t, p), LAB("[IP]"));
+			if (k <= 4 && at(t, wend) == ':')
+				offer_lab(t, m, p, ipv6(t, p), LAB("[IP]"));
+		}
+		if (det & SCRUB_ZIP) {
+			e = zip(t, p);
+			if (e == p + 10)
+				offer_lab(t, m, p, e, LAB("[ZIP]"));
+		}
+		if ((det & SCRUB_AGE) && (e = old_age(t, p))) {
+			size_t s = age_suffix(t, e);
+			if (s)
+				offer(t, m, p, s, e, LAB("90+"));
+		}
+	} else {
+		if (det & SCRUB_DATE)
+			offer_lab(t, m, p, date_month(t, p), LAB("[DATE]"));
+		if ((det & SCRUB_IP) && k <= 4 && at(t, wend) == ':')
+			offer_lab(t, m, p, ipv6(t, p), LAB("[IP]"));
+		if ((det & SCRUB_AGE) && (word_is(t, p, k, "age") ||
+					  word_is(t, p, k, "aged"))) {
+			size_t q = wend;
+			while (q < wend + 3 && one_of(at(t, q), " :"))
+				q++;
+			if (q > wend && (e = old_age(t, q)))
+				offer(t, m, q, e, e, LAB("90+"));
+		}
+		if ((det & SCRUB_ZIP) && is_state(t->s + p, k, 1)) {
+			size_t q = wend;
+			while (q < wend + 3 && one_of(at(t, q), " ,"))
+				q++;
+			if (q > wend)
+				offer_lab(t, m, q, zip(t, q), LAB("[ZIP]"));
+		}
+		if (k >= 3 && k <= 10)
+			try_keyword(sc, t, p, k, m);
+	}
+	if (sc->nwords)
+		try_known(sc, t, p, wend, hash, m);
+	if (det & SCRUB_ID)
+		offer_lab(t, m, p, id_token(t, p), LAB("[ID]"));
+}
+
+size_t scrub_text(struct scrub *sc, const char *in, size_t n,
+		  struct buf *out)
+{
+	struct tx t = { (const unsigned char *)in, n };
+	const unsigned char *s = t.s;
+	size_t i = 0, done = 0, count = 0;
+
+	if (n == 0)
+		return 0;
+	buf_grow(out, n);
+	while (i < n) {
+		struct match m = { 0, 0, 0, NULL, 0 };
+		int c = s[i];
+		size_t wend = i;
+
+		if (is_word(c)) {
+			uint32_t hash = HASH_INIT;
+			if (sc->nwords) {
+				while (wend < n && is_word(s[wend]))
+					hash = hash_step(hash, fold(s[wend++]));
+			} else {
+				while (wend < n && is_word(s[wend]))
+					wend++;
+			}
+			try_word(sc, &t, i, wend, hash, &m);
+		} else if (c == '[') {
+			size_t k = label_at(sc, &t, i);
+			i += k ? k : 1;
+			continue;
+		} else if (c == '(' || c == '+') {
+			if (sc->det & SCRUB_PHONE)
+				offer_lab(&t, &m, i, phone(&t, i), LAB("[PHONE]"));
+			wend = i + 1;
+		} else if (c == ':' && i + 1 < n && s[i + 1] == ':') {
+			if (sc->det & SCRUB_IP)
+				offer_lab(&t, &m, i, ipv6(&t, i), LAB("[IP]"));
+			wend = i + 1;
+		} else {
+			wend = i + 1;
+		}
+		if (!m.end) {
+			i = wend;
+			continue;
+		}
+		buf_add(out, in + done, m.start - done);
+		buf_add(out, m.lab, m.lablen);
+		buf_add(out, in + m.keep, m.end - m.keep);
+		count++;
+		i = done = m.end;
+	}
+	buf_add(out, in + done, n - done);
+	return count;
+}
