@@ -409,6 +409,15 @@ static size_t phone_ext(const struct tx *t, size_t q)
 	return r + k;
 }
 
+/* The end of a number at q, with its extension ("555-1234ext5"); 0 when
+ * a word goes on after the number. */
+static size_t with_ext(const struct tx *t, size_t q)
+{
+	size_t e = phone_ext(t, q);
+
+	return e == q && !bnd(t, q) ? 0 : e;
+}
+
 /* Area code, exchange and line number at p. */
 static size_t nanp(const struct tx *t, size_t p)
 {
@@ -426,9 +435,9 @@ static size_t nanp(const struct tx *t, size_t p)
 		q += 4;
 	}
 	if (digs(t, q) != 3 || !one_of(at(t, q + 3), "-. ") ||
-	    digs(t, q + 4) != 4 || !bnd(t, q + 8))
+	    digs(t, q + 4) != 4)
 		return 0;
-	return phone_ext(t, q + 8);
+	return with_ext(t, q + 8);
 }
 
 static size_t phone(const struct tx *t, size_t p)
@@ -465,9 +474,9 @@ static size_t phone(const struct tx *t, size_t p)
 			else
 				break;
 		}
-		if (total < 8 || !bnd(t, q))
+		if (total < 8)
 			return 0;
-		return phone_ext(t, q);
+		return with_ext(t, q);
 	}
 	if (c == '(')
 		return nanp(t, p);
@@ -476,8 +485,8 @@ static size_t phone(const struct tx *t, size_t p)
 	if ((e = nanp(t, p)))
 		return e;
 	if (c >= '2' && digs(t, p) == 3 && at(t, p + 3) == '-' &&
-	    digs(t, p + 4) == 4 && bnd(t, p + 8))
-		return phone_ext(t, p + 8);
+	    digs(t, p + 4) == 4)
+		return with_ext(t, p + 8);
 	return 0;
 }
 
