@@ -105,11 +105,16 @@ struct match {
 
 #define LAB(s) s, sizeof(s) - 1
 
-/* Earliest start wins, then the longest; on a tie the first offered. */
-static void offer(const struct tx *t, struct match *m, size_t start,
-		  size_t end, size_t keep, const char *lab, size_t lablen)
+/*
+ * Earliest start wins, then the longest; on a tie the first offered.
+ * A match that ends in punctuation ("fe80::", "y.o.", "90+") must not be
+ * followed by '[': a word there in the first pass may have become a
+ * label, and the match must be decided the same way both times.
+ */
+static void offer_any(struct match *m, size_t start, size_t end,
+		      size_t keep, const char *lab, size_t lablen)
 {
-	if (end <= start || !bnd(t, end))
+	if (end <= start)
 		return;
 	if (m->end && (start > m->start ||
 		       (start == m->start && end <= m->end)))
@@ -119,6 +124,16 @@ static void offer(const struct tx *t, struct match *m, size_t start,
 	m->keep = keep;
 	m->lab = lab;
 	m->lablen = lablen;
+}
+
+static void offer(const struct tx *t, struct match *m, size_t start,
+		  size_t end, size_t keep, const char *lab, size_t lablen)
+{
+	if (end <= start || !bnd(t, end))
+		return;
+	if (!is_word(t->s[end - 1]) && at(t, end) == '[')
+		return;
+	offer_any(m, start, end, keep, lab, lablen);
 }
 
 static void offer_lab(const struct tx *t, struct match *m, size_t start,
@@ -296,7 +311,11 @@ static size_t date_num(const struct tx *t, size_t p)
 				e = iso_time(t, e);
 			return bnd(t, e) ? e : 0;
 		}
-		if (sep != '.' && b == 2 && bnd(t, q))
+		/* 2020-01, but not 2020-01-31x cut short: what follows a
+		 * second separator may be a label by the second pass. */
+		if (sep != '.' && b == 2 && bnd(t, q) &&
+		    !(at(t, q) == sep && (is_word(at(t, q + 1)) ||
+					  at(t, q + 1) == '[')))
 			return q;
 		return 0;
 	}
@@ -449,7 +468,10 @@ static size_t phone(const struct tx *t, size_t p)
 		if (at(t, p + 1) == '1' && one_of(at(t, p + 2), "-. ") &&
 		    (e = nanp(t, p + 3)))
 			return e;
+		/* The longest run of groups that makes a number, so that a
+		 * group removed later (as an [ID]) cannot change the call. */
 		q = p + 1;
+		e = 0;
 		for (;;) {
 			if (at(t, q) == '(' && digs(t, q + 1) >= 1 &&
 			    digs(t, q + 1) <= 4 &&
@@ -463,20 +485,23 @@ static size_t phone(const struct tx *t, size_t p)
 			}
 			k = digs(t, q);
 			if (k == 0)
-				return 0;
+				break;
 			total += k;
 			q += k;
 			if (total > 15)
-				return 0;
+				break;
+			if (total >= 8) {
+				size_t x = with_ext(t, q);
+				if (x)
+					e = x;
+			}
 			if (one_of(at(t, q), " -.") &&
 			    (is_digit(at(t, q + 1)) || at(t, q + 1) == '('))
 				q++;
 			else
 				break;
 		}
-		if (total < 8)
-			return 0;
-		return with_ext(t, q);
+		return e;
 	}
 	if (c == '(')
 		return nanp(t, p);
@@ -541,7 +566,7 @@ static size_t ipv4(const struct tx *t, size_t p)
 			return 0;
 		q += k;
 	}
-	if (at(t, q) == '.' && is_digit(at(t, q + 1)))
+	if (at(t, q) == '.' && (is_digit(at(t, q + 1)) || at(t, q + 1) == '['))
 		return 0;
 	return q;
 }
@@ -592,35 +617,35 @@ static size_t ipv6(const struct tx *t, size_t p)
 /*
  * E-mail: local@domain.tld with an ASCII local part ([A-Za-z0-9._%+-])
  * beginning with a letter or digit, and a dotted domain.  URL: http://,
- * https://, ftp://, ftps://, www. up to white space or <>"`{}|\^[],
+ * https://, ftp://, ftps://, www. up to white space or <>"`{}|\^
  * without trailing .,;:!?)' characters.  Gaps: bare host names
  * ("example.org/x"), obfuscated addresses ("john at example dot com").
  */
 
+/* The longest address that ends on a word boundary: a label removed in
+ * the first pass cannot change where the second pass ends it. */
 static size_t email(const struct tx *t, size_t p)
 {
-	size_t q = p, r, k, dots = 0;
+	size_t q = p, r, k, dots = 0, best = 0;
 
 	while (is_alnum(at(t, q)) || one_of(at(t, q), "._%+-"))
 		q++;
 	if (q == p || at(t, q) != '@')
 		return 0;
 	r = q + 1;
-	for (;;) {
-		if (!is_alnum(at(t, r)))
-			return 0;
+	while (is_alnum(at(t, r))) {
 		k = 0;
 		while (is_alnum(at(t, r + k)) || at(t, r + k) == '-')
 			k++;
 		r += k;
-		if (at(t, r) == '.' && is_alnum(at(t, r + 1))) {
-			r++;
-			dots++;
-			continue;
-		}
-		break;
+		if (dots && bnd(t, r))
+			best = r;
+		if (at(t, r) != '.' || !is_alnum(at(t, r + 1)))
+			break;
+		r++;
+		dots++;
 	}
-	return dots ? r : 0;
+	return best;
 }
 
 static size_t url(const struct tx *t, size_t p)
@@ -641,7 +666,7 @@ static size_t url(const struct tx *t, size_t p)
 		return 0;
 	while (q < t->n) {
 		int c = t->s[q];
-		if (c <= ' ' || c == 0x7f || one_of(c, "<>\"`{}|\\^[]"))
+		if (c <= ' ' || c == 0x7f || one_of(c, "<>\"`{}|\\^"))
 			break;
 		q++;
 	}
@@ -740,6 +765,8 @@ static size_t id_token(const struct tx *t, size_t p)
 			glen[groups] = q - g;
 		groups++;
 		run = 0;
+		if (one_of(at(t, q), "-_") && at(t, q + 1) == '[')
+			return 0;       /* decided as if the label were a word */
 		if (one_of(at(t, q), "-_") && is_word(at(t, q + 1)))
 			q++;
 		else
@@ -1182,6 +1209,8 @@ static void try_keyword(const struct scrub *sc, const struct tx *t,
 				lower |= is_lowerc(t->s[e]);
 				e++;
 			}
+			if (one_of(at(t, e), "-_./") && at(t, e + 1) == '[')
+				return;
 			if (one_of(at(t, e), "-_./") && is_word(at(t, e + 1)))
 				e++;
 			else
@@ -1225,10 +1254,16 @@ static size_t label_at(const struct scrub *sc, const struct tx *t, size_t p)
 	return 0;
 }
 
-/* Every detector that can start at the word start p; the word (letters,
- * digits and non-ASCII bytes) ends at wend. */
+/*
+ * Every detector that can start at the word start p; the word (letters,
+ * digits and non-ASCII bytes) ends at wend.  A keyword ("MRN", "age",
+ * "MA") offers the match it announces, further on, to *pend rather than
+ * to *m: the words in between are still scanned on their own, and the
+ * scanner offers *pend first when it reaches its start.
+ */
 static void try_word(const struct scrub *sc, const struct tx *t, size_t p,
-		     size_t wend, uint32_t hash, struct match *m)
+		     size_t wend, uint32_t hash, struct match *m,
+		     struct match *pend)
 {
 	unsigned det = sc->det;
 	int c = t->s[p];
@@ -1277,18 +1312,24 @@ static void try_word(const struct scrub *sc, const struct tx *t, size_t p,
 			size_t q = wend;
 			while (q < wend + 3 && one_of(at(t, q), " :"))
 				q++;
-			if (q > wend && (e = old_age(t, q)))
-				offer(t, m, q, e, e, LAB("90+"));
+			/* "age 95+" is replaced whatever follows the '+',
+			 * so that "age 90+" stays as it is. */
+			if (q > wend && (e = old_age(t, q))) {
+				if (t->s[e - 1] == '+')
+					offer_any(pend, q, e, e, LAB("90+"));
+				else
+					offer(t, pend, q, e, e, LAB("90+"));
+			}
 		}
 		if ((det & SCRUB_ZIP) && is_state(t->s + p, k, 1)) {
 			size_t q = wend;
 			while (q < wend + 3 && one_of(at(t, q), " ,"))
 				q++;
 			if (q > wend)
-				offer_lab(t, m, q, zip(t, q), LAB("[ZIP]"));
+				offer_lab(t, pend, q, zip(t, q), LAB("[ZIP]"));
 		}
 		if (k >= 3 && k <= 10)
-			try_keyword(sc, t, p, k, m);
+			try_keyword(sc, t, p, k, pend);
 	}
 	if (sc->nwords)
 		try_known(sc, t, p, wend, hash, m);
@@ -1302,6 +1343,7 @@ size_t scrub_text(struct scrub *sc, const char *in, size_t n,
 	struct tx t = { (const unsigned char *)in, n };
 	const unsigned char *s = t.s;
 	size_t i = 0, done = 0, count = 0;
+	struct match pend = { 0, 0, 0, NULL, 0 };
 
 	if (n == 0)
 		return 0;
@@ -1320,7 +1362,12 @@ size_t scrub_text(struct scrub *sc, const char *in, size_t n,
 				while (wend < n && is_word(s[wend]))
 					wend++;
 			}
-			try_word(sc, &t, i, wend, hash, &m);
+			if (pend.end && pend.start <= i) {
+				if (pend.start == i)
+					m = pend;
+				pend.end = 0;
+			}
+			try_word(sc, &t, i, wend, hash, &m, &pend);
 		} else if (c == '[') {
 			size_t k = label_at(sc, &t, i);
 			i += k ? k : 1;
@@ -1343,7 +1390,10 @@ size_t scrub_text(struct scrub *sc, const char *in, size_t n,
 		buf_add(out, in + done, m.start - done);
 		buf_add(out, m.lab, m.lablen);
 		buf_add(out, in + m.keep, m.end - m.keep);
-		count++;
+		/* "age 90+" becomes itself: not a replacement. */
+		if (m.keep - m.start != m.lablen ||
+		    memcmp(in + m.start, m.lab, m.lablen) != 0)
+			count++;
 		i = done = m.end;
 	}
 	buf_add(out, in + done, n - done);

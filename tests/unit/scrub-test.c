@@ -89,6 +89,8 @@ static const char *const cases[][2] = {
 	{ "in Sept 2019", "in [DATE]" },
 	{ "by 2020-01", "by [DATE]" },
 	{ "in 3/2019", "in [DATE]" },
+	{ "2020-01-31x", "[ID]" },
+	{ "2020-01-[ID]", NULL },
 	{ "on March 3 she", "on [DATE] she" },
 	{ "on 5 June he", "on [DATE] he" },
 	{ "DECEMBER 25, 2019", "[DATE]" },
@@ -141,6 +143,7 @@ static const char *const cases[][2] = {
 	{ "go to www.example.com, then", "go to [URL], then" },
 	{ "(www.example.com)", "([URL])" },
 	{ "a@b", NULL },
+	{ "a@b.example.o12\xc3\xa9x", "[EMAIL].o12\xc3\xa9x" },
 	{ "x @ y", NULL },
 	{ "www alone", NULL },
 	/* IP */
@@ -216,6 +219,11 @@ static const char *const cases[][2] = {
 	/* labels are never detected again */
 	{ "[DATE] [PHONE] [ID] [ZIP]", NULL },
 	{ "[DATE]12345", "[DATE][ID]" },
+	{ "2001:db8::8a2e0369:7", "2001:db8::[ID]:7" },
+	{ "1.2.3.4.12345", "1.2.3.4.[ID]" },
+	{ "age 95+12345", "age 90+[ID]" },
+	{ "age 90+1 555 123 4567", "age 90+[PHONE]" },
+	{ "age 95+ years", "age 90+ years" },
 	/* UTF-8 */
 	{ "José 12345 café", "José [ID] café" },
 	{ "née 2020-01-31 ñ", "née [DATE] ñ" },
@@ -257,6 +265,10 @@ static void known_cases(void)
 	same("[NAME] name", "[NAME] [NAME]");
 	scrub_add_known(sc, "Jan", 3, "NAME");
 	same("Jan 31, 2020 Jan", "[DATE] [NAME]");
+	scrub_add_known(sc, "Security", 8, "NAME");
+	same("social security 123456789", "social [NAME] [SSN]");
+	same("MRN Security", "MRN [NAME]");
+	same("MRN ABC.security", "MRN ABC.[NAME]");
 
 	scrub_clear_known(sc);
 	keep("Seen John Smith today");
