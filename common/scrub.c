@@ -35,10 +35,18 @@ static inline int is_hex(int c)
 	return is_digit(c) || (unsigned)(fold(c) - 'a') < 6u;
 }
 
-/* A match may end only where a word ends. */
+/*
+ * A match may end only where a word ends.  The age label "90+" counts as
+ * one word: a first pass may have turned "95yo" into "90+yo", and what
+ * did not end after "95" must not end after "90" in the second.
+ */
 static inline int bnd(const struct tx *t, size_t p)
 {
-	return !is_word(at(t, p));
+	if (is_word(at(t, p)))
+		return 0;
+	return !(t->s[p < t->n ? p : 0] == '+' && p >= 2 &&
+		 t->s[p - 2] == '9' && t->s[p - 1] == '0' &&
+		 (p == 2 || !is_word(t->s[p - 3])));
 }
 
 static size_t digs(const struct tx *t, size_t p)
@@ -551,9 +559,15 @@ static size_t zip(const struct tx *t, size_t p)
 	return p + 5;
 }
 
+/* Like IPv6, only a whole chain of dotted numbers ("1.2.3.4.5" is none;
+ * a ']' before the dot may be a label that was a number). */
 static size_t ipv4(const struct tx *t, size_t p)
 {
 	size_t q = p, k;
+
+	if (p >= 2 && t->s[p - 1] == '.' &&
+	    (is_digit(t->s[p - 2]) || t->s[p - 2] == ']'))
+		return 0;
 
 	for (int g = 0; g < 4; g++) {
 		if (g > 0) {
@@ -576,6 +590,11 @@ static size_t ipv6(const struct tx *t, size_t p)
 	size_t q = p, k, groups = 0;
 	int dc = 0;
 
+	/* Only a whole chain of hex groups and colons is an address: one
+	 * found inside a longer chain would change with its neighbours. */
+	if (p > 0 && (t->s[p - 1] == ':' || t->s[p - 1] == ']' ||
+		      is_word(t->s[p - 1])))
+		return 0;
 	if (at(t, q) == ':') {
 		if (at(t, q + 1) != ':')
 			return 0;
@@ -607,7 +626,8 @@ static size_t ipv6(const struct tx *t, size_t p)
 	}
 	if (dc ? groups < 1 || groups > 7 : groups != 8)
 		return 0;
-	if (at(t, q) == ':' && at(t, q - 1) != ':')
+	if (at(t, q) == ':' || (at(t, q) == '.' && (is_digit(at(t, q + 1)) ||
+						   at(t, q + 1) == '[')))
 		return 0;
 	return q;
 }
@@ -1147,7 +1167,7 @@ static size_t phrase_match(const struct scrub *sc, const struct tx *t,
 		size_t gap = 0, j;
 		while (gap < 3 && phrase_sep(at(t, q)))
 			q++, gap++;
-		if (gap == 0 || q + sp->len > t->n || is_word(at(t, q + sp->len)))
+		if (gap == 0 || q + sp->len > t->n || !bnd(t, q + sp->len))
 			return 0;
 		for (j = 0; j < sp->len; j++)
 			if (fold(t->s[q + j]) != (unsigned char)low[j])
@@ -1361,6 +1381,15 @@ size_t scrub_text(struct scrub *sc, const char *in, size_t n,
 			} else {
 				while (wend < n && is_word(s[wend]))
 					wend++;
+			}
+			/* "90+", the age label, is never detected again;
+			 * nor is the age phrase it begins ("90+-year-old"),
+			 * which a first pass copies as it is. */
+			if (wend - i == 2 && s[i] == '9' && s[i + 1] == '0' &&
+			    wend < n && s[wend] == '+') {
+				size_t e = age_suffix(&t, wend + 1);
+				i = e ? e : wend + 1;
+				continue;
 			}
 			if (pend.end && pend.start <= i) {
 				if (pend.start == i)

@@ -155,7 +155,12 @@ static const char *const cases[][2] = {
 	{ "host ::1", "host [IP]" },
 	{ "999.1.1.1", NULL },
 	{ "1.2.3", NULL },
+	{ "1.2.3.4.5.6", NULL },
+	{ "::140.0.0.1.0.x", NULL },
+	{ "1.2.3.4::1", "[IP]::1" },
 	{ "std::vector", NULL },
+	{ "1:2:3:4:5:6:7:8:9", NULL },
+	{ "::ffff:1.2.3.4", "::ffff:[IP]" },
 	/* SSN */
 	{ "ssn 123-45-6789", "ssn [SSN]" },
 	{ "id 123 45 6789.", "id [SSN]." },
@@ -216,6 +221,8 @@ static const char *const cases[][2] = {
 	{ "for 95 years", NULL },
 	{ "a 90+-year-old", NULL },
 	{ "age 90+", NULL },
+	{ "::95yo", "::90+yo" },
+	{ "1.2.3.95yo", "1.2.3.90+yo" },
 	/* labels are never detected again */
 	{ "[DATE] [PHONE] [ID] [ZIP]", NULL },
 	{ "[DATE]12345", "[DATE][ID]" },
@@ -269,6 +276,12 @@ static void known_cases(void)
 	same("social security 123456789", "social [NAME] [SSN]");
 	same("MRN Security", "MRN [NAME]");
 	same("MRN ABC.security", "MRN ABC.[NAME]");
+	scrub_add_known(sc, "90", 2, "ADDRESS");
+	scrub_add_known(sc, "yo", 2, "NAME");
+	same("age 90+, 93yo, 90 yo, 90", "age 90+, 90+yo, 90+ yo, [ADDRESS]");
+	scrub_add_known(sc, "Jim 90", 6, "NAME");
+	same("Jim 93yo", "[NAME] 90+yo");
+	same("Jim 90+yo", "[NAME] 90+yo");
 
 	scrub_clear_known(sc);
 	keep("Seen John Smith today");
