@@ -17,23 +17,48 @@ struct tx {
 	size_t n;
 };
 
+/* Past the end reads as NUL, which is in no class and no set below. */
 static inline int at(const struct tx *t, size_t p)
 {
-	return p < t->n ? t->s[p] : -1;
+	return p < t->n ? t->s[p] : 0;
 }
 
-static inline int is_digit(int c) { return (unsigned)(c - '0') < 10u; }
-static inline int is_upper(int c) { return (unsigned)(c - 'A') < 26u; }
-static inline int is_lowerc(int c) { return (unsigned)(c - 'a') < 26u; }
-static inline int is_alpha(int c) { return is_upper(c) || is_lowerc(c); }
-static inline int is_alnum(int c) { return is_digit(c) || is_alpha(c); }
+enum {
+	C_DIGIT = 1, C_UPPER = 2, C_LOWER = 4, C_HIGH = 8, C_HEX = 16,
+	C_MAIL = 32,            /* ._%+- in an e-mail's local part */
+	C_ALPHA = C_UPPER | C_LOWER,
+	C_ALNUM = C_DIGIT | C_ALPHA,
+	C_WORD = C_ALNUM | C_HIGH,
+};
+
+static const unsigned char ctab[256] = {
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+	0, 0, 0, 0, 0, 32, 0, 0, 0, 0, 0, 32, 0, 32, 32, 0,
+	17, 17, 17, 17, 17, 17, 17, 17, 17, 17, 0, 0, 0, 0, 0, 0,
+	0, 18, 18, 18, 18, 18, 18, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+	2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 0, 0, 0, 0, 32,
+	0, 20, 20, 20, 20, 20, 20, 4, 4, 4, 4, 4, 4, 4, 4, 4,
+	4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 0, 0, 0, 0, 0,
+	8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8,
+	8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8,
+	8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8,
+	8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8,
+	8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8,
+	8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8,
+	8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8,
+	8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8,
+};
+
+static inline int is_digit(int c) { return ctab[c & 0xff] & C_DIGIT; }
+static inline int is_upper(int c) { return ctab[c & 0xff] & C_UPPER; }
+static inline int is_lowerc(int c) { return ctab[c & 0xff] & C_LOWER; }
+static inline int is_alpha(int c) { return ctab[c & 0xff] & C_ALPHA; }
+static inline int is_alnum(int c) { return ctab[c & 0xff] & C_ALNUM; }
 /* Letters, digits and every byte of a non-ASCII character. */
-static inline int is_word(int c) { return is_alnum(c) || c >= 0x80; }
+static inline int is_word(int c) { return ctab[c & 0xff] & C_WORD; }
+static inline int is_hex(int c) { return ctab[c & 0xff] & C_HEX; }
 static inline int fold(int c) { return is_upper(c) ? c | 0x20 : c; }
-static inline int is_hex(int c)
-{
-	return is_digit(c) || (unsigned)(fold(c) - 'a') < 6u;
-}
 
 /*
  * A match may end only where a word ends.  The age label "90+" counts as
@@ -93,9 +118,12 @@ static int prefix_is(const struct tx *t, size_t p, const char *w)
 	return 1;
 }
 
-static int one_of(int c, const char *set)
+static inline int one_of(int c, const char *set)
 {
-	return c > 0 && strchr(set, c) != NULL;
+	for (; *set; set++)
+		if (c == *set)
+			return 1;
+	return 0;
 }
 
 /* ---- matches -------------------------------------------------------- */
@@ -167,38 +195,52 @@ static void offer_lab(const struct tx *t, struct match *m, size_t start,
  * names, seasons, "31 Jan" without year.
  */
 
-static const struct month {
-	const char *name;
-	unsigned char month, full;
-} months[] = {
-	{ "jan", 1, 0 }, { "january", 1, 1 }, { "feb", 2, 0 },
-	{ "february", 2, 1 }, { "mar", 3, 0 }, { "march", 3, 1 },
-	{ "apr", 4, 0 }, { "april", 4, 1 }, { "may", 5, 1 },
-	{ "jun", 6, 0 }, { "june", 6, 1 }, { "jul", 7, 0 },
-	{ "july", 7, 1 }, { "aug", 8, 0 }, { "august", 8, 1 },
-	{ "sep", 9, 0 }, { "sept", 9, 0 }, { "september", 9, 1 },
-	{ "oct", 10, 0 }, { "october", 10, 1 }, { "nov", 11, 0 },
-	{ "november", 11, 1 }, { "dec", 12, 0 }, { "december", 12, 1 },
+static const char *const month_names[13] = {
+	NULL, "january", "february", "march", "april", "may", "june", "july",
+	"august", "september", "october", "november", "december",
 };
 
-/* A month name at p (a whole word, an optional '.' after an
- * abbreviation); returns the month and sets *end, or 0. */
+/* The month whose name begins with the three letters at w, or 0. */
+static inline int month3(const unsigned char *w)
+{
+	switch ((unsigned)fold(w[0]) << 16 | (unsigned)fold(w[1]) << 8 |
+		(unsigned)fold(w[2])) {
+	case 'j' << 16 | 'a' << 8 | 'n': return 1;
+	case 'f' << 16 | 'e' << 8 | 'b': return 2;
+	case 'm' << 16 | 'a' << 8 | 'r': return 3;
+	case 'a' << 16 | 'p' << 8 | 'r': return 4;
+	case 'm' << 16 | 'a' << 8 | 'y': return 5;
+	case 'j' << 16 | 'u' << 8 | 'n': return 6;
+	case 'j' << 16 | 'u' << 8 | 'l': return 7;
+	case 'a' << 16 | 'u' << 8 | 'g': return 8;
+	case 's' << 16 | 'e' << 8 | 'p': return 9;
+	case 'o' << 16 | 'c' << 8 | 't': return 10;
+	case 'n' << 16 | 'o' << 8 | 'v': return 11;
+	case 'd' << 16 | 'e' << 8 | 'c': return 12;
+	}
+	return 0;
+}
+
+/* A month name at p (a whole word: a full name, its first three letters
+ * or "sept", then an optional '.' after an abbreviation); returns the
+ * month and sets *end, or 0. */
 static int month_at(const struct tx *t, size_t p, size_t *end, int *full)
 {
 	size_t k = alphas(t, p);
+	int m;
 
-	if (k < 3 || k > 9 || !bnd(t, p + k))
+	if (k < 3 || k > 9 || !bnd(t, p + k) || !(m = month3(t->s + p)))
 		return 0;
-	for (size_t j = 0; j < sizeof months / sizeof months[0]; j++) {
-		if (!word_is(t, p, k, months[j].name))
-			continue;
-		*full = months[j].full;
-		*end = p + k;
-		if (!months[j].full && at(t, *end) == '.')
-			(*end)++;
-		return months[j].month;
-	}
-	return 0;
+	if (word_is(t, p, k, month_names[m]))
+		*full = 1;
+	else if (k == 3 || (m == 9 && k == 4 && fold(t->s[p + 3]) == 't'))
+		*full = 0;
+	else
+		return 0;
+	*end = p + k;
+	if (!*full && at(t, *end) == '.')
+		(*end)++;
+	return m;
 }
 
 static int year_ok(unsigned y)
@@ -648,7 +690,7 @@ static size_t email(const struct tx *t, size_t p)
 {
 	size_t q = p, r, k, dots = 0, best = 0;
 
-	while (is_alnum(at(t, q)) || one_of(at(t, q), "._%+-"))
+	while (ctab[at(t, q)] & (C_ALNUM | C_MAIL))
 		q++;
 	if (q == p || at(t, q) != '@')
 		return 0;
@@ -890,6 +932,8 @@ struct scrub {
 	char kinds[SCRUB_MAX_KINDS][SCRUB_MAX_KIND + 3];  /* "[KIND]" */
 	size_t kindlen[SCRUB_MAX_KINDS];
 	size_t nkinds;
+	uint32_t kwfirst[26];   /* keywords by first letter, bit j = keywords[j] */
+	uint32_t kwbylen[11];   /* keywords by length, the same way */
 };
 
 static const char *const fixed_labels[] = {
@@ -919,20 +963,26 @@ static const char *const stop_words[] = {
 	"du", "dos", "das",
 };
 
-static const char states[] =
-	"alakazarcacoctdeflgahiidiliniakskylamemdmamimnmsmomtnenvnhnjnmnync"
-	"ndohokorpariscsdtntxutvtvawawvwiwydcprviguasmp";
+/* US states and territories: bit (second letter - 'a') of
+ * state_bits[first letter - 'a']. */
+static const uint32_t state_bits[26] = {
+	0x2060c00, 0x0000000, 0x0084001, 0x0000014, 0x0000000, 0x0000800,
+	0x0100001, 0x0000100, 0x0002809, 0x0000000, 0x1040000, 0x0000001,
+	0x00ce119, 0x120129c, 0x0020480, 0x0020001, 0x0000000, 0x0000100,
+	0x000000c, 0x0802000, 0x0080000, 0x0080101, 0x1200101, 0x0000000,
+	0x0000000, 0x0000000,
+};
 
 static int is_state(const unsigned char *w, size_t k, int need_upper)
 {
-	if (k != 2)
+	int a = fold(w[0]), b;
+
+	if (k != 2 || !is_alpha(a))
 		return 0;
 	if (need_upper && (!is_upper(w[0]) || !is_upper(w[1])))
 		return 0;
-	for (size_t j = 0; states[j]; j += 2)
-		if (fold(w[0]) == states[j] && fold(w[1]) == states[j + 1])
-			return 1;
-	return 0;
+	b = fold(w[1]);
+	return is_alpha(b) && (state_bits[a - 'a'] >> (b - 'a') & 1);
 }
 
 static int is_stop(const char *w, size_t k)
@@ -940,7 +990,8 @@ static int is_stop(const char *w, size_t k)
 	size_t j;
 
 	for (j = 0; j < sizeof stop_words / sizeof stop_words[0]; j++)
-		if (strlen(stop_words[j]) == k && !memcmp(stop_words[j], w, k))
+		if (stop_words[j][0] == w[0] && strlen(stop_words[j]) == k &&
+		    !memcmp(stop_words[j], w, k))
 			return 1;
 	return is_state((const unsigned char *)w, k, 0);
 }
@@ -956,6 +1007,11 @@ struct scrub *scrub_new(unsigned detectors)
 	struct scrub *sc = xcalloc(1, sizeof *sc);
 
 	sc->det = detectors & SCRUB_ALL;
+	for (size_t j = 0; j < sizeof keywords / sizeof keywords[0]; j++)
+	{
+		sc->kwfirst[keywords[j].w1[0] - 'a'] |= UINT32_C(1) << j;
+		sc->kwbylen[strlen(keywords[j].w1)] |= UINT32_C(1) << j;
+	}
 	buf_init(&sc->arena);
 	memcpy(sc->kinds[0], "[REDACTED]", 10);
 	sc->kindlen[0] = 10;
@@ -1204,10 +1260,15 @@ static void try_known(const struct scrub *sc, const struct tx *t, size_t p,
 static void try_keyword(const struct scrub *sc, const struct tx *t,
 			size_t p, size_t k, struct match *m)
 {
-	for (size_t j = 0; j < sizeof keywords / sizeof keywords[0]; j++) {
+	int f = fold(t->s[p]);
+	uint32_t cand = sc->kwfirst[f - 'a'] & sc->kwbylen[k];
+
+	while (cand) {
+		size_t j = (size_t)__builtin_ctz(cand);
 		const struct keyword *kw = &keywords[j];
 		size_t q = p + k, r, e, len, k2;
 		int digit = 0, lower = 0;
+		cand &= cand - 1;
 		if (!(sc->det & kw->det) || !word_is(t, p, k, kw->w1))
 			continue;
 		if (kw->w2) {
@@ -1282,53 +1343,56 @@ static size_t label_at(const struct scrub *sc, const struct tx *t, size_t p)
  * scanner offers *pend first when it reaches its start.
  */
 static void try_word(const struct scrub *sc, const struct tx *t, size_t p,
-		     size_t wend, uint32_t hash, struct match *m,
+		     size_t wend, uint32_t hash, int digit, struct match *m,
 		     struct match *pend)
 {
 	unsigned det = sc->det;
-	int c = t->s[p];
+	int c = t->s[p], nx = at(t, wend), f = fold(c);
 	size_t e, k = wend - p;
+	/* An [ID] needs 5 digits in a row or 6 in all: in this word, or
+	 * across a joiner. */
+	int idlike = (det & SCRUB_ID) && ((digit && k >= 5) ||
+					  nx == '-' || nx == '_');
 
 	if (c >= 0x80) {
 		if (sc->nwords)
 			try_known(sc, t, p, wend, hash, m);
-		if (det & SCRUB_ID)
+		if (idlike)
 			offer_lab(t, m, p, id_token(t, p), LAB("[ID]"));
 		return;
 	}
-	if (det & SCRUB_URL)
+	if ((det & SCRUB_URL) && (nx == ':' || nx == '.') &&
+	    (f == 'h' || f == 'f' || f == 'w'))
 		offer_lab(t, m, p, url(t, p), LAB("[URL]"));
-	if (det & SCRUB_EMAIL)
+	if ((det & SCRUB_EMAIL) && (nx == '@' || (ctab[nx] & C_MAIL)))
 		offer_lab(t, m, p, email(t, p), LAB("[EMAIL]"));
 	if (is_digit(c)) {
-		if (det & SCRUB_DATE)
+		if ((det & SCRUB_DATE) && ((k <= 4 && nx > 0) || k == 8))
 			offer_lab(t, m, p, date_num(t, p), LAB("[DATE]"));
-		if (det & SCRUB_SSN)
+		if ((det & SCRUB_SSN) && k == 3)
 			offer_lab(t, m, p, ssn(t, p), LAB("[SSN]"));
-		if (det & SCRUB_PHONE)
+		if ((det & SCRUB_PHONE) && (k == 3 || (k == 1 && c == '1')))
 			offer_lab(t, m, p, phone(t, p), LAB("[PHONE]"));
-		if (det & SCRUB_IP) {
+		if ((det & SCRUB_IP) && k <= 3 && nx == '.')
 			offer_lab(t, m, p, ipv4(t, p), LAB("[IP]"));
-			if (k <= 4 && at(t, wend) == ':')
-				offer_lab(t, m, p, ipv6(t, p), LAB("[IP]"));
-		}
-		if (det & SCRUB_ZIP) {
-			e = zip(t, p);
-			if (e == p + 10)
-				offer_lab(t, m, p, e, LAB("[ZIP]"));
-		}
-		if ((det & SCRUB_AGE) && (e = old_age(t, p))) {
+		if ((det & SCRUB_IP) && k <= 4 && nx == ':')
+			offer_lab(t, m, p, ipv6(t, p), LAB("[IP]"));
+		if ((det & SCRUB_ZIP) && k == 5 && nx == '-' &&
+		    zip(t, p) == p + 10)
+			offer_lab(t, m, p, p + 10, LAB("[ZIP]"));
+		if ((det & SCRUB_AGE) && k <= 6 && (c == '9' || k >= 3) &&
+		    (e = old_age(t, p))) {
 			size_t s = age_suffix(t, e);
 			if (s)
 				offer(t, m, p, s, e, LAB("90+"));
 		}
 	} else {
-		if (det & SCRUB_DATE)
+		if ((det & SCRUB_DATE) && k >= 3 && k <= 9 && month3(t->s + p))
 			offer_lab(t, m, p, date_month(t, p), LAB("[DATE]"));
-		if ((det & SCRUB_IP) && k <= 4 && at(t, wend) == ':')
+		if ((det & SCRUB_IP) && k <= 4 && nx == ':')
 			offer_lab(t, m, p, ipv6(t, p), LAB("[IP]"));
-		if ((det & SCRUB_AGE) && (word_is(t, p, k, "age") ||
-					  word_is(t, p, k, "aged"))) {
+		if ((det & SCRUB_AGE) && (k == 3 || k == 4) && f == 'a' &&
+		    (word_is(t, p, k, "age") || word_is(t, p, k, "aged"))) {
 			size_t q = wend;
 			while (q < wend + 3 && one_of(at(t, q), " :"))
 				q++;
@@ -1341,19 +1405,21 @@ static void try_word(const struct scrub *sc, const struct tx *t, size_t p,
 					offer(t, pend, q, e, e, LAB("90+"));
 			}
 		}
-		if ((det & SCRUB_ZIP) && is_state(t->s + p, k, 1)) {
+		if ((det & SCRUB_ZIP) && k == 2 && is_upper(c) &&
+		    is_state(t->s + p, k, 1)) {
 			size_t q = wend;
 			while (q < wend + 3 && one_of(at(t, q), " ,"))
 				q++;
 			if (q > wend)
 				offer_lab(t, pend, q, zip(t, q), LAB("[ZIP]"));
 		}
-		if (k >= 3 && k <= 10)
+		if (k >= 3 && k <= 10 && is_lowerc(f) &&
+		    (sc->kwfirst[f - 'a'] & sc->kwbylen[k]))
 			try_keyword(sc, t, p, k, pend);
 	}
 	if (sc->nwords)
 		try_known(sc, t, p, wend, hash, m);
-	if (det & SCRUB_ID)
+	if (idlike)
 		offer_lab(t, m, p, id_token(t, p), LAB("[ID]"));
 }
 
@@ -1369,23 +1435,28 @@ size_t scrub_text(struct scrub *sc, const char *in, size_t n,
 		return 0;
 	buf_grow(out, n);
 	while (i < n) {
-		struct match m = { 0, 0, 0, NULL, 0 };
+		struct match m;
 		int c = s[i];
 		size_t wend = i;
 
+		m.end = 0;      /* offer() fills the rest */
+
 		if (is_word(c)) {
 			uint32_t hash = HASH_INIT;
+			int digit = 0;
 			if (sc->nwords) {
-				while (wend < n && is_word(s[wend]))
+				while (wend < n && is_word(s[wend])) {
+					digit |= is_digit(s[wend]);
 					hash = hash_step(hash, fold(s[wend++]));
+				}
 			} else {
 				while (wend < n && is_word(s[wend]))
-					wend++;
+					digit |= is_digit(s[wend++]);
 			}
 			/* "90+", the age label, is never detected again;
 			 * nor is the age phrase it begins ("90+-year-old"),
 			 * which a first pass copies as it is. */
-			if (wend - i == 2 && s[i] == '9' && s[i + 1] == '0' &&
+			if (c == '9' && wend - i == 2 && s[i + 1] == '0' &&
 			    wend < n && s[wend] == '+') {
 				size_t e = age_suffix(&t, wend + 1);
 				i = e ? e : wend + 1;
@@ -1396,7 +1467,7 @@ size_t scrub_text(struct scrub *sc, const char *in, size_t n,
 					m = pend;
 				pend.end = 0;
 			}
-			try_word(sc, &t, i, wend, hash, &m, &pend);
+			try_word(sc, &t, i, wend, hash, digit, &m, &pend);
 		} else if (c == '[') {
 			size_t k = label_at(sc, &t, i);
 			i += k ? k : 1;
