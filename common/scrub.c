@@ -924,6 +924,7 @@ struct scrub {
 	struct kword *words;
 	size_t nwords, awords;
 	uint32_t *table;        /* index + 1 into words, 0 empty */
+	uint64_t bloom;         /* bit (hash >> 26) of every word's hash */
 	size_t tsize;           /* a power of two, or 0 */
 	struct kphrase *phrases;
 	size_t nphrases, aphrases;
@@ -944,23 +945,20 @@ static const char *const fixed_labels[] = {
 /*
  * Words that never match alone when they are part of a multi-word value:
  * common English words, titles, street types, compass points, and US
- * state abbreviations (Safe Harbor keeps the state).
+ * state abbreviations (Safe Harbor keeps the state).  stop_words[k]
+ * holds the words of k letters, one after another.
  */
 static const char *const stop_words[] = {
-	"a", "an", "and", "are", "as", "at", "be", "but", "by", "for",
-	"from", "had", "has", "have", "he", "her", "him", "his", "i", "if",
-	"in", "into", "is", "it", "its", "me", "my", "no", "not", "of",
-	"on", "or", "our", "she", "so", "than", "that", "the", "their",
-	"them", "then", "there", "they", "this", "to", "up", "us", "was",
-	"we", "were", "will", "with", "you", "your", "mr", "mrs", "ms",
-	"miss", "dr", "md", "do", "rn", "np", "pa", "phd", "jr", "sr",
-	"ii", "iii", "iv", "st", "rd", "ave", "av", "blvd", "ln", "ct",
-	"pl", "way", "apt", "unit", "ste", "suite", "street", "road",
-	"avenue", "lane", "drive", "court", "place", "boulevard", "hwy",
-	"highway", "floor", "fl", "room", "po", "box", "n", "s", "e", "w",
-	"ne", "nw", "se", "sw", "north", "south", "east", "west", "usa",
-	"de", "la", "le", "el", "del", "della", "van", "von", "da", "di",
-	"du", "dos", "das",
+	"",
+	"ainsew",
+	"anasatbebyheifinisitmemynoofonorsotoupuswemrmsdrmddornnppajrsriiivstrdavlnctplflponenwseswdelaleeldadidu",
+	"andarebutforhadhasherhimhisitsnotourshethewasyoumrsphdiiiavewayaptstehwyboxusadelvanvondosdas",
+	"fromhaveintothanthatthemthentheythiswerewillwithyourmissblvdunitroadlaneroomeastwest",
+	"theirtheresuitedrivecourtplacefloornorthsouthdella",
+	"streetavenue",
+	"highway",
+	"",
+	"boulevard",
 };
 
 /* US states and territories: bit (second letter - 'a') of
@@ -987,12 +985,10 @@ static int is_state(const unsigned char *w, size_t k, int need_upper)
 
 static int is_stop(const char *w, size_t k)
 {
-	size_t j;
-
-	for (j = 0; j < sizeof stop_words / sizeof stop_words[0]; j++)
-		if (stop_words[j][0] == w[0] && strlen(stop_words[j]) == k &&
-		    !memcmp(stop_words[j], w, k))
-			return 1;
+	if (k < sizeof stop_words / sizeof stop_words[0])
+		for (const char *sw = stop_words[k]; *sw; sw += k)
+			if (sw[0] == w[0] && !memcmp(sw, w, k))
+				return 1;
 	return is_state((const unsigned char *)w, k, 0);
 }
 
@@ -1037,6 +1033,7 @@ void scrub_clear_known(struct scrub *sc)
 	sc->nwords = 0;
 	sc->nphrases = 0;
 	sc->nspans = 0;
+	sc->bloom = 0;
 	if (sc->table)
 		memset(sc->table, 0, sc->tsize * sizeof *sc->table);
 }
@@ -1120,6 +1117,7 @@ static uint32_t word_entry(struct scrub *sc, uint32_t off, uint32_t k,
 	}
 	XGROW(sc->words, sc->awords, sc->nwords + 1);
 	sc->words[sc->nwords] = (struct kword){ hash, off, k, -1, kind, 0 };
+	sc->bloom |= UINT64_C(1) << (hash >> 26);
 	table_put(sc, (uint32_t)sc->nwords);
 	return (uint32_t)sc->nwords++;
 }
@@ -1355,7 +1353,7 @@ static void try_word(const struct scrub *sc, const struct tx *t, size_t p,
 					  nx == '-' || nx == '_');
 
 	if (c >= 0x80) {
-		if (sc->nwords)
+		if (sc->bloom >> (hash >> 26) & 1)
 			try_known(sc, t, p, wend, hash, m);
 		if (idlike)
 			offer_lab(t, m, p, id_token(t, p), LAB("[ID]"));
@@ -1417,7 +1415,7 @@ static void try_word(const struct scrub *sc, const struct tx *t, size_t p,
 		    (sc->kwfirst[f - 'a'] & sc->kwbylen[k]))
 			try_keyword(sc, t, p, k, pend);
 	}
-	if (sc->nwords)
+	if (sc->bloom >> (hash >> 26) & 1)
 		try_known(sc, t, p, wend, hash, m);
 	if (idlike)
 		offer_lab(t, m, p, id_token(t, p), LAB("[ID]"));
