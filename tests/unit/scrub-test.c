@@ -293,7 +293,7 @@ static void known_cases(void)
 	scrub_clear_known(sc);
 
 	/* A few hundred known values stay exact. */
-	char v[32];
+	char v[48];
 	for (int i = 0; i < 400; i++) {
 		snprintf(v, sizeof v, "Name%03d Surname%03d", i, i);
 		scrub_add_known(sc, v, strlen(v), "NAME");
