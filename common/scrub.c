@@ -577,8 +577,10 @@ static size_t phone(const struct tx *t, size_t p)
  * in a row are lost too: we err on removal.  "12,345" keeps, because an
  * identifier is not written with thousands separators.
  * IPv4: four dotted numbers 0-255.  IPv6: eight hex groups, or fewer
- * with one "::".  Gaps: IPv4-mapped IPv6 (::ffff:1.2.3.4 loses only the
- * IPv6 part... and the rest is an [IP]), hostnames without a scheme.
+ * with one "::"; either only as a whole chain (1.2.3.4.5 and
+ * 1:2:3:4:5:6:7:8:9 are none).  Gaps: IPv4-mapped IPv6 keeps its
+ * "::ffff:" prefix (the IPv4 part becomes [IP]), host names without a
+ * scheme, IPv6 zone ids and [bracketed] forms.
  */
 
 static size_t ssn(const struct tx *t, size_t p)

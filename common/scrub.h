@@ -5,17 +5,22 @@
  * narrative (text.div), Observation.valueString, HL7 NTE and OBX-5 text.
  * One hand-written scanner walks the text once, left to right; at each
  * word start (the byte before is not a letter, a digit or a non-ASCII
- * byte) it asks every enabled detector, takes the match that starts
- * earliest and, among those, the longest, and writes a bracketed label in
- * its place.  Text between matches is copied byte for byte.
+ * byte; also at '(', '+' and "::") it asks every enabled detector, takes
+ * the longest match (ties: the more specific label) and writes a
+ * bracketed label in its place.  A keyword (MRN, SSN, age, a state before
+ * a ZIP...) announces a match further on, which is offered when the
+ * scanner gets there; the words in between are scanned as usual.  Text
+ * between matches is copied byte for byte.
  *
  * Labels: [DATE] [PHONE] [EMAIL] [SSN] [ID] [URL] [IP] [ZIP] and, for a
  * known identifier, "[" KIND "]" (e.g. [NAME], [ADDRESS]); an age over 89
  * becomes "90+" ("a 93-year-old" -> "a 90+-year-old", "age 95" ->
- * "age 90+").  The scanner copies a label it meets verbatim and every
- * match ends at a word boundary, so scrub_text() is idempotent:
- * scrub(scrub(x)) == scrub(x).  A match never starts or ends inside a
- * UTF-8 sequence, so valid UTF-8 in gives valid UTF-8 out.
+ * "age 90+").  The scanner copies a label it meets verbatim ("90+"
+ * counts as one word), every match ends at a word boundary, and a match
+ * is never decided by a word that a first pass could have replaced, so
+ * scrub_text() is idempotent: scrub(scrub(x)) == scrub(x) (the fuzz
+ * target checks it).  A match never starts or ends inside a UTF-8
+ * sequence, so valid UTF-8 in gives valid UTF-8 out.
  *
  * What each detector catches, and its known gaps, is written above its
  * code in scrub.c.  In short: numbers with a run of 5 or more digits, or
