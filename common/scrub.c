@@ -61,6 +61,46 @@ static inline int is_hex(int c) { return ctab[c & 0xff] & C_HEX; }
 static inline int fold(int c) { return is_upper(c) ? c | 0x20 : c; }
 
 /*
+ * The bytes of a Unicode space or punctuation mark at p, which separates
+ * words as ASCII punctuation does (U+00A0, U+2000-U+206F, U+3000), or 0.
+ * Other non-ASCII characters are word characters.
+ */
+static inline size_t usep(const struct tx *t, size_t p)
+{
+	int c = at(t, p), c1, c2;
+
+	if (c == 0xc2)
+		return at(t, p + 1) == 0xa0 ? 2 : 0;
+	if (c == 0xe2) {
+		c1 = at(t, p + 1);
+		c2 = at(t, p + 2);
+		return (c1 == 0x80 || (c1 == 0x81 && c2 <= 0xaf)) &&
+		       (c2 & 0xc0) == 0x80 ? 3 : 0;
+	}
+	if (c == 0xe3)
+		return at(t, p + 1) == 0x80 && at(t, p + 2) == 0x80 ? 3 : 0;
+	return 0;
+}
+
+/* A word byte that is not the start of a separator. */
+static inline int in_word(const struct tx *t, size_t p)
+{
+	int c = at(t, p);
+
+	return is_word(c) && (c < 0xc2 || !usep(t, p));
+}
+
+/* Whether a word goes on right before p (a separator ends none). */
+static int word_before(const struct tx *t, size_t p)
+{
+	if (p == 0 || !is_word(t->s[p - 1]))
+		return 0;
+	if (p >= 2 && usep(t, p - 2) == 2)
+		return 0;
+	return !(p >= 3 && usep(t, p - 3) == 3);
+}
+
+/*
  * A match may end only where a word ends.  The age label "90+" counts as
  * one word: a first pass may have turned "95yo" into "90+yo", and what
  * did not end after "95" must not end after "90" in the second.
@@ -68,7 +108,7 @@ static inline int fold(int c) { return is_upper(c) ? c | 0x20 : c; }
 static inline int bnd(const struct tx *t, size_t p)
 {
 	if (is_word(at(t, p)))
-		return 0;
+		return at(t, p) >= 0xc2 && usep(t, p);
 	return !(t->s[p < t->n ? p : 0] == '+' && p >= 2 &&
 		 t->s[p - 2] == '9' && t->s[p - 1] == '0' &&
 		 (p == 2 || !is_word(t->s[p - 3])));
@@ -637,7 +677,7 @@ static size_t ipv6(const struct tx *t, size_t p)
 	/* Only a whole chain of hex groups and colons is an address: one
 	 * found inside a longer chain would change with its neighbours. */
 	if (p > 0 && (t->s[p - 1] == ':' || t->s[p - 1] == ']' ||
-		      is_word(t->s[p - 1])))
+		      word_before(t, p)))
 		return 0;
 	if (at(t, q) == ':') {
 		if (at(t, q + 1) != ':')
@@ -814,7 +854,7 @@ static size_t id_token(const struct tx *t, size_t p)
 
 	for (;;) {
 		size_t g = q;
-		while (is_word(at(t, q))) {
+		while (in_word(t, q)) {
 			if (is_digit(t->s[q])) {
 				run++;
 				total++;
@@ -831,7 +871,7 @@ static size_t id_token(const struct tx *t, size_t p)
 		run = 0;
 		if (one_of(at(t, q), "-_") && at(t, q + 1) == '[')
 			return 0;       /* decided as if the label were a word */
-		if (one_of(at(t, q), "-_") && is_word(at(t, q + 1)))
+		if (one_of(at(t, q), "-_") && in_word(t, q + 1))
 			q++;
 		else
 			break;
@@ -876,6 +916,23 @@ static const char *const fillers[] = {
 	"number", "num", "no", "nr", "is", "code", "id",
 };
 
+/* Up to max bytes of set or Unicode separators from p; returns the end. */
+static size_t skip_seps(const struct tx *t, size_t p, const char *set,
+			int max)
+{
+	size_t q = p, u;
+
+	for (int k = 0; k < max; k++) {
+		if (one_of(at(t, q), set))
+			q++;
+		else if ((u = usep(t, q)))
+			q += u;
+		else
+			break;
+	}
+	return q;
+}
+
 /* Separators and filler words after a keyword, up to the next token. */
 static size_t skip_filler(const struct tx *t, size_t p)
 {
@@ -883,9 +940,7 @@ static size_t skip_filler(const struct tx *t, size_t p)
 
 	for (int round = 0; round < 4; round++) {
 		k = 0;
-		while (k < 6 && one_of(at(t, q + k), " \t:#=.-"))
-			k++;
-		q += k;
+		q = skip_seps(t, q, " \t:#=.-", 6);
 		k = alphas(t, q);
 		for (j = 0; j < sizeof fillers / sizeof fillers[0]; j++)
 			if (word_is(t, q, k, fillers[j]) && bnd(t, q + k))
@@ -1221,8 +1276,16 @@ static size_t phrase_match(const struct scrub *sc, const struct tx *t,
 		const struct kspan *sp = &sc->spans[ph->span + k];
 		const char *low = sc->arena.data + sp->off;
 		size_t gap = 0, j;
-		while (gap < 3 && phrase_sep(at(t, q)))
-			q++, gap++;
+		while (gap < 3) {
+			size_t u = usep(t, q);
+			if (phrase_sep(at(t, q)))
+				q++;
+			else if (u)
+				q += u;
+			else
+				break;
+			gap++;
+		}
 		if (gap == 0 || q + sp->len > t->n || !bnd(t, q + sp->len))
 			return 0;
 		for (j = 0; j < sp->len; j++)
@@ -1281,18 +1344,18 @@ static void try_keyword(const struct scrub *sc, const struct tx *t,
 			q += 1 + k2;
 		}
 		r = skip_filler(t, q);
-		if (r == q && r < t->n && is_word(t->s[r]))
+		if (r == q && in_word(t, r))
 			continue;       /* "accountant" is not "account" */
 		e = r;
 		for (;;) {
-			while (is_word(at(t, e))) {
+			while (in_word(t, e)) {
 				digit |= is_digit(t->s[e]);
 				lower |= is_lowerc(t->s[e]);
 				e++;
 			}
 			if (one_of(at(t, e), "-_./") && at(t, e + 1) == '[')
 				return;
-			if (one_of(at(t, e), "-_./") && is_word(at(t, e + 1)))
+			if (one_of(at(t, e), "-_./") && in_word(t, e + 1))
 				e++;
 			else
 				break;
@@ -1394,8 +1457,7 @@ static void try_word(const struct scrub *sc, const struct tx *t, size_t p,
 		if ((det & SCRUB_AGE) && (k == 3 || k == 4) && f == 'a' &&
 		    (word_is(t, p, k, "age") || word_is(t, p, k, "aged"))) {
 			size_t q = wend;
-			while (q < wend + 3 && one_of(at(t, q), " :"))
-				q++;
+			q = skip_seps(t, q, " :", 3);
 			/* "age 95+" is replaced whatever follows the '+',
 			 * so that "age 90+" stays as it is. */
 			if (q > wend && (e = old_age(t, q))) {
@@ -1408,8 +1470,7 @@ static void try_word(const struct scrub *sc, const struct tx *t, size_t p,
 		if ((det & SCRUB_ZIP) && k == 2 && is_upper(c) &&
 		    is_state(t->s + p, k, 1)) {
 			size_t q = wend;
-			while (q < wend + 3 && one_of(at(t, q), " ,"))
-				q++;
+			q = skip_seps(t, q, " ,", 3);
 			if (q > wend)
 				offer_lab(t, pend, q, zip(t, q), LAB("[ZIP]"));
 		}
@@ -1440,17 +1501,23 @@ size_t scrub_text(struct scrub *sc, const char *in, size_t n,
 		size_t wend = i;
 
 		m.end = 0;      /* offer() fills the rest */
+		if (c >= 0xc2 && usep(&t, i)) {
+			i += usep(&t, i);       /* like ASCII punctuation */
+			continue;
+		}
 
 		if (is_word(c)) {
 			uint32_t hash = HASH_INIT;
 			int digit = 0;
 			if (sc->nwords) {
-				while (wend < n && is_word(s[wend])) {
+				while (wend < n && is_word(s[wend]) &&
+				       (s[wend] < 0xc2 || !usep(&t, wend))) {
 					digit |= is_digit(s[wend]);
 					hash = hash_step(hash, fold(s[wend++]));
 				}
 			} else {
-				while (wend < n && is_word(s[wend]))
+				while (wend < n && is_word(s[wend]) &&
+				       (s[wend] < 0xc2 || !usep(&t, wend)))
 					digit |= is_digit(s[wend++]);
 			}
 			/* "90+", the age label, is never detected again;

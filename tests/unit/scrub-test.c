@@ -238,6 +238,13 @@ static const char *const cases[][2] = {
 	{ "José 12345 café", "José [ID] café" },
 	{ "née 2020-01-31 ñ", "née [DATE] ñ" },
 	{ "x12345é", "[ID]" },
+	{ "DOB:\xc2\xa0" "03/04/1950\xc2\xa0ok", "DOB:\xc2\xa0[DATE]\xc2\xa0ok" },
+	{ "call\xe2\x80\x83" "555-123-4567\xe2\x80\x94" "x", "call\xe2\x80\x83[PHONE]\xe2\x80\x94x" },
+	{ "MRN\xc2\xa0" "12345678", "MRN\xc2\xa0[ID]" },
+	{ "MRN\xc2\xa0" "AB12", "MRN\xc2\xa0[ID]" },
+	{ "age\xc2\xa0" "95", "age\xc2\xa0" "90+" },
+	{ "MA\xc2\xa0" "02139", "MA\xc2\xa0[ZIP]" },
+	{ "id 12345\xe3\x80\x80" "x", "id [ID]\xe3\x80\x80x" },
 	/* the brief's example */
 	{ "Seen 03/04/2021 by Dr. Smith, call 555-123-4567",
 	  "Seen [DATE] by Dr. Smith, call [PHONE]" },
@@ -265,6 +272,7 @@ static void known_cases(void)
 	same("ref AB-1234.", "ref [ID].");
 	same("ref ab 1234", "ref [ID]");
 	same("JOSÉ and José", "JOSÉ and [NAME]");
+	same("John\xc2\xa0Smith\xe2\x80\x94ok", "[NAME]\xe2\x80\x94ok");
 	same("van der berg", "[NAME]");
 	same("a van", "a van");
 	same("Berg", "[NAME]");
