@@ -955,6 +955,73 @@ static size_t skip_filler(const struct tx *t, size_t p)
 static void try_keyword(const struct scrub *sc, const struct tx *t,
 			size_t p, size_t k, struct match *m);
 
+/* ---- names after a title --------------------------------------------- */
+
+/*
+ * [NAME]: one to three capitalised words after Dr, Mr, Mrs, Ms, Miss,
+ * Mx, Prof or Doctor (itself capitalised, with or without '.'), an
+ * initial "J." allowed among them, "O'Brien" and "Smith-Jones" as one
+ * word ("Dr. Smith's" loses the "'s" too).  Gaps: names without a title
+ * (unless known), lower-case names, "Smith, MD".
+ */
+
+static int is_title(const struct tx *t, size_t p, size_t k)
+{
+	return word_is(t, p, k, "dr") || word_is(t, p, k, "mr") ||
+	       word_is(t, p, k, "mrs") || word_is(t, p, k, "ms") ||
+	       word_is(t, p, k, "miss") || word_is(t, p, k, "mx") ||
+	       word_is(t, p, k, "prof") || word_is(t, p, k, "doctor");
+}
+
+/* A capitalised word at p ("O'Brien", "Smith-Jones", "José"); returns
+ * its end or 0. */
+static size_t cap_word(const struct tx *t, size_t p)
+{
+	size_t q = p + 1;
+
+	if (!is_upper(at(t, p)))
+		return 0;
+	for (;;) {
+		while (is_alpha(at(t, q)) || (at(t, q) >= 0x80 && in_word(t, q)))
+			q++;
+		if (one_of(at(t, q), "-'") && is_alpha(at(t, q + 1)))
+			q++;
+		else
+			break;
+	}
+	return in_word(t, q) ? 0 : q;
+}
+
+/* The name after a title that ends at p: sets *start, returns its end
+ * or 0. */
+static size_t title_name_at(const struct tx *t, size_t p, size_t *start)
+{
+	size_t q = p, e = 0, w;
+
+	if (at(t, q) == '.')
+		q++;
+	if (at(t, q) != ' ')
+		return 0;
+	q++;
+	*start = q;
+	for (int words = 0; words < 3; words++) {
+		/* An initial: "J. Smith". */
+		if (is_upper(at(t, q)) && at(t, q + 1) == '.' &&
+		    at(t, q + 2) == ' ' && is_upper(at(t, q + 3))) {
+			q += 3;
+			continue;
+		}
+		w = cap_word(t, q);
+		if (!w || w - q < 2)
+			break;
+		e = w;
+		if (at(t, w) != ' ' || !is_upper(at(t, w + 1)))
+			break;
+		q = w + 1;
+	}
+	return e;
+}
+
 /* ---- known identifiers ----------------------------------------------- */
 
 struct kword {
@@ -1477,6 +1544,13 @@ static void try_word(const struct scrub *sc, const struct tx *t, size_t p,
 		if (k >= 3 && k <= 10 && is_lowerc(f) &&
 		    (sc->kwfirst[f - 'a'] & sc->kwbylen[k]))
 			try_keyword(sc, t, p, k, pend);
+		if ((det & SCRUB_NAME) && k >= 2 && k <= 6 && is_upper(c) &&
+		    is_title(t, p, k))
+		{
+			size_t start = 0, end = title_name_at(t, wend, &start);
+			if (end)
+				offer_lab(t, pend, start, end, LAB("[NAME]"));
+		}
 	}
 	if (sc->bloom >> (hash >> 26) & 1)
 		try_known(sc, t, p, wend, hash, m);

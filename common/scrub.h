@@ -12,7 +12,8 @@
  * scanner gets there; the words in between are scanned as usual.  Text
  * between matches is copied byte for byte.
  *
- * Labels: [DATE] [PHONE] [EMAIL] [SSN] [ID] [URL] [IP] [ZIP] and, for a
+ * Labels: [DATE] [PHONE] [EMAIL] [SSN] [ID] [URL] [IP] [ZIP], [NAME] for
+ * a capitalised name after a title (Dr. Smith, Mrs J. Doe) and, for a
  * known identifier, "[" KIND "]" (e.g. [NAME], [ADDRESS]); an age over 89
  * becomes "90+" ("a 93-year-old" -> "a 90+-year-old", "age 95" ->
  * "age 90+").  The scanner copies a label it meets verbatim ("90+"
@@ -59,7 +60,8 @@
 #define SCRUB_IP     0x040u
 #define SCRUB_ZIP    0x080u
 #define SCRUB_AGE    0x100u
-#define SCRUB_ALL    0x1ffu
+#define SCRUB_NAME   0x200u     /* a capitalised name after Dr, Mr, Mrs... */
+#define SCRUB_ALL    0x3ffu
 
 /* A kind longer than SCRUB_MAX_KIND bytes, empty, or with bytes other
  * than A-Z, 0-9 and '_' is labelled "REDACTED", and so is every kind

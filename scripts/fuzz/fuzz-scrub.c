@@ -1,7 +1,7 @@
 /*
  * fuzz-scrub — libFuzzer target for common/scrub.c.
  *
- * Input: two bytes choosing the detectors (low 9 bits, all of them when
+ * Input: two bytes choosing the detectors (low 10 bits, all of them when
  * the top bit is set), then known identifiers, one per line, up to the
  * first NUL byte (their kinds cycle through NAME, ADDRESS, ID and an
  * invalid kind), then the text.  Checks, aborting on any failure:
@@ -84,7 +84,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size < 2 || size > 65536)
 		return 0;
 	mask = data[1] & 0x80 ? SCRUB_ALL
-			      : ((unsigned)(data[1] & 1) << 8 | data[0]);
+			      : ((unsigned)(data[1] & 3) << 8 | data[0]);
 	known = data + 2;
 	nul = memchr(known, '\0', size - 2);
 	if (nul) {

@@ -247,7 +247,17 @@ static const char *const cases[][2] = {
 	{ "id 12345\xe3\x80\x80" "x", "id [ID]\xe3\x80\x80x" },
 	/* the brief's example */
 	{ "Seen 03/04/2021 by Dr. Smith, call 555-123-4567",
-	  "Seen [DATE] by Dr. Smith, call [PHONE]" },
+	  "Seen [DATE] by Dr. [NAME], call [PHONE]" },
+	/* names after a title */
+	{ "Dr. J. Smith-Jones said", "Dr. [NAME] said" },
+	{ "Mrs O'Brien's chart", "Mrs [NAME] chart" },
+	{ "Prof. Ann Lee, MD", "Prof. [NAME], MD" },
+	{ "DR SMITH", "DR [NAME]" },
+	{ "Dr. José Núñez", "Dr. [NAME]" },
+	{ "the dr. smith", NULL },
+	{ "Dr. visit today", NULL },
+	{ "Dr. A", NULL },
+	{ "Drs. Smith", NULL },
 };
 
 static void known_cases(void)
