@@ -644,13 +644,15 @@ static size_t zip(const struct tx *t, size_t p)
 }
 
 /* Like IPv6, only a whole chain of dotted numbers ("1.2.3.4.5" is none;
- * a ']' before the dot may be a label that was a number). */
+ * a ']' or the '+' of "90+" before the dot may be a label that was a
+ * number). */
 static size_t ipv4(const struct tx *t, size_t p)
 {
 	size_t q = p, k;
 
 	if (p >= 2 && t->s[p - 1] == '.' &&
-	    (is_digit(t->s[p - 2]) || t->s[p - 2] == ']'))
+	    (is_digit(t->s[p - 2]) || t->s[p - 2] == ']' ||
+	     t->s[p - 2] == '+'))
 		return 0;
 
 	for (int g = 0; g < 4; g++) {
@@ -984,6 +986,8 @@ static size_t cap_word(const struct tx *t, size_t p)
 	for (;;) {
 		while (is_alpha(at(t, q)) || (at(t, q) >= 0x80 && in_word(t, q)))
 			q++;
+		if (one_of(at(t, q), "-'") && at(t, q + 1) == '[')
+			return 0;       /* decided as if the label were a word */
 		if (one_of(at(t, q), "-'") && is_alpha(at(t, q + 1)))
 			q++;
 		else

@@ -224,6 +224,7 @@ static const char *const cases[][2] = {
 	{ "for 95 years", NULL },
 	{ "a 90+-year-old", NULL },
 	{ "age 90+", NULL },
+	{ "Age: 102.0.1.0.1", "Age: 90+.0.1.0.1" },
 	{ "::95yo", "::90+yo" },
 	{ "1.2.3.95yo", "1.2.3.90+yo" },
 	/* labels are never detected again */
@@ -258,6 +259,7 @@ static const char *const cases[][2] = {
 	{ "Dr. visit today", NULL },
 	{ "Dr. A", NULL },
 	{ "Drs. Smith", NULL },
+	{ "Mrs O'Brian12345", "Mrs O'[ID]" },
 };
 
 static void known_cases(void)
