@@ -969,10 +969,22 @@ static void try_keyword(const struct scrub *sc, const struct tx *t,
 
 static int is_title(const struct tx *t, size_t p, size_t k)
 {
-	return word_is(t, p, k, "dr") || word_is(t, p, k, "mr") ||
-	       word_is(t, p, k, "mrs") || word_is(t, p, k, "ms") ||
-	       word_is(t, p, k, "miss") || word_is(t, p, k, "mx") ||
-	       word_is(t, p, k, "prof") || word_is(t, p, k, "doctor");
+	int f = fold(t->s[p]);
+
+	if (f != 'd' && f != 'm' && f != 'p')
+		return 0;
+	switch (k) {
+	case 2:
+		return word_is(t, p, k, "dr") || word_is(t, p, k, "mr") ||
+		       word_is(t, p, k, "ms") || word_is(t, p, k, "mx");
+	case 3:
+		return word_is(t, p, k, "mrs");
+	case 4:
+		return word_is(t, p, k, "miss") || word_is(t, p, k, "prof");
+	case 6:
+		return word_is(t, p, k, "doctor");
+	}
+	return 0;
 }
 
 /* A capitalised word at p ("O'Brien", "Smith-Jones", "José"); returns
@@ -1588,15 +1600,30 @@ size_t scrub_text(struct scrub *sc, const char *in, size_t n,
 			uint32_t hash = HASH_INIT;
 			int digit = 0;
 			if (sc->nwords) {
-				while (wend < n && is_word(s[wend]) &&
-				       (s[wend] < 0xc2 || !usep(&t, wend))) {
-					digit |= is_digit(s[wend]);
-					hash = hash_step(hash, fold(s[wend++]));
+				for (;;) {
+					while (wend < n && is_alnum(s[wend])) {
+						digit |= is_digit(s[wend]);
+						hash = hash_step(hash,
+								 fold(s[wend++]));
+					}
+					if (wend < n && s[wend] >= 0x80 &&
+					    !usep(&t, wend))
+						hash = hash_step(hash, s[wend++]);
+					else
+						break;
 				}
 			} else {
-				while (wend < n && is_word(s[wend]) &&
-				       (s[wend] < 0xc2 || !usep(&t, wend)))
-					digit |= is_digit(s[wend++]);
+				/* ASCII letters and digits fast, then one
+				 * non-ASCII byte at a time. */
+				for (;;) {
+					while (wend < n && is_alnum(s[wend]))
+						digit |= is_digit(s[wend++]);
+					if (wend < n && s[wend] >= 0x80 &&
+					    !usep(&t, wend))
+						wend++;
+					else
+						break;
+				}
 			}
 			/* "90+", the age label, is never detected again;
 			 * nor is the age phrase it begins ("90+-year-old"),
