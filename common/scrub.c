@@ -321,32 +321,46 @@ static size_t ordinal(const struct tx *t, size_t p)
 }
 
 /* T10:20, T10:20:30, T10:20:30.123, then Z or +01:00 / -0500. */
+/* The longest of T10:20, T10:20:30, T10:20:30.123, then Z or +01:00 /
+ * -0500 that ends on a word boundary, so that a part a first pass turned
+ * into a label cannot change it; p if none. */
 static size_t iso_time(const struct tx *t, size_t p)
 {
-	size_t q, k;
+	size_t q, k, best = p;
 
 	if (at(t, p) != 'T' || digs(t, p + 1) != 2 || at(t, p + 3) != ':' ||
 	    digs(t, p + 4) != 2)
 		return p;
 	q = p + 6;
+	if (bnd(t, q))
+		best = q;
 	if (at(t, q) == ':' && digs(t, q + 1) == 2) {
 		q += 3;
-		if (at(t, q) == '.' && (k = digs(t, q + 1)) > 0)
+		if (bnd(t, q))
+			best = q;
+		if (at(t, q) == '.' && (k = digs(t, q + 1)) > 0) {
 			q += 1 + k;
-	}
-	if (at(t, q) == 'Z') {
-		q++;
-	} else if (one_of(at(t, q), "+-") && digs(t, q + 1) >= 2) {
-		k = digs(t, q + 1);
-		if (k == 4) {
-			q += 5;
-		} else if (k == 2) {
-			q += 3;
-			if (at(t, q) == ':' && digs(t, q + 1) == 2)
-				q += 3;
+			if (bnd(t, q))
+				best = q;
 		}
 	}
-	return q;
+	if (at(t, q) == 'Z') {
+		if (bnd(t, q + 1))
+			best = q + 1;
+	} else if (one_of(at(t, q), "+-") && digs(t, q + 1) >= 2) {
+		k = digs(t, q + 1);
+		if (k == 4 && bnd(t, q + 5)) {
+			best = q + 5;
+		} else if (k == 2) {
+			q += 3;
+			if (bnd(t, q))
+				best = q;
+			if (at(t, q) == ':' && digs(t, q + 1) == 2 &&
+			    bnd(t, q + 3))
+				best = q + 3;
+		}
+	}
+	return best;
 }
 
 /* Day first, month by name: 31 January 2020, 31st of Jan 2020,
@@ -1631,7 +1645,7 @@ size_t scrub_text(struct scrub *sc, const char *in, size_t n,
 			if (c == '9' && wend - i == 2 && s[i + 1] == '0' &&
 			    wend < n && s[wend] == '+') {
 				size_t e = age_suffix(&t, wend + 1);
-				i = e ? e : wend + 1;
+				i = e && bnd(&t, e) ? e : wend + 1;
 				continue;
 			}
 			if (pend.end && pend.start <= i) {

@@ -93,6 +93,7 @@ static const char *const cases[][2] = {
 	{ "by 2020-01", "by [DATE]" },
 	{ "in 3/2019", "in [DATE]" },
 	{ "2020-01-31x", "[ID]" },
+	{ "2020-01-31T10:20:30Zxx", "[DATE]:30Zxx" },
 	{ "2020-01-[ID]", NULL },
 	{ "on March 3 she", "on [DATE] she" },
 	{ "on 5 June he", "on [DATE] he" },
@@ -305,6 +306,8 @@ static void known_cases(void)
 	scrub_add_known(sc, "Jim 90", 6, "NAME");
 	same("Jim 93yo", "[NAME] 90+yo");
 	same("Jim 90+yo", "[NAME] 90+yo");
+	scrub_add_known(sc, "\xde\xdf", 2, "NAME");
+	same("Age: 204+-year-old\xde\xdf", "Age: 90+-year-old\xde\xdf");
 
 	scrub_clear_known(sc);
 	keep("Seen John Smith today");
