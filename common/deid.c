@@ -1061,10 +1061,28 @@ static void collect_known(struct tls *t, const struct prule *ru, int v,
 	if (ru->method != DM_REDACT && ru->method != DM_PSEUDO &&
 	    ru->method != DM_ENCRYPT && ru->method != DM_MASK)
 		return;
+	/* Codes, systems and titles are not identifiers: "MR" (a type
+	 * code) must not turn every "Mr." of a note into a label. */
+	const struct pnode *leaf = &t->pt.v[t->stack[sp].node];
+	static const char *const not_ids[] = {
+		"system", "code", "use", "url", "version", "unit", "status",
+		"prefix", "suffix", "type", "rank",
+	};
+	if (leaf->key)
+		for (size_t i = 0; i < sizeof not_ids / sizeof *not_ids; i++)
+			if (!strcmp(leaf->key, not_ids[i]))
+				return;
 	size_t n;
 	const char *p = leaf_text(t, v, &n);
 	if (n < 2 || n > 256 || looks_like_reference(p, n))
 		return;
+	if (n <= 3) {
+		size_t up = 0;
+		for (size_t i = 0; i < n; i++)
+			up += p[i] >= 'A' && p[i] <= 'Z';
+		if (up == n)
+			return;
+	}
 	const char *kind = "ID";
 	for (size_t i = 1; i <= sp; i++) {
 		struct pnode *nd = &t->pt.v[t->stack[i].node];
