@@ -30,6 +30,7 @@ struct pnode {
 	int rule;                /* best path rule, -1 none */
 	int resolved;
 	int label;               /* 0 unknown, 1 none, 2 name, 3 address */
+	int notid;               /* 0 unknown, 1 may hold an id, 2 a code */
 	unsigned long long dropped;
 };
 
@@ -45,8 +46,21 @@ struct frame {
 	int ftype;
 };
 
+/* Recently seen values and their tokens: ids repeat (a patient's id in
+ * every record of theirs), and a lookup is cheaper than an HMAC. */
+#define TCACHE 1024
+#define TCACHE_MAX 64
+struct tcache {
+	uint8_t len;             /* 0 empty */
+	char v[TCACHE_MAX];
+	char tok[DEID_TOKEN_LEN + 1];
+	int shift_ok;
+	int shift;
+};
+
 struct tls {
 	struct deid *d;
+	struct tcache *tc;
 	struct rec r;
 	struct crypto_hmac *mac;
 	struct scrub *sc;
@@ -66,6 +80,9 @@ struct tls {
 	 * "" at pos in the output, filled in when the walk is done. */
 	struct defer { size_t pos; int v; } *dv;
 	size_t ndv, dvalloc;
+	/* The record's identifiers, for the scrubber. */
+	struct known { int v; const char *kind; } *kv;
+	size_t nkv, kvalloc;
 	size_t vault_mark;
 	struct deid_counts c;
 };
@@ -136,6 +153,34 @@ static void token_of(struct crypto_hmac *h, const char *v, size_t n,
 	}
 	out[o] = '\0';
 	crypto_wipe(md, sizeof md);
+}
+
+static struct tcache *tcache_slot(struct tls *t, const char *v, size_t n)
+{
+	if (n == 0 || n > TCACHE_MAX)
+		return NULL;
+	uint64_t h = 0xcbf29ce484222325ULL;
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ (unsigned char)v[i]) * 0x100000001b3ULL;
+	return &t->tc[h & (TCACHE - 1)];
+}
+
+/* token_of under the thread's key, through the cache. */
+static void tok_cached(struct tls *t, const char *v, size_t n,
+		       char out[DEID_TOKEN_LEN + 1])
+{
+	struct tcache *c = tcache_slot(t, v, n);
+	if (c && c->len == n && !memcmp(c->v, v, n)) {
+		memcpy(out, c->tok, DEID_TOKEN_LEN + 1);
+		return;
+	}
+	token_of(t->mac, v, n, out);
+	if (c) {
+		c->len = (uint8_t)n;
+		memcpy(c->v, v, n);
+		memcpy(c->tok, out, DEID_TOKEN_LEN + 1);
+		c->shift_ok = 0;
+	}
 }
 
 void deid_token(struct deid *d, const char *v, size_t n,
@@ -600,7 +645,7 @@ static const char *leaf_text(struct tls *t, int v, size_t *n)
 static void do_token(struct tls *t, const char *p, size_t n, struct buf *o)
 {
 	char tok[DEID_TOKEN_LEN + 1];
-	token_of(t->mac, p, n, tok);
+	tok_cached(t, p, n, tok);
 	buf_addch(o, '"');
 	buf_add(o, tok, DEID_TOKEN_LEN);
 	buf_addch(o, '"');
@@ -633,7 +678,7 @@ static void do_reference(struct tls *t, const char *p, size_t n,
 	if (n && p[0] == '#') {
 		buf_add(b, p, n);
 	} else if (n > 9 && !memcmp(p, "urn:uuid:", 9)) {
-		token_of(t->mac, p + 9, n - 9, tok);
+		tok_cached(t, p + 9, n - 9, tok);
 		buf_addstr(b, "urn:uuid:");
 		buf_addstr(b, tok);
 	} else if (memchr(p, '?', n)) {
@@ -641,7 +686,7 @@ static void do_reference(struct tls *t, const char *p, size_t n,
 		const char *bar = memchr(q, '|', n - (size_t)(q - p));
 		const char *eq = memchr(q, '=', n - (size_t)(q - p));
 		const char *cut = bar ? bar + 1 : eq ? eq + 1 : q + 1;
-		token_of(t->mac, cut, n - (size_t)(cut - p), tok);
+		tok_cached(t, cut, n - (size_t)(cut - p), tok);
 		buf_add(b, p, (size_t)(cut - p));
 		buf_addstr(b, tok);
 	} else {
@@ -667,12 +712,12 @@ static void do_reference(struct tls *t, const char *p, size_t n,
 		}
 		if (slash && slash + 1 < p + end &&
 		    upper_alpha(ts, (size_t)(slash - ts))) {
-			token_of(t->mac, slash + 1,
+			tok_cached(t, slash + 1,
 				 end - (size_t)(slash + 1 - p), tok);
 			buf_add(b, ts, (size_t)(slash - ts) + 1);
 			buf_addstr(b, tok);
 		} else {
-			token_of(t->mac, p, n, tok);
+			tok_cached(t, p, n, tok);
 			buf_addstr(b, tok);
 		}
 	}
@@ -997,7 +1042,7 @@ static void apply_leaf(struct tls *t, const struct prule *ru, int v,
 			do_token(t, p, n, o);
 		if (ru->method == DM_ENCRYPT && t->pout) {
 			/* token, then the original, for the vault */
-			token_of(t->mac, p, n, tok);
+			tok_cached(t, p, n, tok);
 			struct buf *a = &t->pout->aux;
 			uint32_t len = (uint32_t)n;
 			buf_add(a, tok, DEID_TOKEN_LEN);
@@ -1063,18 +1108,38 @@ static void collect_known(struct tls *t, const struct prule *ru, int v,
 		return;
 	/* Codes, systems and titles are not identifiers: "MR" (a type
 	 * code) must not turn every "Mr." of a note into a label. */
-	const struct pnode *leaf = &t->pt.v[t->stack[sp].node];
-	static const char *const not_ids[] = {
-		"system", "code", "use", "url", "version", "unit", "status",
-		"prefix", "suffix", "type", "rank",
-	};
-	if (leaf->key)
-		for (size_t i = 0; i < sizeof not_ids / sizeof *not_ids; i++)
+	struct pnode *leaf = &t->pt.v[t->stack[sp].node];
+	if (!leaf->notid) {
+		static const char *const not_ids[] = {
+			"system", "code", "use", "url", "version", "unit",
+			"status", "prefix", "suffix", "type", "rank",
+		};
+		leaf->notid = 1;
+		for (size_t i = 0; leaf->key &&
+		     i < sizeof not_ids / sizeof *not_ids; i++)
 			if (!strcmp(leaf->key, not_ids[i]))
-				return;
+				leaf->notid = 2;
+	}
+	if (leaf->notid == 2)
+		return;
 	size_t n;
 	const char *p = leaf_text(t, v, &n);
 	if (n < 2 || n > 256 || looks_like_reference(p, n))
+		return;
+	/* What the scrubber's detectors find anyway (e-mail, any run of
+	 * five digits, a phone or SSN) need not be known. */
+	if (memchr(p, '@', n))
+		return;
+	size_t run = 0, digits = 0, other = 0;
+	for (size_t i = 0; i < n && run < 5; i++) {
+		if (p[i] >= '0' && p[i] <= '9')
+			run++, digits++;
+		else
+			run = 0, other += !(p[i] == ' ' || p[i] == '(' ||
+					    p[i] == ')' || p[i] == '-' ||
+					    p[i] == '.' || p[i] == '+');
+	}
+	if (run >= 5 || (!other && digits >= 7))
 		return;
 	if (n <= 3) {
 		size_t up = 0;
@@ -1103,6 +1168,13 @@ static void collect_known(struct tls *t, const struct prule *ru, int v,
 						   !strcmp(f->key, "9"))) ||
 		     (!strcmp(seg->key, "NK1") && !strcmp(f->key, "2"))))
 			kind = "NAME";
+	}
+	if (!t->scan) {
+		/* Only a record with text to scrub needs them: noted now,
+		 * handed to the scrubber at the end of the walk. */
+		XGROW(t->kv, t->kvalloc, t->nkv + 1);
+		t->kv[t->nkv++] = (struct known){ v, kind };
+		return;
 	}
 	if (t->scan) {
 		/* pass 1: kind letter, length, bytes; see scan_map() */
@@ -1236,7 +1308,7 @@ static int walk(struct tls *t, int v, uint32_t node, size_t sp,
 			if (t->d->has_scrub && vt == REC_OBJECT) {
 				int was = t->collect;
 				size_t dmark = t->nd;
-				t->collect = 1;
+				t->collect = 2;
 				walk_object(t, v, node, sp, &pf->rules[tr], 1,
 					    &t->out);
 				buf_reset(&t->out);
@@ -1526,14 +1598,23 @@ static void map(void *ctx, void *tl, const char *line, size_t len,
 	t->have_patient = find_patient(t, m, &t->tmp2);
 	if (t->have_patient) {
 		/* the raw id is PHI: it lives only in tmp2, reset below */
-		char raw[DEID_TOKEN_LEN + 1];
-		token_of(t->mac, t->tmp2.data, t->tmp2.len, raw);
-		memcpy(t->ptoken, raw, sizeof raw);
-		uint64_t h = mac64(t->mac, "shift", t->tmp2.data,
-				   t->tmp2.len);
-		int span = d->prof->shift_days;
-		int off = (int)(h % (uint64_t)(2 * span)) - span;
-		t->shift = off >= 0 ? off + 1 : off;
+		tok_cached(t, t->tmp2.data, t->tmp2.len, t->ptoken);
+		struct tcache *c = tcache_slot(t, t->tmp2.data, t->tmp2.len);
+		if (c && c->shift_ok && c->len == t->tmp2.len &&
+		    !memcmp(c->v, t->tmp2.data, c->len)) {
+			t->shift = c->shift;
+		} else {
+			uint64_t h = mac64(t->mac, "shift", t->tmp2.data,
+					   t->tmp2.len);
+			int span = d->prof->shift_days;
+			int off = (int)(h % (uint64_t)(2 * span)) - span;
+			t->shift = off >= 0 ? off + 1 : off;
+			if (c && c->len == t->tmp2.len &&
+			    !memcmp(c->v, t->tmp2.data, c->len)) {
+				c->shift = t->shift;
+				c->shift_ok = 1;
+			}
+		}
 		crypto_wipe(t->tmp2.data, t->tmp2.len);
 	}
 	uint32_t root = (uint32_t)t->kind;
@@ -1553,33 +1634,42 @@ static void map(void *ctx, void *tl, const char *line, size_t len,
 	struct buf *o = &out->data;
 	size_t off0 = o->len;
 	t->ndv = 0;
-	if (d->has_scrub) {
-		scrub_clear_known(t->sc);
-		if (t->have_patient && d->npk)
-			pk_add_known(t);
-	}
+	t->nkv = 0;
 	if (!walk_object(t, 0, start, 0, NULL, 0, o))
 		buf_addch(o, '{');
 	else
 		buf_truncate(o, o->len - 1);   /* reopen: the envelope */
 	if (t->ndv) {
+		scrub_clear_known(t->sc);
+		if (t->have_patient && d->npk)
+			pk_add_known(t);
+		for (size_t i = 0; i < t->nkv; i++) {
+			size_t n;
+			const char *p = leaf_text(t, t->kv[i].v, &n);
+			scrub_add_known(t->sc, p, n, t->kv[i].kind);
+		}
 		/* Now that every identifier of the record is known, the
 		 * text: splice it in where the placeholders are. */
 		struct buf *w = &t->out;
 		buf_reset(w);
-		size_t at = off0;
+		size_t at = off0, first = 0;
 		for (size_t i = 0; i < t->ndv; i++) {
 			size_t pos = t->dv[i].pos;
 			if (pos < at || pos + 2 > o->len ||
 			    memcmp(o->data + pos, "\"\"", 2))
 				continue;
-			buf_add(w, o->data + at, pos - at);
+			if (!w->len && at == off0)
+				first = pos;    /* bytes before stay put */
+			else
+				buf_add(w, o->data + at, pos - at);
 			do_scrub(t, t->dv[i].v, w);
 			at = pos + 2;
 		}
-		buf_add(w, o->data + at, o->len - at);
-		buf_truncate(o, off0);
-		buf_add(o, w->data, w->len);
+		if (at != off0) {
+			buf_add(w, o->data + at, o->len - at);
+			buf_truncate(o, first);
+			buf_add(o, w->data, w->len);
+		}
 		buf_reset(w);
 	}
 	if (o->len > off0 + 1)
@@ -1641,6 +1731,22 @@ static void scan_map(void *ctx, void *tl, const char *line, size_t len,
 	struct mlk_error e = MLK_ERROR_INIT;
 	(void)ctx;
 	(void)offset;
+	/* Most lines describe no patient: look before parsing.  mlk-ingest
+	 * writes resourceType and the HL7 summary first. */
+	static const char rt[] = "{\"resourceType\":\"";
+	static const char hl[] = "{\"message_type\":";
+	size_t rl = sizeof rt - 1;
+	int maybe = (len > rl + 7 && !memcmp(line, rt, rl) &&
+		     (!memcmp(line + rl, "Patient\"", 8) ||
+		      (len > rl + 14 && !memcmp(line + rl, "RelatedPerson\"",
+						14)))) ||
+		    (len > sizeof hl && !memcmp(line, hl, sizeof hl - 1)) ||
+		    ((len < rl || memcmp(line, rt, rl)) &&
+		     (memmem(line, len, "\"resourceType\":\"Patient\"", 25) ||
+		      memmem(line, len, "\"csv:patients\"", 14) ||
+		      memmem(line, len, "\"MSH\":[", 7)));
+	if (!maybe)
+		return;
 	if (rec_parse(&t->r, line, len, &e) != MLK_OK)
 		return;
 	int m = rec_get(&t->r, 0, "_mlk");
@@ -1773,6 +1879,7 @@ static void *tls_new(void *ctx)
 	t->d = d;
 	rec_init(&t->r);
 	t->mac = crypto_hmac_dup(d->mac);
+	t->tc = xcalloc(TCACHE, sizeof *t->tc);
 	t->sc = scrub_new(SCRUB_ALL);
 	ptab_init(&t->pt);
 	return t;
@@ -1858,6 +1965,10 @@ static void tls_release(struct tls *t)
 	buf_release(&t->out);
 	free(t->drops);
 	free(t->dv);
+	free(t->kv);
+	/* the cache holds ids as they came: wipe them */
+	crypto_wipe(t->tc, TCACHE * sizeof *t->tc);
+	free(t->tc);
 	free(t);
 }
 
