@@ -95,6 +95,8 @@ struct deid {
 	int has_encrypt;
 	size_t *type_rules;      /* the datatype and value rules */
 	size_t ntype;
+	size_t *value_rules;     /* the value rules alone */
+	size_t nvalue;
 	/* Patient scan: identifiers of each patient (by token), from the
 	 * records that describe patients, for the scrubber. */
 	struct pknown { char token[DEID_TOKEN_LEN + 1]; struct buf vals; }
@@ -583,8 +585,11 @@ static int best_type_rule(struct tls *t, size_t sp, int v)
 	const struct rec *r = &t->r;
 	int best = -1, bs = -1;
 	int vt = rec_type(r, v);
-	for (size_t ti = 0; ti < t->d->ntype; ti++) {
-		size_t i = t->d->type_rules[ti];
+	const size_t *list = t->kind == RK_FHIR ? t->d->type_rules
+						: t->d->value_rules;
+	size_t nl = t->kind == RK_FHIR ? t->d->ntype : t->d->nvalue;
+	for (size_t ti = 0; ti < nl; ti++) {
+		size_t i = list[ti];
 		const struct prule *ru = &pf->rules[i];
 		if (ru->vkind && vt != REC_STRING)
 			continue;
@@ -1021,9 +1026,13 @@ static void apply_leaf(struct tls *t, const struct prule *ru, int v,
 		return;
 	case DM_KEEP:
 		if (vt == REC_STRING) {
-			buf_addch(o, '"');
-			buf_add(o, raw, rn);
-			buf_addch(o, '"');
+			buf_grow(o, rn + 2);
+			char *w = o->data + o->len;
+			*w = '"';
+			memcpy(w + 1, raw, rn);
+			w[rn + 1] = '"';
+			o->len += rn + 2;
+			o->data[o->len] = '\0';
 		} else {
 			buf_add(o, raw, rn);
 		}
@@ -1234,11 +1243,18 @@ static int walk_object(struct tls *t, int v, uint32_t node, size_t sp,
 			continue;
 		}
 		size_t before = o->len;
+		/* ,"key": in one go */
+		buf_grow(o, kn + 4);
+		char *w = o->data + o->len;
 		if (any)
-			buf_addch(o, ',');
-		buf_addch(o, '"');
-		buf_add(o, kp, kn);
-		buf_add(o, "\":", 2);
+			*w++ = ',';
+		*w++ = '"';
+		memcpy(w, kp, kn);
+		w += kn;
+		*w++ = '"';
+		*w++ = ':';
+		*w = '\0';
+		o->len = (size_t)(w - o->data);
 		t->stack[sp + 1].node = child;
 		if (walk(t, k + 1, child, sp + 1, eff, named, o))
 			any = 1;
@@ -2041,9 +2057,13 @@ struct deid *deid_new(const struct deid_params *p,
 	}
 	pthread_mutex_init(&d->lock, NULL);
 	d->type_rules = xcalloc(d->prof->nrules + 1, sizeof *d->type_rules);
+	d->value_rules = xcalloc(d->prof->nrules + 1,
+				 sizeof *d->value_rules);
 	for (size_t i = 0; i < d->prof->nrules; i++) {
 		if (d->prof->rules[i].ftype || d->prof->rules[i].vkind)
 			d->type_rules[d->ntype++] = i;
+		if (d->prof->rules[i].vkind)
+			d->value_rules[d->nvalue++] = i;
 		if (d->prof->rules[i].method == DM_SCRUB)
 			d->has_scrub = 1;
 		if (d->prof->rules[i].method == DM_ENCRYPT)
@@ -2076,6 +2096,7 @@ void deid_free(struct deid *d)
 		return;
 	crypto_hmac_free(d->mac);
 	free(d->type_rules);
+	free(d->value_rules);
 	for (size_t i = 0; i < d->pkslots; i++)
 		if (d->pk[i].token[0])
 			buf_release(&d->pk[i].vals);
