@@ -236,9 +236,24 @@ struct keyed {
 };
 
 /* The key: --key-file, else the lake's default key. */
+static void keyed_release(struct keyed *k);
+static int load_key1(const char *lakedir, const char *keyfile,
+		     struct keyed *k);
+
+/* Fills k, or releases what it got and returns the exit status. */
 static int load_key(const char *lakedir, const char *keyfile, struct keyed *k)
 {
+	int st = load_key1(lakedir, keyfile, k);
+	if (st != MLK_OK)
+		keyed_release(k);
+	return st;
+}
+
+static int load_key1(const char *lakedir, const char *keyfile,
+		     struct keyed *k)
+{
 	struct mlk_error e = MLK_ERROR_INIT;
+	memset(k, 0, sizeof *k);
 	enum mlk_status ls = lake_open(lakedir, &k->lake, &e);
 	if (ls == MLK_OK) {
 		k->have_lake = 1;
@@ -381,12 +396,9 @@ static int rehydrate(int argc, char **argv)
 		usage(MLK_USAGE);
 	}
 	struct keyed k;
-	memset(&k, 0, sizeof k);
 	int st = load_key(lakedir, NULL, &k);
-	if (st != MLK_OK) {
-		keyed_release(&k);
+	if (st != MLK_OK)
 		return st;
-	}
 	struct identity id;
 	struct mlk_error e = MLK_ERROR_INIT;
 	struct decision dec;
@@ -617,12 +629,9 @@ int main(int argc, char **argv)
 	const char *input = optind < argc ? argv[optind] : "-";
 
 	struct keyed k;
-	memset(&k, 0, sizeof k);
 	int st = load_key(lakedir, keyfile, &k);
-	if (st != MLK_OK) {
-		keyed_release(&k);
+	if (st != MLK_OK)
 		return st;
-	}
 	struct profile prof;
 	if (profile_load(profname, k.have_lake ? &k.lake : NULL, &prof, &e)
 	    != MLK_OK) {

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "ehr.h"
 #include "pmap.h"
 #include "record.h"
 #include "scrub.h"
@@ -1441,25 +1442,7 @@ static int ref_id(const struct rec *r, int i, struct buf *out)
 		return 0;
 	buf_reset(out);
 	rec_str(r, i, out);
-	const char *p = out->data ? out->data : "";
-	const char *hit = NULL, *q = p;
-	while ((q = strstr(q, "Patient/"))) {
-		hit = q;
-		q++;
-	}
-	size_t skip = 0;
-	if (hit)
-		skip = (size_t)(hit - p) + 8;
-	else if (out->len > 9 && !memcmp(p, "urn:uuid:", 9))
-		skip = 9;
-	else
-		return 0;
-	memmove(out->data, out->data + skip, out->len - skip);
-	buf_truncate(out, out->len - skip);
-	char *h = strchr(out->data, '/');
-	if (h)
-		buf_truncate(out, (size_t)(h - out->data));
-	return out->len > 0;
+	return ehr_patient_ref(out) && out->len > 0;
 }
 
 static int value_text(const struct rec *r, int i, struct buf *out)

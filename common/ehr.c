@@ -1089,3 +1089,26 @@ enum mlk_status ehr_parse(const char *path, int fd, enum ehr_format fmt,
 	src_close(&s);
 	return st;
 }
+
+int ehr_patient_ref(struct buf *b)
+{
+	const char *p = b->data ? b->data : "";
+	const char *hit = NULL, *q = p;
+	while ((q = strstr(q, "Patient/"))) {
+		hit = q;
+		q++;
+	}
+	size_t skip;
+	if (hit)
+		skip = (size_t)(hit - p) + 8;
+	else if (b->len > 9 && !memcmp(p, "urn:uuid:", 9))
+		skip = 9;
+	else
+		return 0;
+	memmove(b->data, b->data + skip, b->len - skip);
+	buf_truncate(b, b->len - skip);
+	char *h = strchr(b->data, '/');
+	if (h)
+		buf_truncate(b, (size_t)(h - b->data));
+	return 1;
+}

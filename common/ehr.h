@@ -28,6 +28,7 @@
 
 #include <stddef.h>
 
+#include "buf.h"
 #include "record.h"
 #include "status.h"
 #include "yamltree.h"
@@ -119,5 +120,13 @@ enum mlk_status ehr_parse(const char *path, int fd, enum ehr_format fmt,
 /* CSV table name from a file name: base name without extensions,
  * lowercased, characters outside [a-z0-9_] as '_'.  Caller frees. */
 char *ehr_table_name(const char *path);
+
+/*
+ * A FHIR reference to a patient, as text in b ("Patient/123",
+ * "https://x/fhir/Patient/123/_history/2", "urn:uuid:X"), cut down to
+ * the patient's id.  Returns 1 when it was such a reference; otherwise 0
+ * and b is left as it was.
+ */
+int ehr_patient_ref(struct buf *b);
 
 #endif

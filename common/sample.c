@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "ehr.h"
 #include "pmap.h"
 #include "record.h"
 #include "xalloc.h"
@@ -396,20 +397,7 @@ static int unit_reference(const struct rec *r, int i, struct buf *out)
 {
 	if (i < 0 || rec_type(r, i) != REC_STRING || !unit_value(r, i, out))
 		return 0;
-	const char *p = out->data, *hit = NULL, *q = p;
-	while ((q = strstr(q, "Patient/"))) {
-		hit = q;
-		q++;
-	}
-	size_t skip = 0;
-	if (hit)
-		skip = (size_t)(hit - p) + 8;
-	else if (out->len > 9 && !memcmp(p, "urn:uuid:", 9))
-		skip = 9;
-	if (skip) {
-		memmove(out->data, out->data + skip, out->len - skip);
-		buf_truncate(out, out->len - skip);
-	}
+	ehr_patient_ref(out);
 	return out->len > 0;
 }
 
