@@ -22,68 +22,13 @@
 # 0 PASS, 1 FAIL, 2 usage or missing tool.
 set -u
 
-root=$(cd "$(dirname "$0")/../.." && pwd)
-records=1000000
-seed=1
-bindir=$root/bin
-usage() {
-	echo "usage: sh scripts/bench/sample.sh [--records N] [--seed S] [--bin DIR]"
-}
-while [ $# -gt 0 ]; do
-	case $1 in
-	--records) [ $# -ge 2 ] || { usage >&2; exit 2; }; records=$2; shift 2 ;;
-	--seed) [ $# -ge 2 ] || { usage >&2; exit 2; }; seed=$2; shift 2 ;;
-	--bin) [ $# -ge 2 ] || { usage >&2; exit 2; }; bindir=$2; shift 2 ;;
-	-h|--help) usage; exit 0 ;;
-	*) usage >&2; exit 2 ;;
-	esac
-done
-case $records in ''|*[!0-9]*) echo "sample.sh: --records must be a number" >&2; exit 2 ;; esac
-case $bindir in /*) ;; *) bindir=$(pwd)/$bindir ;; esac
+. "$(dirname "$0")/lib.sh"
+bench_args sample.sh "$@"
 sample=$bindir/mlk-sample
 [ -x "$sample" ] || { echo "sample.sh: $sample not found (make, or --bin DIR)" >&2; exit 2; }
-for t in mlr shuf /usr/bin/time; do
-	command -v "$t" >/dev/null || { echo "sample.sh: $t not found (sh scripts/setup)" >&2; exit 2; }
-done
-
-cache=${MLK_BENCH_CACHE:-${TMPDIR:-/tmp}/mlk-bench}
-mkdir -p "$cache" || exit 2
-genhash=$(sha256sum "$root/scripts/gen-ehr" | cut -c1-12)
-input=$cache/flat-n$records-s$seed-$genhash.ndjson
-if [ ! -s "$input" ]; then
-	echo "generating $records flat records into $input"
-	tmp=$input.tmp.$$
-	python3 "$root/scripts/gen-ehr" --format flat --records "$records" \
-		--seed "$seed" >"$tmp" || { rm -f "$tmp"; exit 2; }
-	mv "$tmp" "$input"
-fi
-bytes=$(wc -c <"$input" | tr -d ' ')
-cat "$input" >/dev/null
-
-work=$(mktemp -d "${TMPDIR:-/tmp}/mlk-bench-sample.XXXXXX") || exit 2
-trap 'rm -rf "$work"' EXIT
-head -c 32 /dev/urandom >"$work/key" && chmod 600 "$work/key"
-now_ns() { date +%s%N; }
-
-# timed NAME CMD...: run CMD with stdout to $work/NAME.out; sets ns, rss
-timed() {
-	name=$1
-	shift
-	t0=$(now_ns)
-	/usr/bin/time -f %M -o "$work/$name.rss" "$@" >"$work/$name.out" \
-		2>"$work/$name.err"
-	rc=$?
-	t1=$(now_ns)
-	ns=$((t1 - t0))
-	rss=$(tail -n 1 "$work/$name.rss")
-	case $rss in ''|*[!0-9]*) rss=0 ;; esac
-	if [ "$rc" -ne 0 ]; then
-		echo "sample.sh: $name exited $rc" >&2
-		tail -n 5 "$work/$name.err" >&2
-		fail=1
-	fi
-}
-fail=0
+bench_tools mlr shuf /usr/bin/time
+bench_input flat
+bench_work sample
 
 timed mlk_strat "$sample" --key-file "$work/key" --stratify diagnosis_code \
 	--per-stratum 100 "$input"

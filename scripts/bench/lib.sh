@@ -1,0 +1,100 @@
+# lib.sh — what the benchmarks share; sourced by scripts/bench/*.sh.
+#
+#   . "$(dirname "$0")/lib.sh"
+#   bench_args NAME "$@"     --records N (default 1,000,000), --seed S
+#                            (default 1), --bin DIR (default bin/); sets
+#                            root, records, seed, bindir
+#   bench_tools T...         exit 2 unless every tool is on PATH
+#   bench_input FORMAT       synthetic records from scripts/gen-ehr, cached
+#                            under $MLK_BENCH_CACHE (default
+#                            ${TMPDIR:-/tmp}/mlk-bench) by N, S and the
+#                            generator's hash; sets input, bytes; read once
+#                            so that every run starts from the page cache
+#   bench_work NAME          a temporary folder, removed at exit, with a
+#                            fresh key (mode 0600); sets work
+#   timed NAME CMD...        run CMD with stdout to $work/NAME.out; sets
+#                            ns (wall time) and rss (peak KiB); a failure
+#                            sets fail=1
+
+bench_args() {
+	bench_name=$1
+	shift
+	root=$(cd "$(dirname "$0")/../.." && pwd)
+	records=1000000
+	seed=1
+	bindir=$root/bin
+	while [ $# -gt 0 ]; do
+		case $1 in
+		--records|--seed|--bin)
+			[ $# -ge 2 ] || { bench_usage >&2; exit 2; }
+			case $1 in
+			--records) records=$2 ;;
+			--seed) seed=$2 ;;
+			--bin) bindir=$2 ;;
+			esac
+			shift 2 ;;
+		-h|--help) bench_usage; exit 0 ;;
+		*) bench_usage >&2; exit 2 ;;
+		esac
+	done
+	case $records in
+	''|*[!0-9]*) echo "$bench_name: --records must be a number" >&2; exit 2 ;;
+	esac
+	case $bindir in /*) ;; *) bindir=$(pwd)/$bindir ;; esac
+	fail=0
+}
+
+bench_usage() {
+	echo "usage: sh scripts/bench/$bench_name [--records N] [--seed S] [--bin DIR]"
+}
+
+bench_tools() {
+	for t in "$@"; do
+		command -v "$t" >/dev/null || {
+			echo "$bench_name: $t not found (sh scripts/setup)" >&2
+			exit 2
+		}
+	done
+}
+
+bench_input() {
+	cache=${MLK_BENCH_CACHE:-${TMPDIR:-/tmp}/mlk-bench}
+	mkdir -p "$cache" || exit 2
+	genhash=$(sha256sum "$root/scripts/gen-ehr" | cut -c1-12)
+	input=$cache/$1-n$records-s$seed-$genhash.ndjson
+	if [ ! -s "$input" ]; then
+		echo "generating $records $1 records into $input"
+		tmp=$input.tmp.$$
+		python3 "$root/scripts/gen-ehr" --format "$1" --records "$records" \
+			--seed "$seed" >"$tmp" || { rm -f "$tmp"; exit 2; }
+		mv "$tmp" "$input"
+	fi
+	bytes=$(wc -c <"$input" | tr -d ' ')
+	cat "$input" >/dev/null
+}
+
+bench_work() {
+	work=$(mktemp -d "${TMPDIR:-/tmp}/mlk-bench-$1.XXXXXX") || exit 2
+	trap 'rm -rf "$work"' EXIT
+	head -c 32 /dev/urandom >"$work/key" && chmod 600 "$work/key"
+}
+
+now_ns() { date +%s%N; }
+
+timed() {
+	name=$1
+	shift
+	t0=$(now_ns)
+	/usr/bin/time -f %M -o "$work/$name.rss" "$@" >"$work/$name.out" \
+		2>"$work/$name.err"
+	rc=$?
+	t1=$(now_ns)
+	ns=$((t1 - t0))
+	rss=$(tail -n 1 "$work/$name.rss")
+	case $rss in ''|*[!0-9]*) rss=0 ;; esac
+	if [ "$rc" -ne 0 ]; then
+		echo "$bench_name: $name exited $rc" >&2
+		tail -n 5 "$work/$name.err" >&2
+		fail=1
+	fi
+}
