@@ -1730,20 +1730,24 @@ static void scan_map(void *ctx, void *tl, const char *line, size_t len,
 	struct mlk_error e = MLK_ERROR_INIT;
 	(void)ctx;
 	(void)offset;
-	/* Most lines describe no patient: look before parsing.  mlk-ingest
-	 * writes resourceType and the HL7 summary first. */
+	/* Most lines describe no patient: look before parsing.  A FHIR
+	 * resource names its type first, mlk-ingest's records name theirs
+	 * in the envelope, which comes last. */
 	static const char rt[] = "{\"resourceType\":\"";
-	static const char hl[] = "{\"message_type\":";
 	size_t rl = sizeof rt - 1;
+	size_t tail = len > 512 ? len - 512 : 0;
 	int maybe = (len > rl + 7 && !memcmp(line, rt, rl) &&
 		     (!memcmp(line + rl, "Patient\"", 8) ||
 		      (len > rl + 14 && !memcmp(line + rl, "RelatedPerson\"",
 						14)))) ||
-		    (len > sizeof hl && !memcmp(line, hl, sizeof hl - 1)) ||
-		    ((len < rl || memcmp(line, rt, rl)) &&
-		     (memmem(line, len, "\"resourceType\":\"Patient\"", 25) ||
-		      memmem(line, len, "\"csv:patients\"", 14) ||
-		      memmem(line, len, "\"MSH\":[", 7)));
+		    memmem(line + tail, len - tail, "\"type\":\"fhir:Patient\"",
+			   21) ||
+		    memmem(line + tail, len - tail, "\"type\":\"csv:patients\"",
+			   21) ||
+		    memmem(line + tail, len - tail,
+			   "\"type\":\"fhir:RelatedPerson\"", 27) ||
+		    memmem(line + tail, len - tail, "\"type\":\"hl7v2:", 14) ||
+		    (len > 18 && !memcmp(line, "{\"message_type\":", 16));
 	if (!maybe)
 		return;
 	if (rec_parse(&t->r, line, len, &e) != MLK_OK)
