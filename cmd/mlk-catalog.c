@@ -1,5 +1,7 @@
 /*
- * mlk-catalog — the lake's front door.  So far: init, which creates a lake.
+ * mlk-catalog — the lake's front door: creates a lake, keeps its dataset
+ * descriptors (add, set, show, list, search, refresh, reindex) and reads
+ * a dataset's records back out with partition pruning (scan).
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -7,20 +9,41 @@
 #include <string.h>
 
 #include "audit.h"
+#include "buf.h"
+#include "catalog.h"
 #include "lake.h"
 #include "policy.h"
+#include "record.h"
+#include "scan.h"
 #include "status.h"
+#include "xalloc.h"
 #include "banned.h"
 
 static const char usage_text[] =
 "usage: mlk-catalog init DIR\n"
+"       mlk-catalog [--lake DIR] add DATASET [KEY=VALUE ...]\n"
+"       mlk-catalog [--lake DIR] set DATASET KEY=VALUE ...\n"
+"       mlk-catalog [--lake DIR] show DATASET\n"
+"       mlk-catalog [--lake DIR] list\n"
+"       mlk-catalog [--lake DIR] search TERM ...\n"
+"       mlk-catalog [--lake DIR] refresh DATASET\n"
+"       mlk-catalog [--lake DIR] reindex\n"
+"       mlk-catalog [--lake DIR] scan ZONE/DATASET [--where CONDITIONS]\n"
+"                   [--purpose TEXT]\n"
 "\n"
-"Create a lake in DIR: mlk.yaml, policy.yaml (owned by you), vocab.yaml,\n"
-"the zone folders, and keys/ with a fresh 256-bit pseudonym key (0600).\n"
+"Create a lake; describe its datasets in catalog/datasets/*.yaml and find\n"
+"them (TERM: KEY=VALUE or free text, through vocab.yaml); read a dataset's\n"
+"records back with only the partitions --where allows ('year>=2022').\n"
 "\n"
+"  --lake DIR            the lake (else $MLK_LAKE, else the nearest one)\n"
+"  --where CONDITIONS    KEY OP VALUE ..., OP one of = != < <= > >=\n"
+"  --purpose TEXT        why, for the audit log\n"
 "  --help, --version\n"
 "\n"
-"Exit status: 0 ok, 2 usage, 5 system error.  See mlk-catalog(1).\n";
+"Exit status: 0 ok, 2 usage, 3 denied, 4 integrity, 5 system error.\n"
+"See mlk-catalog(1) and mlk-catalog(5).\n";
+
+static const char *lakedir;
 
 static void usage(int status)
 {
@@ -73,9 +96,446 @@ static int cmd_init(int argc, char **argv)
 	return 0;
 }
 
+/* The lake and the caller, for every command after init. */
+struct ctx {
+	struct lake l;
+	struct identity id;
+};
+
+static int open_ctx(struct ctx *c)
+{
+	struct mlk_error e = MLK_ERROR_INIT;
+	if (lake_open(lakedir, &c->l, &e) != MLK_OK) {
+		mlk_error_print(mlk_progname, &e);
+		return e.status;
+	}
+	if (policy_identity(&c->l, &c->id, &e) != MLK_OK) {
+		mlk_error_print(mlk_progname, &e);
+		lake_close(&c->l);
+		return e.status;
+	}
+	return 0;
+}
+
+static void close_ctx(struct ctx *c)
+{
+	identity_release(&c->id);
+	lake_close(&c->l);
+}
+
+static int check_dataset(const char *ds)
+{
+	if (!lake_dataset_valid(ds)) {
+		mlk_warn("'%s' is not a valid dataset name", ds);
+		return MLK_USAGE;
+	}
+	return 0;
+}
+
+static int audit(struct ctx *c, const char *action, const char *purpose,
+		 const char *zone, const char *ds, const struct decision *d,
+		 const char *outputs, const char *detail, int status)
+{
+	struct mlk_error e = MLK_ERROR_INIT;
+	struct audit_event ev = { "mlk-catalog", action, purpose, zone, ds, d,
+				  NULL, outputs, detail, status };
+	if (audit_append(&c->l, &c->id, &ev, &e) != MLK_OK) {
+		mlk_error_print(mlk_progname, &e);
+		return e.status;
+	}
+	return status;
+}
+
+/*
+ * Editing a descriptor: the policy's admin action on the dataset, or
+ * being the descriptor's owner or steward.  Denials are audited.
+ */
+static int may_edit(struct ctx *c, const char *action, const char *ds,
+		    const struct ynode *desc, struct decision *d)
+{
+	struct mlk_error e = MLK_ERROR_INIT;
+	enum mlk_status s = policy_check(&c->l, &c->id, "admin", NULL, ds, d,
+					 &e);
+	if (s != MLK_OK) {
+		mlk_error_print(mlk_progname, &e);
+		audit(c, action, NULL, NULL, ds, d, NULL, NULL, MLK_DENIED);
+		return MLK_DENIED;
+	}
+	if (!d->allow && desc) {
+		const char *o = ynode_str(desc, "owner");
+		const char *st = ynode_str(desc, "steward");
+		if ((o && !strcmp(o, c->id.user)) ||
+		    (st && !strcmp(st, c->id.user))) {
+			d->allow = 1;
+			snprintf(d->rule, sizeof d->rule, "descriptor-%s",
+				 o && !strcmp(o, c->id.user) ? "owner"
+							     : "steward");
+		}
+	}
+	if (d->allow)
+		return 0;
+	audit(c, action, NULL, NULL, ds, d, NULL, NULL, MLK_DENIED);
+	mlk_warn("%s of %s denied for user '%s' by policy rule '%s'", action,
+		 ds, c->id.user, d->rule);
+	return MLK_DENIED;
+}
+
+/* The names of the keys a command set, for the audit log (not values). */
+static void keys_json(char **kv, int n, struct buf *out)
+{
+	buf_addstr(out, "{\"keys\":[");
+	for (int i = 0; i < n; i++) {
+		const char *eq = strchr(kv[i], '=');
+		if (i)
+			buf_addch(out, ',');
+		buf_add_json_str(out, kv[i],
+				 eq ? (size_t)(eq - kv[i]) : strlen(kv[i]));
+	}
+	buf_addstr(out, "]}");
+}
+
+static int save_and_audit(struct ctx *c, const char *action,
+			  const struct ynode *desc, const char *ds,
+			  const struct decision *d, const char *detail)
+{
+	struct mlk_error e = MLK_ERROR_INIT;
+	if (catalog_save(&c->l, desc, &e) != MLK_OK) {
+		mlk_error_print(mlk_progname, &e);
+		return e.status;
+	}
+	struct buf out = BUF_INIT;
+	buf_addstr(&out, "[{\"descriptor\":");
+	buf_add_json_cstr(&out, ds);
+	buf_addstr(&out, "}]");
+	int st = audit(c, action, NULL, NULL, ds, d, out.data, detail, 0);
+	buf_release(&out);
+	return st;
+}
+
+static void print_json(const struct ynode *desc)
+{
+	struct buf b = BUF_INIT;
+	catalog_json(desc, &b);
+	buf_addch(&b, '\n');
+	fwrite(b.data, 1, b.len, stdout);
+	buf_release(&b);
+}
+
+static int cmd_add_set(struct ctx *c, int add, int argc, char **argv)
+{
+	const char *action = add ? "catalog.add" : "catalog.set";
+	if (argc < 2 || (!add && argc < 3)) {
+		mlk_warn("%s takes a dataset and %sKEY=VALUE", argv[0],
+			 add ? "optionally " : "");
+		usage(MLK_USAGE);
+	}
+	const char *ds = argv[1];
+	int st = check_dataset(ds);
+	if (st)
+		return st;
+	struct mlk_error e = MLK_ERROR_INIT;
+	struct ynode *desc = NULL;
+	struct decision d;
+	time_t now = lake_now(&c->l);
+	if (add) {
+		if (catalog_exists(&c->l, ds)) {
+			mlk_warn("dataset '%s' is already in the catalog", ds);
+			return MLK_USAGE;
+		}
+		if ((st = may_edit(c, action, ds, NULL, &d)))
+			return st;
+		desc = catalog_new(ds, c->id.user, now);
+	} else {
+		if (catalog_load(&c->l, ds, &desc, &e) != MLK_OK) {
+			mlk_error_print(mlk_progname, &e);
+			return e.status;
+		}
+		if ((st = may_edit(c, action, ds, desc, &d))) {
+			ynode_free(desc);
+			return st;
+		}
+	}
+	for (int i = 2; i < argc; i++) {
+		if (catalog_set(desc, argv[i], &e) != MLK_OK) {
+			mlk_error_print(mlk_progname, &e);
+			ynode_free(desc);
+			return e.status;
+		}
+	}
+	/* A new descriptor starts from what the lake already holds. */
+	if (add && catalog_refresh(&c->l, desc, now, &e) != MLK_OK) {
+		mlk_error_print(mlk_progname, &e);
+		ynode_free(desc);
+		return e.status;
+	}
+	struct buf det = BUF_INIT;
+	keys_json(argv + 2, argc - 2, &det);
+	st = save_and_audit(c, action, desc, ds, &d, det.data);
+	buf_release(&det);
+	if (!st)
+		print_json(desc);
+	ynode_free(desc);
+	return st;
+}
+
+static int cmd_refresh(struct ctx *c, int argc, char **argv)
+{
+	if (argc != 2) {
+		mlk_warn("refresh takes one dataset");
+		usage(MLK_USAGE);
+	}
+	const char *ds = argv[1];
+	int st = check_dataset(ds);
+	if (st)
+		return st;
+	struct mlk_error e = MLK_ERROR_INIT;
+	struct ynode *desc = NULL;
+	struct decision d;
+	if (catalog_load(&c->l, ds, &desc, &e) != MLK_OK) {
+		mlk_error_print(mlk_progname, &e);
+		return e.status;
+	}
+	if ((st = may_edit(c, "catalog.refresh", ds, desc, &d)) == 0) {
+		if (catalog_refresh(&c->l, desc, lake_now(&c->l), &e) !=
+		    MLK_OK) {
+			mlk_error_print(mlk_progname, &e);
+			st = e.status;
+		} else {
+			st = save_and_audit(c, "catalog.refresh", desc, ds,
+					    &d, NULL);
+			if (!st)
+				print_json(desc);
+		}
+	}
+	ynode_free(desc);
+	return st;
+}
+
+static int cmd_show(struct ctx *c, int argc, char **argv)
+{
+	if (argc != 2) {
+		mlk_warn("show takes one dataset");
+		usage(MLK_USAGE);
+	}
+	int st = check_dataset(argv[1]);
+	if (st)
+		return st;
+	struct mlk_error e = MLK_ERROR_INIT;
+	struct ynode *desc = NULL;
+	if (catalog_load(&c->l, argv[1], &desc, &e) != MLK_OK) {
+		mlk_error_print(mlk_progname, &e);
+		return e.status;
+	}
+	if (mlk_isatty(1)) {
+		struct buf b = BUF_INIT;
+		catalog_yaml(desc, &b);
+		fwrite(b.data, 1, b.len, stdout);
+		buf_release(&b);
+	} else {
+		print_json(desc);
+	}
+	ynode_free(desc);
+	return 0;
+}
+
+static int cmd_reindex(struct ctx *c, int argc, char **argv)
+{
+	(void)argv;
+	if (argc != 1) {
+		mlk_warn("reindex takes no arguments");
+		usage(MLK_USAGE);
+	}
+	struct mlk_error e = MLK_ERROR_INIT;
+	size_t n = 0;
+	if (catalog_reindex(&c->l, &n, &e) != MLK_OK) {
+		mlk_error_print(mlk_progname, &e);
+		return e.status;
+	}
+	printf("{\"indexed\":%zu}\n", n);
+	return 0;
+}
+
+/* A table for a person at a terminal; NDJSON otherwise. */
+struct out {
+	int table;
+	unsigned long long n;
+	struct rec r;
+	struct buf tmp;
+};
+
+static void cell(struct out *o, const char *key, const char *sub, int width)
+{
+	int k = rec_get(&o->r, 0, key);
+	if (k >= 0 && sub)
+		k = rec_get(&o->r, k + 1, sub);
+	else if (k >= 0)
+		k = k + 1;
+	buf_reset(&o->tmp);
+	if (k >= 0 && rec_type(&o->r, k) == REC_STRING)
+		rec_str(&o->r, k, &o->tmp);
+	else if (k >= 0 && rec_type(&o->r, k) == REC_PRIMITIVE) {
+		size_t n;
+		const char *p = rec_raw(&o->r, k, &n);
+		buf_add(&o->tmp, p, n);
+	}
+	const char *s = o->tmp.data ? o->tmp.data : "";
+	if (width)
+		printf("%-*.*s ", width, width, s);
+	else
+		printf("%s\n", s);
+}
+
+static int out_line(void *ctx, const char *line, size_t len)
+{
+	struct out *o = ctx;
+	o->n++;
+	if (!o->table) {
+		fwrite(line, 1, len, stdout);
+		putchar('\n');
+		return 0;
+	}
+	struct mlk_error e = MLK_ERROR_INIT;
+	if (rec_parse(&o->r, line, len, &e) != MLK_OK)
+		return 0;
+	cell(o, "dataset", NULL, 24);
+	cell(o, "owner", NULL, 12);
+	cell(o, "sensitivity", NULL, 12);
+	cell(o, "derived", "records", 10);
+	cell(o, "description", NULL, 0);
+	return 0;
+}
+
+static int cmd_search(struct ctx *c, int argc, char **argv)
+{
+	int list = !strcmp(argv[0], "list");
+	if (list && argc != 1) {
+		mlk_warn("list takes no arguments; use search");
+		usage(MLK_USAGE);
+	}
+	if (!list && argc < 2) {
+		mlk_warn("search takes at least one term");
+		usage(MLK_USAGE);
+	}
+	struct mlk_error e = MLK_ERROR_INIT;
+	struct vocab v;
+	if (vocab_load(&c->l, &v, &e) != MLK_OK) {
+		mlk_error_print(mlk_progname, &e);
+		return e.status;
+	}
+	struct out o;
+	memset(&o, 0, sizeof o);
+	o.table = mlk_isatty(1);
+	rec_init(&o.r);
+	if (o.table)
+		printf("%-24s %-12s %-12s %-10s %s\n", "DATASET", "OWNER",
+		       "SENSITIVITY", "RECORDS", "DESCRIPTION");
+	enum mlk_status s = catalog_search(&c->l, &v, argv + 1,
+					   (size_t)(argc - 1), out_line, &o,
+					   &e);
+	if (s != MLK_OK)
+		mlk_error_print(mlk_progname, &e);
+	rec_release(&o.r);
+	buf_release(&o.tmp);
+	vocab_release(&v);
+	return s;
+}
+
+static int scan_out(void *ctx, const char *line, size_t len)
+{
+	(void)ctx;
+	if (fwrite(line, 1, len, stdout) != len)
+		return MLK_SYSTEM;
+	return 0;
+}
+
+static int cmd_scan(struct ctx *c, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "where", required_argument, NULL, 'w' },
+		{ "purpose", required_argument, NULL, 'p' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *where = NULL, *purpose = NULL;
+	int ch;
+	optind = 0;
+	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'w': where = optarg; break;
+		case 'p': purpose = optarg; break;
+		default:
+			mlk_warn("unknown option '%s'", argv[optind - 1]);
+			usage(MLK_USAGE);
+		}
+	}
+	if (argc - optind != 1) {
+		mlk_warn("scan takes one ZONE/DATASET");
+		usage(MLK_USAGE);
+	}
+	const char *arg = argv[optind];
+	const char *sl = strchr(arg, '/');
+	char zone[16] = "";
+	if (sl && (size_t)(sl - arg) < sizeof zone) {
+		memcpy(zone, arg, (size_t)(sl - arg));
+		zone[sl - arg] = '\0';
+	}
+	if (!sl || !lake_zone_valid(zone)) {
+		mlk_warn("'%s' does not start with a zone (raw, curated, "
+			 "training)", arg);
+		return MLK_USAGE;
+	}
+	const char *ds = sl + 1;
+	int st = check_dataset(ds);
+	if (st)
+		return st;
+	if (strcmp(zone, "raw")) {
+		mlk_warn("only the raw zone can be scanned so far");
+		return MLK_USAGE;
+	}
+	struct mlk_error e = MLK_ERROR_INIT;
+	struct scan_filter f;
+	if (scan_filter_parse(where ? where : "", &f, &e) != MLK_OK) {
+		mlk_error_print(mlk_progname, &e);
+		return e.status;
+	}
+	struct decision d;
+	if (policy_check(&c->l, &c->id, "read", zone, ds, &d, &e) != MLK_OK)
+		mlk_error_print(mlk_progname, &e);
+	if (!d.allow) {
+		audit(c, "read", purpose, zone, ds, &d, NULL, NULL,
+		      MLK_DENIED);
+		mlk_warn("read of %s/%s denied for user '%s' by policy rule "
+			 "'%s'", zone, ds, c->id.user, d.rule);
+		scan_filter_release(&f);
+		return MLK_DENIED;
+	}
+	struct scan_stats ss;
+	enum mlk_status s = scan_dataset(&c->l, ds, &f, scan_out, NULL, &ss,
+					 &e);
+	if (fflush(stdout) && s == MLK_OK)
+		s = mlk_error_errno(&e, NULL, "cannot write records");
+	if (s != MLK_OK)
+		mlk_error_print(mlk_progname, &e);
+	for (size_t i = 0; s == MLK_OK && i < f.n; i++) {
+		if (!f.c[i].seen && ss.files + ss.pruned) {
+			mlk_warn("'%s' is not a partition key of %s/%s",
+				 f.c[i].key, zone, ds);
+			s = MLK_USAGE;
+		}
+	}
+	char outputs[128], detail[160];
+	snprintf(outputs, sizeof outputs, "[{\"records\":%llu}]", ss.records);
+	snprintf(detail, sizeof detail,
+		 "{\"batches\":%llu,\"files\":%llu,\"pruned\":%llu}",
+		 ss.batches, ss.files, ss.pruned);
+	int ast = audit(c, "read", purpose, zone, ds, &d, outputs, detail, s);
+	scan_filter_release(&f);
+	return s ? (int)s : ast;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
+		{ "lake", required_argument, NULL, 'L' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -86,6 +546,7 @@ int main(int argc, char **argv)
 	/* Options end at the subcommand; it parses its own. */
 	while ((c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
 		switch (c) {
+		case 'L': lakedir = optarg; break;
 		case 'h': usage(0); break;
 		case 'V': puts("mlk-catalog " MLK_VERSION); return 0;
 		default:
@@ -98,9 +559,44 @@ int main(int argc, char **argv)
 		usage(MLK_USAGE);
 	}
 	const char *cmd = argv[optind];
+	int sub_argc = argc - optind;
+	char **sub_argv = argv + optind;
 	if (!strcmp(cmd, "init"))
-		return cmd_init(argc - optind, argv + optind);
-	mlk_warn("unknown command '%s'", cmd);
-	usage(MLK_USAGE);
-	return MLK_USAGE;
+		return cmd_init(sub_argc, sub_argv);
+	static const struct {
+		const char *name;
+		int (*fn)(struct ctx *, int, char **);
+	} cmds[] = {
+		{ "show", cmd_show },
+		{ "list", cmd_search },
+		{ "search", cmd_search },
+		{ "refresh", cmd_refresh },
+		{ "reindex", cmd_reindex },
+		{ "scan", cmd_scan },
+	};
+	int add = !strcmp(cmd, "add");
+	int found = add || !strcmp(cmd, "set");
+	for (size_t i = 0; !found && i < sizeof cmds / sizeof cmds[0]; i++)
+		found = !strcmp(cmd, cmds[i].name);
+	if (!found) {
+		mlk_warn("unknown command '%s'", cmd);
+		usage(MLK_USAGE);
+	}
+	struct ctx cx;
+	int st = open_ctx(&cx);
+	if (st)
+		return st;
+	if (add || !strcmp(cmd, "set")) {
+		st = cmd_add_set(&cx, add, sub_argc, sub_argv);
+	} else {
+		for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
+			if (!strcmp(cmd, cmds[i].name))
+				st = cmds[i].fn(&cx, sub_argc, sub_argv);
+	}
+	if (fflush(stdout) && !st) {
+		mlk_warn("cannot write to stdout");
+		st = MLK_SYSTEM;
+	}
+	close_ctx(&cx);
+	return st;
 }
