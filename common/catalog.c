@@ -956,6 +956,31 @@ static int icontains(const char *h, size_t hn, const char *needle)
 	return 0;
 }
 
+/*
+ * Can lowercase text needle occur in the lowercased JSON line h?  A
+ * needle that JSON would escape cannot be told this way: yes.
+ */
+static int may_occur(const char *h, size_t hn, const char *needle)
+{
+	size_t nn = strlen(needle);
+	for (size_t i = 0; i < nn; i++)
+		if ((unsigned char)needle[i] < 0x20 || needle[i] == '"' ||
+		    needle[i] == '\\')
+			return 1;
+	if (!nn)
+		return 1;
+	const char *p = h, *end = h + hn;
+	while ((size_t)(end - p) >= nn) {
+		p = memchr(p, needle[0], (size_t)(end - p) - nn + 1);
+		if (!p)
+			return 0;
+		if (!memcmp(p, needle, nn))
+			return 1;
+		p++;
+	}
+	return 0;
+}
+
 struct term {
 	char *key;             /* field filter, or NULL for free text */
 	char *val;             /* lowercase */
@@ -1042,7 +1067,7 @@ enum mlk_status catalog_search(const struct lake *l, const struct vocab *v,
 					    (size_t)(eq - terms[i]));
 		t[i].val = lower_dup(val, strlen(val));
 		t[i].pref = vocab_preferred(v, val, strlen(val));
-		if (t[i].pref && !eq) {
+		if (t[i].pref) {
 			for (size_t j = 0; j < v->n; j++) {
 				if (strcmp(v->pref[j], t[i].pref))
 					continue;
@@ -1052,6 +1077,16 @@ enum mlk_status catalog_search(const struct lake *l, const struct vocab *v,
 			}
 		}
 	}
+
+	/*
+	 * A line can only match when every term (or one of its synonyms)
+	 * occurs in it as text: a lowercased copy of the index lets
+	 * the scan skip most lines without parsing them.
+	 */
+	char *low = xmalloc(len + 1);
+	for (size_t i = 0; i < len; i++)
+		low[i] = (char)tolower((unsigned char)data[i]);
+	low[len] = '\0';
 
 	struct rec r;
 	rec_init(&r);
@@ -1063,8 +1098,18 @@ enum mlk_status catalog_search(const struct lake *l, const struct vocab *v,
 		size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
 		lineno++;
 		const char *line = p;
+		const char *lline = low + (p - data);
 		p += n + 1;
 		if (!n)
+			continue;
+		int maybe = 1;
+		for (size_t i = 0; maybe && i < nterms; i++) {
+			maybe = may_occur(lline, n, t[i].val);
+			for (size_t a = 0; !maybe && a < t[i].nalts; a++)
+				maybe = may_occur(lline, n,
+							  t[i].alts[a]);
+		}
+		if (!maybe)
 			continue;
 		if (rec_parse(&r, line, n, e) != MLK_OK) {
 			s = mlk_error_set(e, MLK_INTEGRITY,
@@ -1096,6 +1141,7 @@ enum mlk_status catalog_search(const struct lake *l, const struct vocab *v,
 	free(t);
 	buf_release(&tmp);
 	rec_release(&r);
+	free(low);
 	free(data);
 	return s;
 }
