@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "access.h"
 #include "audit.h"
 #include "buf.h"
 #include "catalog.h"
@@ -29,7 +30,12 @@ static const char usage_text[] =
 "       mlk-catalog [--lake DIR] refresh DATASET\n"
 "       mlk-catalog [--lake DIR] reindex\n"
 "       mlk-catalog [--lake DIR] scan ZONE/DATASET [--where CONDITIONS]\n"
-"                   [--purpose TEXT]\n"
+"                   [--purpose TEXT] [--project P]\n"
+"       mlk-catalog [--lake DIR] request DATASET --purpose TEXT [--project P]\n"
+"                   [--action ACTION] [--zone ZONE]\n"
+"       mlk-catalog [--lake DIR] approve REQUEST\n"
+"       mlk-catalog [--lake DIR] deny REQUEST\n"
+"       mlk-catalog [--lake DIR] grants [--user U]\n"
 "\n"
 "Create a lake; describe its datasets in catalog/datasets/*.yaml and find\n"
 "them (TERM: KEY=VALUE or free text, through vocab.yaml); read a dataset's\n"
@@ -37,7 +43,11 @@ static const char usage_text[] =
 "\n"
 "  --lake DIR            the lake (else $MLK_LAKE, else the nearest one)\n"
 "  --where CONDITIONS    KEY OP VALUE ..., OP one of = != < <= > >=\n"
-"  --purpose TEXT        why, for the audit log\n"
+"  --purpose TEXT        why, for the audit log (and grant conditions)\n"
+"  --project P           the project asked for, for grant conditions\n"
+"  --action ACTION       what a request asks for (read)\n"
+"  --zone ZONE           the zone a request is for (raw)\n"
+"  --user U              whose grants (you)\n"
 "  --help, --version\n"
 "\n"
 "Exit status: 0 ok, 2 usage, 3 denied, 4 integrity, 5 system error.\n"
@@ -143,7 +153,7 @@ static int audit(struct ctx *c, const char *action, const char *purpose,
 		mlk_error_print(mlk_progname, &e);
 		return e.status;
 	}
-	return status;
+	return 0;
 }
 
 /*
@@ -453,15 +463,17 @@ static int cmd_scan(struct ctx *c, int argc, char **argv)
 	static const struct option opts[] = {
 		{ "where", required_argument, NULL, 'w' },
 		{ "purpose", required_argument, NULL, 'p' },
+		{ "project", required_argument, NULL, 'P' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *where = NULL, *purpose = NULL;
+	const char *where = NULL, *purpose = NULL, *project = NULL;
 	int ch;
 	optind = 0;
 	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'w': where = optarg; break;
 		case 'p': purpose = optarg; break;
+		case 'P': project = optarg; break;
 		default:
 			mlk_warn("unknown option '%s'", argv[optind - 1]);
 			usage(MLK_USAGE);
@@ -498,7 +510,9 @@ static int cmd_scan(struct ctx *c, int argc, char **argv)
 		return e.status;
 	}
 	struct decision d;
-	if (policy_check(&c->l, &c->id, "read", zone, ds, &d, &e) != MLK_OK)
+	struct policy_ctx pc = { purpose, project };
+	if (policy_check_ctx(&c->l, &c->id, "read", zone, ds, &pc, &d, &e) !=
+	    MLK_OK)
 		mlk_error_print(mlk_progname, &e);
 	if (!d.allow) {
 		audit(c, "read", purpose, zone, ds, &d, NULL, NULL,
@@ -530,6 +544,263 @@ static int cmd_scan(struct ctx *c, int argc, char **argv)
 	int ast = audit(c, "read", purpose, zone, ds, &d, outputs, detail, s);
 	scan_filter_release(&f);
 	return s ? (int)s : ast;
+}
+
+static const char *const actions[] = {
+	"ingest", "read", "write", "export", "sandbox", "rehydrate",
+	"approve", "admin",
+};
+
+static int audit_request(struct ctx *c, const char *action,
+			 const struct access_req *r, const struct decision *d,
+			 int status)
+{
+	struct buf det = BUF_INIT;
+	buf_addstr(&det, "{\"request\":");
+	buf_add_json_cstr(&det, r->id);
+	buf_addstr(&det, ",\"action\":");
+	buf_add_json_cstr(&det, r->action);
+	buf_addstr(&det, ",\"status\":");
+	buf_add_json_cstr(&det, r->status);
+	if (r->project && *r->project) {
+		buf_addstr(&det, ",\"project\":");
+		buf_add_json_cstr(&det, r->project);
+	}
+	if (r->expires[0])
+		buf_addf(&det, ",\"expires\":\"%s\"", r->expires);
+	buf_addch(&det, '}');
+	int st = audit(c, action, r->purpose, r->zone, r->dataset, d, NULL,
+		       det.data, status);
+	buf_release(&det);
+	return st;
+}
+
+static void print_req(const struct access_req *r)
+{
+	struct buf b = BUF_INIT;
+	access_json(r, &b);
+	buf_addch(&b, '\n');
+	fwrite(b.data, 1, b.len, stdout);
+	buf_release(&b);
+}
+
+static void set_expiry(struct access_req *r, time_t now)
+{
+	lake_time_iso(now, r->decided);
+	lake_time_iso(now + (time_t)r->days * 86400, r->expires);
+}
+
+static int cmd_request(struct ctx *c, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "purpose", required_argument, NULL, 'p' },
+		{ "project", required_argument, NULL, 'P' },
+		{ "action", required_argument, NULL, 'a' },
+		{ "zone", required_argument, NULL, 'z' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *purpose = NULL, *project = NULL;
+	const char *action = "read", *zone = "raw";
+	int ch;
+	optind = 0;
+	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'p': purpose = optarg; break;
+		case 'P': project = optarg; break;
+		case 'a': action = optarg; break;
+		case 'z': zone = optarg; break;
+		default:
+			mlk_warn("unknown option '%s'", argv[optind - 1]);
+			usage(MLK_USAGE);
+		}
+	}
+	if (argc - optind != 1) {
+		mlk_warn("request takes one dataset");
+		usage(MLK_USAGE);
+	}
+	const char *ds = argv[optind];
+	int st = check_dataset(ds);
+	if (st)
+		return st;
+	if (!purpose || !*purpose) {
+		mlk_warn("a request needs --purpose");
+		return MLK_USAGE;
+	}
+	int known = 0;
+	for (size_t i = 0; i < sizeof actions / sizeof actions[0]; i++)
+		known |= !strcmp(action, actions[i]);
+	if (!known) {
+		mlk_warn("unknown action '%s'", action);
+		return MLK_USAGE;
+	}
+	if (!lake_zone_valid(zone)) {
+		mlk_warn("unknown zone '%s'", zone);
+		return MLK_USAGE;
+	}
+	struct mlk_error e = MLK_ERROR_INIT;
+	struct policy_ctx pc = { purpose, project };
+	struct request_decision rd;
+	if (policy_request(&c->l, &c->id, action, zone, ds, &pc, &rd, &e) !=
+	    MLK_OK)
+		mlk_error_print(mlk_progname, &e);
+	time_t now = lake_now(&c->l);
+	struct access_req r;
+	memset(&r, 0, sizeof r);
+	r.user = xstrdup(c->id.user);
+	r.action = xstrdup(action);
+	r.zone = xstrdup(zone);
+	r.dataset = xstrdup(ds);
+	r.purpose = xstrdup(purpose);
+	r.project = xstrdup(project ? project : "");
+	r.rule = xstrdup(rd.rule);
+	r.approver = xstrdup(rd.approver);
+	r.days = rd.days;
+	lake_time_iso(now, r.created);
+	if (rd.verdict == PV_GRANT) {
+		r.status = xstrdup("granted");
+		r.decided_by = xstrdup("policy");
+		set_expiry(&r, now);
+	} else if (rd.verdict == PV_QUEUE) {
+		r.status = xstrdup("queued");
+		r.decided_by = xstrdup("");
+	} else {
+		r.status = xstrdup("denied");
+		r.decided_by = xstrdup("policy");
+		lake_time_iso(now, r.decided);
+	}
+	st = rd.verdict == PV_DENY ? MLK_DENIED : 0;
+	if (access_new_id(&r, &e) != MLK_OK ||
+	    access_save(&c->l, &r, &e) != MLK_OK) {
+		mlk_error_print(mlk_progname, &e);
+		access_req_release(&r);
+		return e.status;
+	}
+	struct decision d;
+	memset(&d, 0, sizeof d);
+	d.allow = rd.verdict != PV_DENY;
+	snprintf(d.rule, sizeof d.rule, "%s", rd.rule);
+	int ast = audit_request(c, "access.request", &r, &d, st);
+	/* Decided at once: the decision is its own event, so that the time
+	 * from request to decision is measured the same way for all. */
+	if (!ast && rd.verdict != PV_QUEUE)
+		ast = audit_request(c, "access.decide", &r, &d, st);
+	print_req(&r);
+	if (rd.verdict == PV_DENY)
+		mlk_warn("request %s for %s on %s/%s denied for user '%s' by "
+			 "policy rule '%s'", r.id, action, zone, ds,
+			 c->id.user, rd.rule);
+	access_req_release(&r);
+	return st ? st : ast;
+}
+
+static int cmd_decide(struct ctx *c, int argc, char **argv)
+{
+	int approve = !strcmp(argv[0], "approve");
+	if (argc != 2) {
+		mlk_warn("%s takes one request id", argv[0]);
+		usage(MLK_USAGE);
+	}
+	struct mlk_error e = MLK_ERROR_INIT;
+	struct access_req r;
+	if (access_load(&c->l, argv[1], &r, &e) != MLK_OK) {
+		mlk_error_print(mlk_progname, &e);
+		return e.status;
+	}
+	if (strcmp(r.status, "queued")) {
+		mlk_warn("request %s is not queued (it is %s)", r.id,
+			 r.status);
+		access_req_release(&r);
+		return MLK_USAGE;
+	}
+	/* The approver role named by the rule, or an approve grant; never
+	 * the requester (separation of duties). */
+	struct decision d;
+	memset(&d, 0, sizeof d);
+	if (!strcmp(r.user, c->id.user)) {
+		snprintf(d.rule, sizeof d.rule, "self-approval");
+	} else if (policy_in_role(&c->l, &c->id, r.approver)) {
+		d.allow = 1;
+		snprintf(d.rule, sizeof d.rule, "approver");
+		snprintf(d.role, sizeof d.role, "%s", r.approver);
+	} else if (policy_check(&c->l, &c->id, "approve", r.zone, r.dataset,
+				&d, &e) != MLK_OK) {
+		mlk_error_print(mlk_progname, &e);
+	}
+	if (!d.allow) {
+		free(r.status);
+		r.status = xstrdup("queued");
+		/* Not a decision: the request stays queued. */
+		audit_request(c, argv[0], &r, &d, MLK_DENIED);
+		mlk_warn("%s of request %s denied for user '%s' by policy "
+			 "rule '%s'", argv[0], r.id, c->id.user, d.rule);
+		access_req_release(&r);
+		return MLK_DENIED;
+	}
+	time_t now = lake_now(&c->l);
+	free(r.status);
+	free(r.decided_by);
+	r.decided_by = xstrdup(c->id.user);
+	if (approve) {
+		r.status = xstrdup("granted");
+		set_expiry(&r, now);
+	} else {
+		r.status = xstrdup("denied");
+		lake_time_iso(now, r.decided);
+	}
+	if (access_save(&c->l, &r, &e) != MLK_OK) {
+		mlk_error_print(mlk_progname, &e);
+		access_req_release(&r);
+		return e.status;
+	}
+	int st = audit_request(c, "access.decide", &r, &d, 0);
+	if (!st)
+		print_req(&r);
+	access_req_release(&r);
+	return st;
+}
+
+struct grants_ctx {
+	const char *user;
+	time_t now;
+};
+
+static int grants_cb(void *ctx, const struct access_req *r)
+{
+	struct grants_ctx *g = ctx;
+	if (strcmp(r->user, g->user) || !access_in_force(r, g->now))
+		return 0;
+	print_req(r);
+	return 0;
+}
+
+static int cmd_grants(struct ctx *c, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "user", required_argument, NULL, 'u' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *user = c->id.user;
+	int ch;
+	optind = 0;
+	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'u': user = optarg; break;
+		default:
+			mlk_warn("unknown option '%s'", argv[optind - 1]);
+			usage(MLK_USAGE);
+		}
+	}
+	if (argc != optind) {
+		mlk_warn("grants takes no arguments");
+		usage(MLK_USAGE);
+	}
+	struct grants_ctx g = { user, lake_now(&c->l) };
+	struct mlk_error e = MLK_ERROR_INIT;
+	if (access_list(&c->l, grants_cb, &g, &e) != MLK_OK) {
+		mlk_error_print(mlk_progname, &e);
+		return e.status;
+	}
+	return 0;
 }
 
 int main(int argc, char **argv)
@@ -573,6 +844,10 @@ int main(int argc, char **argv)
 		{ "refresh", cmd_refresh },
 		{ "reindex", cmd_reindex },
 		{ "scan", cmd_scan },
+		{ "request", cmd_request },
+		{ "approve", cmd_decide },
+		{ "deny", cmd_decide },
+		{ "grants", cmd_grants },
 	};
 	int add = !strcmp(cmd, "add");
 	int found = add || !strcmp(cmd, "set");
