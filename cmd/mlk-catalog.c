@@ -13,6 +13,7 @@
 #include "buf.h"
 #include "catalog.h"
 #include "lake.h"
+#include "model.h"
 #include "policy.h"
 #include "record.h"
 #include "scan.h"
@@ -22,24 +23,32 @@
 
 static const char usage_text[] =
 "usage: mlk-catalog init DIR\n"
-"       mlk-catalog [--lake DIR] add DATASET [KEY=VALUE ...]\n"
-"       mlk-catalog [--lake DIR] set DATASET KEY=VALUE ...\n"
-"       mlk-catalog [--lake DIR] show DATASET\n"
-"       mlk-catalog [--lake DIR] list\n"
-"       mlk-catalog [--lake DIR] search TERM ...\n"
-"       mlk-catalog [--lake DIR] refresh DATASET\n"
-"       mlk-catalog [--lake DIR] reindex\n"
-"       mlk-catalog [--lake DIR] scan ZONE/DATASET [--where CONDITIONS]\n"
-"                   [--purpose TEXT] [--project P]\n"
-"       mlk-catalog [--lake DIR] request DATASET --purpose TEXT [--project P]\n"
+"       mlk-catalog [--lake DIR] COMMAND ...\n"
+"       mlk-catalog add DATASET [KEY=VALUE ...]\n"
+"       mlk-catalog set DATASET KEY=VALUE ...\n"
+"       mlk-catalog show DATASET\n"
+"       mlk-catalog list\n"
+"       mlk-catalog search TERM ...\n"
+"       mlk-catalog refresh DATASET\n"
+"       mlk-catalog reindex\n"
+"       mlk-catalog scan ZONE/DATASET [--where CONDITIONS] [--purpose TEXT]\n"
+"                   [--project P]\n"
+"       mlk-catalog request DATASET --purpose TEXT [--project P]\n"
 "                   [--action ACTION] [--zone ZONE]\n"
-"       mlk-catalog [--lake DIR] approve REQUEST\n"
-"       mlk-catalog [--lake DIR] deny REQUEST\n"
-"       mlk-catalog [--lake DIR] grants [--user U]\n"
+"       mlk-catalog approve REQUEST\n"
+"       mlk-catalog deny REQUEST\n"
+"       mlk-catalog grants [--user U]\n"
+"       mlk-catalog vocab check\n"
+"       mlk-catalog model register NAME --snapshot ID --code REF\n"
+"                   --params FILE --metrics FILE [--dataset DATASET]\n"
+"       mlk-catalog model promote NAME@VERSION --to STAGE\n"
+"       mlk-catalog model show NAME[@VERSION]\n"
+"       mlk-catalog model list\n"
 "\n"
 "Create a lake; describe its datasets in catalog/datasets/*.yaml and find\n"
 "them (TERM: KEY=VALUE or free text, through vocab.yaml); read a dataset's\n"
-"records back with only the partitions --where allows ('year>=2022').\n"
+"records back with only the partitions --where allows ('year>=2022');\n"
+"request access, decided by policy.yaml; register and promote models.\n"
 "\n"
 "  --lake DIR            the lake (else $MLK_LAKE, else the nearest one)\n"
 "  --where CONDITIONS    KEY OP VALUE ..., OP one of = != < <= > >=\n"
@@ -48,10 +57,16 @@ static const char usage_text[] =
 "  --action ACTION       what a request asks for (read)\n"
 "  --zone ZONE           the zone a request is for (raw)\n"
 "  --user U              whose grants (you)\n"
+"  --snapshot ID         the snapshot a model was trained on\n"
+"  --code REF            the code it was trained with (a git commit)\n"
+"  --params FILE         its hyperparameters, stored as given\n"
+"  --metrics FILE        its validation metrics, stored as given\n"
+"  --dataset DATASET     a catalogued dataset it was trained on\n"
+"  --to STAGE            validated, approved, deployed or deprecated\n"
 "  --help, --version\n"
 "\n"
-"Exit status: 0 ok, 2 usage, 3 denied, 4 integrity, 5 system error.\n"
-"See mlk-catalog(1) and mlk-catalog(5).\n";
+"Exit status: 0 ok, 1 values outside the vocabulary, 2 usage, 3 denied,\n"
+"4 integrity, 5 system error.  See mlk-catalog(1) and mlk-catalog(5).\n";
 
 static const char *lakedir;
 
@@ -803,6 +818,293 @@ static int cmd_grants(struct ctx *c, int argc, char **argv)
 	return 0;
 }
 
+/* vocab check: values of the controlled keys that are not terms. */
+struct vcheck {
+	const struct vocab *v;
+	const struct ynode *fields;
+	unsigned long long outside;
+	struct rec r;
+	struct buf tmp, ds;
+};
+
+static int vcheck_line(void *ctx, const char *line, size_t len)
+{
+	struct vcheck *vc = ctx;
+	struct mlk_error e = MLK_ERROR_INIT;
+	if (rec_parse(&vc->r, line, len, &e) != MLK_OK)
+		return 0;
+	buf_reset(&vc->ds);
+	rec_str(&vc->r, rec_get(&vc->r, 0, "dataset"), &vc->ds);
+	for (size_t i = 0; i < vc->fields->n; i++) {
+		const struct ynode *f = vc->fields->items[i];
+		if (f->type != YNODE_SCALAR)
+			continue;
+		int k = rec_get(&vc->r, 0, f->scalar);
+		if (k < 0 || rec_type(&vc->r, k) != REC_STRING)
+			continue;
+		buf_reset(&vc->tmp);
+		rec_str(&vc->r, k, &vc->tmp);
+		if (!vc->tmp.len ||
+		    vocab_preferred(vc->v, vc->tmp.data, vc->tmp.len))
+			continue;
+		vc->outside++;
+		struct buf o = BUF_INIT;
+		buf_addstr(&o, "{\"dataset\":");
+		buf_add_json_cstr(&o, vc->ds.data ? vc->ds.data : "");
+		buf_addstr(&o, ",\"key\":");
+		buf_add_json_cstr(&o, f->scalar);
+		buf_addstr(&o, ",\"value\":");
+		buf_add_json_str(&o, vc->tmp.data, vc->tmp.len);
+		buf_addstr(&o, "}\n");
+		fwrite(o.data, 1, o.len, stdout);
+		buf_release(&o);
+	}
+	return 0;
+}
+
+static int cmd_vocab(struct ctx *c, int argc, char **argv)
+{
+	if (argc != 2 || strcmp(argv[1], "check")) {
+		mlk_warn("vocab takes one command: check");
+		usage(MLK_USAGE);
+	}
+	struct mlk_error e = MLK_ERROR_INIT;
+	struct vocab v;
+	if (vocab_load(&c->l, &v, &e) != MLK_OK) {
+		mlk_error_print(mlk_progname, &e);
+		return e.status;
+	}
+	char *p = lake_path(&c->l, "vocab.yaml");
+	struct ynode *y = NULL;
+	enum mlk_status s = ynode_load_file(p, &y, &e);
+	free(p);
+	if (s != MLK_OK) {
+		mlk_error_print(mlk_progname, &e);
+		vocab_release(&v);
+		return s;
+	}
+	struct vcheck vc;
+	memset(&vc, 0, sizeof vc);
+	vc.v = &v;
+	vc.fields = ynode_get(y, "keys");
+	if (vc.fields && vc.fields->type == YNODE_SEQ) {
+		rec_init(&vc.r);
+		s = catalog_search(&c->l, &v, NULL, 0, vcheck_line, &vc, &e);
+		if (s != MLK_OK)
+			mlk_error_print(mlk_progname, &e);
+		rec_release(&vc.r);
+	}
+	buf_release(&vc.tmp);
+	buf_release(&vc.ds);
+	ynode_free(y);
+	vocab_release(&v);
+	if (s == MLK_OK && vc.outside) {
+		mlk_warn("%llu catalogued values are outside the vocabulary",
+			 vc.outside);
+		return MLK_PARTIAL;
+	}
+	return s;
+}
+
+static int model_print(void *ctx, const struct ynode *ent)
+{
+	(void)ctx;
+	print_json(ent);
+	return 0;
+}
+
+static int model_register_cmd(struct ctx *c, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "snapshot", required_argument, NULL, 's' },
+		{ "code", required_argument, NULL, 'c' },
+		{ "params", required_argument, NULL, 'p' },
+		{ "metrics", required_argument, NULL, 'm' },
+		{ "dataset", required_argument, NULL, 'd' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct model_reg m;
+	memset(&m, 0, sizeof m);
+	const char **dss = xcalloc((size_t)argc, sizeof *dss);
+	int ch;
+	optind = 0;
+	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (ch) {
+		case 's': m.snapshot = optarg; break;
+		case 'c': m.code = optarg; break;
+		case 'p': m.params_path = optarg; break;
+		case 'm': m.metrics_path = optarg; break;
+		case 'd':
+			if (check_dataset(optarg)) {
+				free(dss);
+				return MLK_USAGE;
+			}
+			dss[m.ndatasets++] = optarg;
+			break;
+		default:
+			mlk_warn("unknown option '%s'", argv[optind - 1]);
+			usage(MLK_USAGE);
+		}
+	}
+	if (argc - optind != 1 || !m.snapshot || !m.code || !m.params_path ||
+	    !m.metrics_path) {
+		mlk_warn("model register takes NAME, --snapshot, --code, "
+			 "--params and --metrics");
+		usage(MLK_USAGE);
+	}
+	m.name = argv[optind];
+	m.datasets = dss;
+	m.user = c->id.user;
+	m.now = lake_now(&c->l);
+	struct mlk_error e = MLK_ERROR_INIT;
+	struct decision d;
+	if (policy_check(&c->l, &c->id, "write", NULL, NULL, &d, &e) !=
+	    MLK_OK)
+		mlk_error_print(mlk_progname, &e);
+	if (!d.allow) {
+		audit(c, "model.register", NULL, NULL, NULL, &d, NULL, NULL,
+		      MLK_DENIED);
+		mlk_warn("model register denied for user '%s' by policy rule "
+			 "'%s'", c->id.user, d.rule);
+		free(dss);
+		return MLK_DENIED;
+	}
+	long long v = 0;
+	int st = 0;
+	if (model_register(&c->l, &m, &v, &e) != MLK_OK) {
+		mlk_error_print(mlk_progname, &e);
+		st = e.status;
+	} else {
+		struct buf in = BUF_INIT, out = BUF_INIT;
+		buf_addstr(&in, "[{\"snapshot\":");
+		buf_add_json_cstr(&in, m.snapshot);
+		buf_addstr(&in, "}]");
+		buf_addf(&out, "[{\"model\":\"%s@%lld\"}]", m.name, v);
+		struct audit_event ev = { "mlk-catalog", "model.register",
+					  NULL, NULL, NULL, &d, in.data,
+					  out.data, NULL, 0 };
+		if (audit_append(&c->l, &c->id, &ev, &e) != MLK_OK) {
+			mlk_error_print(mlk_progname, &e);
+			st = e.status;
+		}
+		buf_release(&in);
+		buf_release(&out);
+		struct ynode *ent = NULL;
+		if (!st && model_load(&c->l, m.name, v, &ent, &e) == MLK_OK) {
+			print_json(ent);
+			ynode_free(ent);
+		}
+	}
+	free(dss);
+	return st;
+}
+
+static int model_promote_cmd(struct ctx *c, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "to", required_argument, NULL, 't' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *to = NULL;
+	int ch;
+	optind = 0;
+	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (ch) {
+		case 't': to = optarg; break;
+		default:
+			mlk_warn("unknown option '%s'", argv[optind - 1]);
+			usage(MLK_USAGE);
+		}
+	}
+	char name[65];
+	long long v;
+	if (argc - optind != 1 || !to) {
+		mlk_warn("model promote takes NAME@VERSION and --to");
+		usage(MLK_USAGE);
+	}
+	if (!model_ref_parse(argv[optind], name, &v)) {
+		mlk_warn("'%s' is not NAME@VERSION", argv[optind]);
+		return MLK_USAGE;
+	}
+	struct mlk_error e = MLK_ERROR_INIT;
+	struct decision d;
+	if (policy_check(&c->l, &c->id, "approve", NULL, NULL, &d, &e) !=
+	    MLK_OK)
+		mlk_error_print(mlk_progname, &e);
+	char det[256];
+	snprintf(det, sizeof det, "{\"model\":\"%s@%lld\",\"to\":\"%s\"}",
+		 name, v, !strcmp(to, "validated") || !strcmp(to, "approved")
+		 || !strcmp(to, "deployed") || !strcmp(to, "deprecated") ?
+		 to : "");
+	if (!d.allow) {
+		audit(c, "model.promote", NULL, NULL, NULL, &d, NULL, det,
+		      MLK_DENIED);
+		mlk_warn("model promote denied for user '%s' by policy rule "
+			 "'%s'", c->id.user, d.rule);
+		return MLK_DENIED;
+	}
+	char from[32];
+	if (model_promote(&c->l, name, v, to, c->id.user, lake_now(&c->l),
+			  from, &e) != MLK_OK) {
+		mlk_error_print(mlk_progname, &e);
+		return e.status;
+	}
+	char out[128];
+	snprintf(out, sizeof out, "[{\"model\":\"%s@%lld\"}]", name, v);
+	int st = audit(c, "model.promote", NULL, NULL, NULL, &d, out, det, 0);
+	struct ynode *ent = NULL;
+	if (!st && model_load(&c->l, name, v, &ent, &e) == MLK_OK) {
+		print_json(ent);
+		ynode_free(ent);
+	}
+	return st;
+}
+
+static int cmd_model(struct ctx *c, int argc, char **argv)
+{
+	if (argc < 2) {
+		mlk_warn("model takes a command: register, promote, show, "
+			 "list");
+		usage(MLK_USAGE);
+	}
+	const char *sub = argv[1];
+	if (!strcmp(sub, "register"))
+		return model_register_cmd(c, argc - 1, argv + 1);
+	if (!strcmp(sub, "promote"))
+		return model_promote_cmd(c, argc - 1, argv + 1);
+	struct mlk_error e = MLK_ERROR_INIT;
+	if (!strcmp(sub, "list") && argc == 2) {
+		if (model_list(&c->l, model_print, NULL, &e) != MLK_OK) {
+			mlk_error_print(mlk_progname, &e);
+			return e.status;
+		}
+		return 0;
+	}
+	if (!strcmp(sub, "show") && argc == 3) {
+		char name[65];
+		long long v = 0;
+		if (strchr(argv[2], '@')) {
+			if (!model_ref_parse(argv[2], name, &v)) {
+				mlk_warn("'%s' is not NAME@VERSION", argv[2]);
+				return MLK_USAGE;
+			}
+		} else {
+			snprintf(name, sizeof name, "%s", argv[2]);
+		}
+		struct ynode *ent = NULL;
+		if (model_load(&c->l, name, v, &ent, &e) != MLK_OK) {
+			mlk_error_print(mlk_progname, &e);
+			return e.status;
+		}
+		print_json(ent);
+		ynode_free(ent);
+		return 0;
+	}
+	mlk_warn("unknown model command or arguments");
+	usage(MLK_USAGE);
+	return MLK_USAGE;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -848,6 +1150,8 @@ int main(int argc, char **argv)
 		{ "approve", cmd_decide },
 		{ "deny", cmd_decide },
 		{ "grants", cmd_grants },
+		{ "vocab", cmd_vocab },
+		{ "model", cmd_model },
 	};
 	int add = !strcmp(cmd, "add");
 	int found = add || !strcmp(cmd, "set");

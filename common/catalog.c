@@ -293,7 +293,7 @@ static void yaml_block(const struct ynode *n, int indent, struct buf *out)
 
 void catalog_yaml(const struct ynode *n, struct buf *out)
 {
-	buf_addstr(out, "# mlk dataset descriptor; see mlk-catalog(5)\n");
+	buf_addstr(out, "# mlk catalog entry; see mlk-catalog(5)\n");
 	if (n->type == YNODE_MAP)
 		yaml_block(n, 0, out);
 	else
@@ -936,7 +936,10 @@ const char *vocab_preferred(const struct vocab *v, const char *s, size_t n)
 	return NULL;
 }
 
-/* Case-insensitive substring (needle already lowercase). */
+/*
+ * Does needle (already lowercase) occur in h as whole words,
+ * case-insensitively: not preceded or followed by a letter or digit?
+ */
 static int icontains(const char *h, size_t hn, const char *needle)
 {
 	size_t nn = strlen(needle);
@@ -947,10 +950,13 @@ static int icontains(const char *h, size_t hn, const char *needle)
 	for (size_t i = 0; i + nn <= hn; i++) {
 		if (tolower((unsigned char)h[i]) != needle[0])
 			continue;
+		if (i && isalnum((unsigned char)h[i - 1]))
+			continue;
 		size_t j = 1;
 		while (j < nn && tolower((unsigned char)h[i + j]) == needle[j])
 			j++;
-		if (j == nn)
+		if (j == nn && (i + nn == hn ||
+				!isalnum((unsigned char)h[i + nn])))
 			return 1;
 	}
 	return 0;

@@ -89,8 +89,8 @@ const char *vocab_preferred(const struct vocab *v, const char *s, size_t n);
 /*
  * Search the index: terms "key=value" must equal the descriptor's key
  * (case-insensitively, through the vocabulary); other terms must occur
- * in some value (case-insensitively; a vocabulary term also as any of
- * its synonyms).  No terms lists everything.  fn gets each matching
+ * in some value as whole words (case-insensitively; a vocabulary term
+ * also as any of its synonyms).  No terms lists everything.  fn gets each matching
  * index line (without '\n'); a non-zero return stops.
  */
 typedef int (*catalog_fn)(void *ctx, const char *line, size_t len);
