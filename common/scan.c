@@ -337,8 +337,22 @@ enum mlk_status scan_dataset(const struct lake *l, const char *dataset,
 				st->pruned++;
 				continue;
 			}
+			/* A manifest names files inside its batch only. */
+			const char *fpth = fs.path[i];
+			if (!*fpth || fpth[0] == '/' || !strcmp(fpth, "..") ||
+			    !strncmp(fpth, "../", 3) || strstr(fpth, "/../") ||
+			    (strlen(fpth) >= 3 &&
+			     !strcmp(fpth + strlen(fpth) - 3, "/.."))) {
+				char *mp2 = xasprintf("%s/batch=%s/_manifest"
+						      ".json", dir, ids[b]);
+				s = mlk_error_set(e, MLK_INTEGRITY, mp2, 0,
+						  "names a file outside its "
+						  "batch");
+				free(mp2);
+				break;
+			}
 			char *fp = xasprintf("%s/batch=%s/%s", dir, ids[b],
-					     fs.path[i]);
+					     fpth);
 			s = scan_file(fp, tail.data, tail.len, fs.part[i],
 				      fn, ctx, st, e);
 			free(fp);

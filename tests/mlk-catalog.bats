@@ -523,3 +523,20 @@ last_event() {
 		--params params.json --metrics metrics.json
 	assert_success
 }
+
+@test "scan refuses a manifest naming a file outside its batch, and a stored line cut short" {
+	land
+	m=$(ls "$MLK_LAKE"/raw/ehr/hl7/batch=*/_manifest.json)
+	chmod u+w "$m" "$(dirname "$m")"
+	sed -i '2s|"path":"|"path":"../../|' "$m"
+	run --separate-stderr mlk-catalog scan raw/ehr/hl7
+	assert_failure 4
+	[[ $stderr == *"_manifest.json': names a file outside its batch" ]]
+	sed -i '2s|"path":"../../|"path":"|' "$m"
+	f=$(ls "$MLK_LAKE"/raw/ehr/hl7/batch=*/*/*/*/*.ndjson.gz | head -1)
+	chmod u+w "$f" "$(dirname "$f")"
+	gzip -dc "$f" | head -c -3 | gzip >"$f.new" && mv "$f.new" "$f"
+	run --separate-stderr mlk-catalog scan raw/ehr/hl7
+	assert_failure 4
+	[[ $stderr == *"stored record does not end its envelope" ]]
+}
