@@ -8,6 +8,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "access.h"
+#include "fsio.h"
 #include "xalloc.h"
 #include "yamltree.h"
 #include "banned.h"
@@ -120,10 +122,86 @@ static int in_role(const struct ynode *roles, const char *role,
 	return 0;
 }
 
+char *policy_sensitivity(const struct lake *l, const char *dataset)
+{
+	char *p = lake_path(l, "catalog/datasets/%s.yaml", dataset);
+	struct ynode *d = NULL;
+	struct mlk_error e = MLK_ERROR_INIT;
+	char *r = NULL;
+	if (fsio_exists(p) && ynode_load_file(p, &d, &e) == MLK_OK) {
+		const char *v = ynode_str(d, "sensitivity");
+		if (v && *v)
+			r = xstrdup(v);
+	}
+	ynode_free(d);
+	free(p);
+	/* No descriptor, or no label: treated as the most sensitive. */
+	return r ? r : xstrdup("restricted");
+}
+
+/*
+ * The conditions a grant or request rule may carry beyond role, action,
+ * zone and dataset.  Fails closed: a condition that cannot be checked
+ * does not hold.
+ */
+static int conditions_hold(const struct lake *l, const struct ynode *g,
+			   const char *dataset, const struct policy_ctx *ctx)
+{
+	const struct ynode *sens = ynode_get(g, "sensitivity");
+	if (sens) {
+		if (!dataset)
+			return 0;
+		char *label = policy_sensitivity(l, dataset);
+		int ok = list_has(sens, label, 0);
+		free(label);
+		if (!ok)
+			return 0;
+	}
+	const struct ynode *proj = ynode_get(g, "projects");
+	if (proj && !(ctx && ctx->project && *ctx->project &&
+		      list_has(proj, ctx->project, 0)))
+		return 0;
+	if (ynode_bool(g, "purpose_required", 0) != 0 &&
+	    !(ctx && ctx->purpose && *ctx->purpose))
+		return 0;
+	const char *exp = ynode_str(g, "expires");
+	if (exp) {
+		char now[32];
+		lake_time_iso(lake_now(l), now);
+		/* ISO 8601 UTC text compares in time order; a date alone
+		 * ends at the start of that day. */
+		if (strcmp(now, exp) >= 0)
+			return 0;
+	}
+	return 1;
+}
+
+int policy_in_role(const struct lake *l, const struct identity *id,
+		   const char *role)
+{
+	struct ynode *pol = NULL;
+	struct mlk_error e = MLK_ERROR_INIT;
+	if (load_policy(l, &pol, &e) != MLK_OK)
+		return 0;
+	int r = in_role(ynode_get(pol, "roles"), role, id);
+	ynode_free(pol);
+	return r;
+}
+
 enum mlk_status policy_check(const struct lake *l, const struct identity *id,
 			     const char *action, const char *zone,
 			     const char *dataset, struct decision *d,
 			     struct mlk_error *e)
+{
+	return policy_check_ctx(l, id, action, zone, dataset, NULL, d, e);
+}
+
+enum mlk_status policy_check_ctx(const struct lake *l,
+				 const struct identity *id,
+				 const char *action, const char *zone,
+				 const char *dataset,
+				 const struct policy_ctx *ctx,
+				 struct decision *d, struct mlk_error *e)
 {
 	memset(d, 0, sizeof *d);
 	struct ynode *pol = NULL;
@@ -155,6 +233,8 @@ enum mlk_status policy_check(const struct lake *l, const struct identity *id,
 			const struct ynode *ds = ynode_get(g, "datasets");
 			if (dataset && ds && !list_has(ds, dataset, 1))
 				continue;
+			if (!conditions_hold(l, g, dataset, ctx))
+				continue;
 			d->allow = 1;
 			snprintf(d->rule, sizeof d->rule, "grants[%zu]", i);
 			snprintf(d->role, sizeof d->role, "%s", role);
@@ -162,7 +242,84 @@ enum mlk_status policy_check(const struct lake *l, const struct identity *id,
 			return MLK_OK;
 		}
 	}
-	snprintf(d->rule, sizeof d->rule, "default-deny");
 	ynode_free(pol);
+	char rid[ACCESS_ID_LEN];
+	if (dataset && access_find_grant(l, id->user, action, zone, dataset,
+					 rid)) {
+		d->allow = 1;
+		snprintf(d->rule, sizeof d->rule, "request:%s", rid);
+		return MLK_OK;
+	}
+	snprintf(d->rule, sizeof d->rule, "default-deny");
 	return MLK_OK;
+}
+
+enum mlk_status policy_request(const struct lake *l,
+			       const struct identity *id, const char *action,
+			       const char *zone, const char *dataset,
+			       const struct policy_ctx *ctx,
+			       struct request_decision *rd,
+			       struct mlk_error *e)
+{
+	memset(rd, 0, sizeof *rd);
+	rd->verdict = PV_DENY;
+	snprintf(rd->rule, sizeof rd->rule, "default-deny");
+	struct ynode *pol = NULL;
+	if (load_policy(l, &pol, e) != MLK_OK) {
+		snprintf(rd->rule, sizeof rd->rule, "policy-error");
+		return e->status;
+	}
+	const struct ynode *roles = ynode_get(pol, "roles");
+	const struct ynode *rules = ynode_get(pol, "requests");
+	enum mlk_status s = MLK_OK;
+	for (size_t i = 0; rules && rules->type == YNODE_SEQ &&
+			   i < rules->n; i++) {
+		const struct ynode *g = rules->items[i];
+		const char *role = ynode_str(g, "role");
+		if (!role || !in_role(roles, role, id))
+			continue;
+		const struct ynode *acts = ynode_get(g, "actions");
+		if (acts ? !list_has(acts, action, 0) : strcmp(action, "read"))
+			continue;
+		const struct ynode *zs = ynode_get(g, "zones");
+		if (zs && !list_has(zs, zone, 0))
+			continue;
+		const struct ynode *ds = ynode_get(g, "datasets");
+		if (ds && !list_has(ds, dataset, 1))
+			continue;
+		if (!conditions_hold(l, g, dataset, ctx))
+			continue;
+		const char *dec = ynode_str(g, "decide");
+		snprintf(rd->rule, sizeof rd->rule, "requests[%zu]", i);
+		const char *days = ynode_str(g, "days");
+		rd->days = days ? strtoll(days, NULL, 10) : 30;
+		if (rd->days <= 0 || rd->days > 3660)
+			rd->days = 30;
+		if (dec && !strcmp(dec, "grant")) {
+			rd->verdict = PV_GRANT;
+		} else if (dec && !strcmp(dec, "queue")) {
+			const char *ap = ynode_str(g, "approver");
+			if (!ap || !*ap) {
+				s = mlk_error_set(e, MLK_DENIED, "policy.yaml",
+						  (long long)g->line,
+						  "a queue rule needs an "
+						  "approver role");
+				rd->verdict = PV_DENY;
+				break;
+			}
+			rd->verdict = PV_QUEUE;
+			snprintf(rd->approver, sizeof rd->approver, "%s", ap);
+		} else if (dec && !strcmp(dec, "deny")) {
+			rd->verdict = PV_DENY;
+		} else {
+			s = mlk_error_set(e, MLK_DENIED, "policy.yaml",
+					  (long long)g->line,
+					  "decide must be grant, queue or "
+					  "deny");
+			rd->verdict = PV_DENY;
+		}
+		break;
+	}
+	ynode_free(pol);
+	return s;
 }

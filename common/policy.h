@@ -11,6 +11,14 @@
  * replace the OS identity when policy.yaml sets test_identity_override:
  * true; otherwise they are ignored.
  *
+ * Grants may carry conditions: the dataset's sensitivity (from its
+ * catalog descriptor, "restricted" when it has none), the project, a
+ * required purpose, and an expiry.  After the policy's own grants, a
+ * granted and unexpired access request (access.h) of the user's for the
+ * same action, zone and dataset allows, by rule "request:<id>".
+ * policy_request() decides a new request by the policy's `requests`
+ * rules.
+ *
  * Ownership: struct identity is caller-owned (policy_identity /
  * identity_release).
  */
@@ -51,5 +59,49 @@ enum mlk_status policy_check(const struct lake *l, const struct identity *id,
 			     const char *action, const char *zone,
 			     const char *dataset, struct decision *d,
 			     struct mlk_error *e);
+
+/* What a decision may depend on besides who and what: NULL members (or
+ * a NULL struct) are absent. */
+struct policy_ctx {
+	const char *purpose;
+	const char *project;
+};
+
+/* policy_check with a purpose and project for grant conditions. */
+enum mlk_status policy_check_ctx(const struct lake *l,
+				 const struct identity *id,
+				 const char *action, const char *zone,
+				 const char *dataset,
+				 const struct policy_ctx *ctx,
+				 struct decision *d, struct mlk_error *e);
+
+/* 1 when the user is a member of role (users or groups). */
+int policy_in_role(const struct lake *l, const struct identity *id,
+		   const char *role);
+
+/* The sensitivity label of a dataset's descriptor; "restricted" when
+ * there is none.  Caller frees. */
+char *policy_sensitivity(const struct lake *l, const char *dataset);
+
+enum policy_verdict { PV_DENY, PV_GRANT, PV_QUEUE };
+
+struct request_decision {
+	enum policy_verdict verdict;
+	char rule[128];          /* "requests[1]" or "default-deny" */
+	char approver[128];      /* PV_QUEUE: the role that decides */
+	long long days;          /* how long a grant lasts */
+};
+
+/*
+ * Decide a request for action on zone/dataset by the first rule of
+ * policy.yaml's `requests` whose role holds the user and whose
+ * conditions hold; none: denied by "default-deny".
+ */
+enum mlk_status policy_request(const struct lake *l,
+			       const struct identity *id, const char *action,
+			       const char *zone, const char *dataset,
+			       const struct policy_ctx *ctx,
+			       struct request_decision *rd,
+			       struct mlk_error *e);
 
 #endif

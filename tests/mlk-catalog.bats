@@ -1,5 +1,6 @@
 #!/usr/bin/env bats
-# mlk-catalog: init (the catalog proper comes with its own issue).
+# mlk-catalog: init, dataset descriptors and search, scan, access requests,
+# vocabulary, models.
 
 load helper
 
@@ -90,4 +91,452 @@ load helper
 	run --separate-stderr mlk-catalog init /proc/mlk-lake
 	assert_failure 5
 	[[ $stderr == "mlk-catalog: '/proc/mlk-lake'"* ]]
+}
+
+# A lake whose policy lets tests act as others (MLK_TEST_USER), with a
+# test clock, and the shared FHIR, CSV and HL7 v2 data landed.
+land() {
+	mklake
+	sed -i 's/^test_identity_override: false$/test_identity_override: true/' \
+		"$MLK_LAKE/policy.yaml"
+	echo "test_clock: true" >>"$MLK_LAKE/mlk.yaml"
+	mlk-ingest --quiet --dataset ehr/fhir "$DATA/fhir" >fhir.ndjson
+	mlk-ingest --quiet --dataset ehr/synthea "$DATA/synthea-csv" >csv.ndjson
+	mlk-ingest --quiet --dataset ehr/hl7 "$DATA/hl7v2" >hl7.ndjson
+}
+
+last_event() {
+	tail -n 1 "$MLK_LAKE/audit/log.ndjson" | jq -c "$1"
+}
+
+@test "add catalogues ingested data: owner, defaults, derived schema without values" {
+	land
+	run --separate-stderr mlk-catalog add ehr/fhir steward=sam \
+		description="Synthea FHIR R4 bulk export"
+	assert_success
+	[ -z "$stderr" ]
+	run jq -c '[.dataset, .owner, .steward, .sensitivity, .deid,
+		.legal_hold, .derived.records, .derived.partitions]' <<<"$output"
+	assert_output "[\"ehr/fhir\",\"$(id -un)\",\"sam\",\"restricted\",\"none\",false,$(wc -l <fhir.ndjson),[\"resourceType\",\"year\",\"month\"]]"
+	f=$MLK_LAKE/catalog/datasets/ehr/fhir.yaml
+	assert_file_exists "$f"
+	# The keys mlk-audit metrics reads, at the top level of the YAML.
+	grep -qx "owner: \"$(id -un)\"" "$f"
+	grep -qx 'steward: "sam"' "$f"
+	# Schema: types and null shares of fields; birthDate only on Patients.
+	run mlk-catalog show ehr/fhir
+	assert_success
+	run jq -c '.derived.schema[] | select(.field == "birthDate")' <<<"$output"
+	share=$(jq -n "1 - $(grep -c '"resourceType":"Patient"' fhir.ndjson) / $(wc -l <fhir.ndjson) | . * 10000 | round / 10000")
+	assert_output "{\"field\":\"birthDate\",\"types\":[\"string\"],\"null_share\":$share}"
+	# No value of any record reaches the catalog.
+	family=$(jq -r 'select(.resourceType == "Patient") | .name[0].family' fhir.ndjson | head -1)
+	birth=$(jq -r 'select(.resourceType == "Patient") | .birthDate' fhir.ndjson | head -1)
+	! grep -rq -- "$family" "$MLK_LAKE/catalog"
+	! grep -rq -- "$birth" "$MLK_LAKE/catalog"
+	# Audited, naming the keys set, not their values.
+	run last_event '[.action, .dataset, .decision, .detail.keys]'
+	assert_output '["catalog.add","ehr/fhir","allow",["steward","description"]]'
+	! grep -q "Synthea FHIR R4" "$MLK_LAKE/audit/log.ndjson"
+	# Twice is refused.
+	run --separate-stderr mlk-catalog add ehr/fhir
+	assert_failure 2
+	assert_equal "$stderr" "mlk-catalog: dataset 'ehr/fhir' is already in the catalog"
+}
+
+@test "search finds datasets by owner, sensitivity, free text and vocabulary synonym" {
+	land
+	cat >"$MLK_LAKE/vocab.yaml" <<-'EOF'
+	version: 1
+	keys: [modality, assay]
+	terms:
+	  CT: [computed tomography, thoracic CT, CT chest]
+	  ECG: [EKG, electrocardiogram]
+	EOF
+	mlk-catalog add ehr/fhir owner=alice sensitivity=restricted >/dev/null
+	mlk-catalog add ehr/synthea owner=bob sensitivity=internal \
+		description="Synthea CSV export" >/dev/null
+	mlk-catalog add ehr/hl7 owner=alice sensitivity=confidential >/dev/null
+	mlk-catalog add imaging/chest owner=carol modality="CT chest" \
+		sensitivity=restricted >/dev/null
+	run mlk-catalog list
+	assert_success
+	assert_equal "$(jq -r .dataset <<<"$output" | tr '\n' ' ')" "ehr/fhir ehr/hl7 ehr/synthea imaging/chest "
+	run mlk-catalog search owner=alice
+	assert_equal "$(jq -r .dataset <<<"$output" | tr '\n' ' ')" "ehr/fhir ehr/hl7 "
+	run mlk-catalog search sensitivity=RESTRICTED
+	assert_equal "$(jq -r .dataset <<<"$output" | tr '\n' ' ')" "ehr/fhir imaging/chest "
+	run mlk-catalog search sensitivity=restricted modality=CT
+	assert_output --partial '"dataset":"imaging/chest"'
+	assert_equal "${#lines[@]}" 1
+	run mlk-catalog search "thoracic CT"
+	assert_equal "$(jq -r .dataset <<<"$output")" "imaging/chest"
+	run mlk-catalog search "modality=computed tomography"
+	assert_equal "$(jq -r .dataset <<<"$output")" "imaging/chest"
+	# Free text: words of values, record types and field names.
+	run mlk-catalog search csv export
+	assert_equal "$(jq -r .dataset <<<"$output")" "ehr/synthea"
+	run mlk-catalog search fhir:Encounter
+	assert_equal "$(jq -r .dataset <<<"$output")" "ehr/fhir"
+	run mlk-catalog search ADT^A01
+	assert_equal "$(jq -r .dataset <<<"$output")" "ehr/hl7"
+	run --separate-stderr mlk-catalog search nobody-has-this
+	assert_success
+	assert_output ''
+	# vocab check: values outside the vocabulary, exit 1.
+	mlk-catalog set ehr/hl7 modality=Xray >/dev/null
+	run --separate-stderr mlk-catalog vocab check
+	assert_failure 1
+	assert_output '{"dataset":"ehr/hl7","key":"modality","value":"Xray"}'
+	assert_equal "$stderr" "mlk-catalog: 1 catalogued values are outside the vocabulary"
+}
+
+@test "the index is rebuilt atomically from the descriptors, which stay the truth" {
+	land
+	mlk-catalog add ehr/fhir >/dev/null
+	mlk-catalog add ehr/hl7 >/dev/null
+	sed -i 's/^sensitivity: .*/sensitivity: "public"/' \
+		"$MLK_LAKE/catalog/datasets/ehr/hl7.yaml"
+	run mlk-catalog search sensitivity=public
+	assert_output ''
+	run mlk-catalog reindex
+	assert_output '{"indexed":2}'
+	run mlk-catalog search sensitivity=public
+	assert_equal "$(jq -r .dataset <<<"$output")" "ehr/hl7"
+	! ls -a "$MLK_LAKE/catalog" | grep -q '^\.tmp-'
+	rm "$MLK_LAKE/catalog/index.ndjson"
+	run mlk-catalog list
+	assert_equal "${#lines[@]}" 2
+	assert_file_exists "$MLK_LAKE/catalog/index.ndjson"
+	echo 'not json' >>"$MLK_LAKE/catalog/index.ndjson"
+	run --separate-stderr mlk-catalog list
+	assert_failure 4
+	[[ $stderr == "mlk-catalog: 'catalog/index.ndjson':3: not a valid index line"* ]]
+}
+
+@test "set: reserved keys refused; owner and steward may edit; others are denied and audited" {
+	land
+	mlk-catalog add ehr/fhir steward=sam >/dev/null
+	run --separate-stderr mlk-catalog set ehr/fhir derived=x
+	assert_failure 2
+	assert_equal "$stderr" "mlk-catalog: key 'derived' is kept by mlk and cannot be set"
+	run --separate-stderr mlk-catalog set ehr/fhir Owner=x
+	assert_failure 2
+	run --separate-stderr mlk-catalog set ehr/fhir legal_hold=maybe
+	assert_failure 2
+	run --separate-stderr mlk-catalog set ehr/nothere owner=x
+	assert_failure 2
+	assert_equal "$stderr" "mlk-catalog: dataset 'ehr/nothere' is not in the catalog"
+	MLK_TEST_USER=sam run --separate-stderr mlk-catalog set ehr/fhir \
+		legal_hold=true consent=research
+	assert_success
+	run jq -c '[.legal_hold, .consent]' <<<"$output"
+	assert_output '[true,"research"]'
+	run last_event '[.actor.user, .action, .rule]'
+	assert_output '["sam","catalog.set","descriptor-steward"]'
+	MLK_TEST_USER=eve run --separate-stderr mlk-catalog set ehr/fhir owner=eve
+	assert_failure 3
+	assert_equal "$stderr" "mlk-catalog: catalog.set of ehr/fhir denied for user 'eve' by policy rule 'default-deny'"
+	run last_event '[.actor.user, .action, .decision, .status]'
+	assert_output '["eve","catalog.set","deny",3]'
+	grep -qx "owner: \"$(id -un)\"" "$MLK_LAKE/catalog/datasets/ehr/fhir.yaml"
+}
+
+@test "scan gives back exactly the records ingest printed" {
+	land
+	for ds in fhir synthea hl7; do
+		run mlk-catalog scan raw/ehr/$ds
+		assert_success
+		f=$ds.ndjson
+		[ "$ds" = synthea ] && f=csv.ndjson
+		[ "$(wc -l <"$f")" -gt 0 ]
+		cmp <(sort "$f") <(printf '%s\n' "$output" | sort)
+	done
+	# Deterministic: twice the same bytes.
+	a=$(mlk-catalog scan raw/ehr/fhir | sha256sum)
+	b=$(mlk-catalog scan raw/ehr/fhir | sha256sum)
+	[ "$a" = "$b" ]
+	run last_event '[.action, .zone, .dataset, .decision, .outputs[0].records, .detail.pruned]'
+	assert_output "[\"read\",\"raw\",\"ehr/fhir\",\"allow\",$(wc -l <fhir.ndjson),0]"
+}
+
+@test "scan --where reads only the partitions the filter allows" {
+	land
+	want=$(jq -c 'select(._mlk.type == "fhir:Encounter" and
+		(._mlk.partition | capture("year=(?<y>[0-9]+)").y | tonumber) >= 2020)' \
+		fhir.ndjson | sort)
+	[ -n "$want" ]
+	# Take away every data file the filter does not allow: a scan that
+	# opened one of them would fail.
+	raw=$MLK_LAKE/raw/ehr/fhir
+	chmod -R u+w "$raw"
+	n=0
+	while read -r f; do
+		part=${f#"$raw"/batch=*/}
+		case $part in
+		resourceType=Encounter/year=202[0-9]/*) ;;
+		*) rm "$f"; n=$((n + 1)) ;;
+		esac
+	done < <(find "$raw" -name '*.ndjson.gz')
+	[ "$n" -gt 100 ]
+	run --separate-stderr mlk-catalog scan raw/ehr/fhir \
+		--where 'resourceType=Encounter year>=2020'
+	assert_success
+	[ "$(printf '%s\n' "$output" | sort)" = "$want" ]
+	run last_event '.detail.pruned'
+	assert_output "$n"
+	# Without the filter the missing files are needed, and missed.
+	run --separate-stderr mlk-catalog scan raw/ehr/fhir
+	assert_failure 5
+	[[ $stderr == *"cannot open"* ]]
+	# Nothing matches; a key no partition has.
+	run mlk-catalog scan raw/ehr/fhir --where 'resourceType=Encounter year>2100'
+	assert_success
+	assert_output ''
+	run --separate-stderr mlk-catalog scan raw/ehr/fhir --where 'facility=north'
+	assert_failure 2
+	assert_equal "$stderr" "mlk-catalog: 'facility' is not a partition key of raw/ehr/fhir"
+	run --separate-stderr mlk-catalog scan raw/ehr/fhir --where 'year~2020'
+	assert_failure 2
+	assert_equal "$stderr" "mlk-catalog: --where condition 1 is not KEY OP VALUE"
+	run --separate-stderr mlk-catalog scan ehr/fhir
+	assert_failure 2
+}
+
+@test "scan without a grant is denied with exit 3, and the denial is audited" {
+	land
+	MLK_TEST_USER=eve run --separate-stderr mlk-catalog scan raw/ehr/fhir \
+		--purpose "cohort"
+	assert_failure 3
+	assert_output ''
+	assert_equal "$stderr" "mlk-catalog: read of raw/ehr/fhir denied for user 'eve' by policy rule 'default-deny'"
+	run last_event '[.actor.user, .action, .zone, .dataset, .purpose, .decision, .rule, .status]'
+	assert_output '["eve","read","raw","ehr/fhir","cohort","deny","default-deny",3]'
+}
+
+@test "grant conditions: sensitivity from the descriptor, project, purpose, expiry" {
+	land
+	cat >"$MLK_LAKE/policy.yaml" <<-EOF
+	version: 1
+	owner: $(id -un)
+	test_identity_override: true
+	roles:
+	  researcher: {users: [eve]}
+	grants:
+	  - role: researcher
+	    actions: [read]
+	    zones: [raw]
+	    sensitivity: [internal]
+	    projects: [hf]
+	    purpose_required: true
+	    expires: "2030-01-01T00:00:00Z"
+	EOF
+	mlk-catalog add ehr/hl7 >/dev/null
+	export MLK_TEST_USER=eve
+	# restricted (the default label): no
+	run mlk-catalog scan raw/ehr/hl7 --project hf --purpose x
+	assert_failure 3
+	MLK_TEST_USER= mlk-catalog set ehr/hl7 sensitivity=internal >/dev/null
+	run mlk-catalog scan raw/ehr/hl7 --project hf --purpose x
+	assert_success
+	run last_event '.rule'
+	assert_output '"grants[0]"'
+	run mlk-catalog scan raw/ehr/hl7 --project other --purpose x
+	assert_failure 3
+	run mlk-catalog scan raw/ehr/hl7 --project hf
+	assert_failure 3
+	MLK_TEST_NOW=1893456000 run mlk-catalog scan raw/ehr/hl7 --project hf --purpose x
+	assert_failure 3
+	# No descriptor: treated as restricted.
+	run mlk-catalog scan raw/ehr/fhir --project hf --purpose x
+	assert_failure 3
+}
+
+@test "a granted request is in force until it expires; both steps audited" {
+	land
+	cat >"$MLK_LAKE/policy.yaml" <<-EOF
+	version: 1
+	owner: $(id -un)
+	test_identity_override: true
+	roles:
+	  researcher: {users: [eve]}
+	requests:
+	  - role: researcher
+	    datasets: ["ehr/*"]
+	    decide: grant
+	    days: 7
+	EOF
+	export MLK_TEST_USER=eve
+	now=$(date +%s)
+	export MLK_TEST_NOW=$now
+	run mlk-catalog scan raw/ehr/hl7
+	assert_failure 3
+	run --separate-stderr mlk-catalog request ehr/hl7
+	assert_failure 2
+	assert_equal "$stderr" "mlk-catalog: a request needs --purpose"
+	run --separate-stderr mlk-catalog request ehr/hl7 --purpose "ADT volume study" --project ops
+	assert_success
+	id=$(jq -r .id <<<"$output")
+	[[ $id =~ ^r-[0-9a-f]{16}$ ]]
+	run jq -c '[.status, .rule, .user, .action, .zone, .dataset, .expires]' <<<"$output"
+	assert_output "[\"granted\",\"requests[0]\",\"eve\",\"read\",\"raw\",\"ehr/hl7\",\"$(date -u -d @$((now + 7 * 86400)) +%Y-%m-%dT%H:%M:%SZ)\"]"
+	assert_file_exists "$MLK_LAKE/catalog/requests/$id.json"
+	run jq -c 'select(.action | startswith("access.")) | [.action, .detail.request, .detail.status, .decision]' "$MLK_LAKE/audit/log.ndjson"
+	assert_output "[\"access.request\",\"$id\",\"granted\",\"allow\"]
+[\"access.decide\",\"$id\",\"granted\",\"allow\"]"
+	run mlk-catalog grants
+	assert_equal "$(jq -r .id <<<"$output")" "$id"
+	run mlk-catalog scan raw/ehr/hl7
+	assert_success
+	cmp <(sort hl7.ndjson) <(printf '%s\n' "$output" | sort)
+	run last_event '.rule'
+	assert_output "\"request:$id\""
+	# Only for what was asked.
+	run mlk-catalog scan raw/ehr/fhir
+	assert_failure 3
+	# Eight days later it has expired.
+	export MLK_TEST_NOW=$((now + 8 * 86400))
+	run mlk-catalog scan raw/ehr/hl7
+	assert_failure 3
+	run mlk-catalog grants
+	assert_output ''
+	MLK_TEST_USER= run mlk-catalog grants --user eve
+	assert_output ''
+}
+
+@test "requests: denied by rule, queued for an approver, approved or denied once" {
+	land
+	cat >"$MLK_LAKE/policy.yaml" <<-EOF
+	version: 1
+	owner: $(id -un)
+	test_identity_override: true
+	roles:
+	  researcher: {users: [eve, bob]}
+	  steward: {users: [sam]}
+	requests:
+	  - role: researcher
+	    datasets: ["ehr/fhir"]
+	    decide: deny
+	  - role: researcher
+	    decide: queue
+	    approver: steward
+	    days: 3
+	EOF
+	MLK_TEST_USER=eve run --separate-stderr mlk-catalog request ehr/fhir --purpose x
+	assert_failure 3
+	id=$(jq -r .id <<<"$output")
+	assert_equal "$stderr" "mlk-catalog: request $id for read on raw/ehr/fhir denied for user 'eve' by policy rule 'requests[0]'"
+	MLK_TEST_USER=mallory run --separate-stderr mlk-catalog request ehr/hl7 --purpose x
+	assert_failure 3
+	assert_equal "$(jq -r .rule <<<"$output")" "default-deny"
+	MLK_TEST_USER=eve run mlk-catalog request ehr/hl7 --purpose "study"
+	assert_success
+	id=$(jq -r .id <<<"$output")
+	assert_equal "$(jq -r '.status + " " + .approver' <<<"$output")" "queued steward"
+	MLK_TEST_USER=eve run mlk-catalog scan raw/ehr/hl7
+	assert_failure 3
+	# Not the requester, not another researcher.
+	MLK_TEST_USER=eve run --separate-stderr mlk-catalog approve "$id"
+	assert_failure 3
+	[[ $stderr == *"by policy rule 'self-approval'" ]]
+	MLK_TEST_USER=bob run --separate-stderr mlk-catalog approve "$id"
+	assert_failure 3
+	run last_event '[.actor.user, .action, .decision, .detail.request]'
+	assert_output "[\"bob\",\"approve\",\"deny\",\"$id\"]"
+	MLK_TEST_USER=sam run --separate-stderr mlk-catalog approve "$id"
+	assert_success
+	assert_equal "$(jq -r '.status + " " + .decided_by' <<<"$output")" "granted sam"
+	run last_event '[.actor.user, .action, .decision, .detail.request, .detail.status]'
+	assert_output "[\"sam\",\"access.decide\",\"allow\",\"$id\",\"granted\"]"
+	MLK_TEST_USER=eve run mlk-catalog scan raw/ehr/hl7
+	assert_success
+	MLK_TEST_USER=sam run --separate-stderr mlk-catalog deny "$id"
+	assert_failure 2
+	# A second request, denied by the steward.
+	MLK_TEST_USER=bob run mlk-catalog request ehr/synthea --purpose y
+	id2=$(jq -r .id <<<"$output")
+	MLK_TEST_USER=sam run mlk-catalog deny "$id2"
+	assert_success
+	assert_equal "$(jq -r .status <<<"$output")" "denied"
+	MLK_TEST_USER=bob run mlk-catalog scan raw/ehr/synthea
+	assert_failure 3
+	run --separate-stderr mlk-catalog approve r-0000000000000000
+	assert_failure 2
+	run --separate-stderr mlk-catalog approve ../x
+	assert_failure 2
+}
+
+@test "models: register, promote, and the dataset's descriptor lists them" {
+	land
+	mlk-catalog add ehr/fhir >/dev/null
+	echo '{"learning_rate": 0.1, "depth": 6}' >params.json
+	echo '{"auc": 0.81}' >metrics.json
+	run --separate-stderr mlk-catalog model register hf-readmit \
+		--snapshot s-0123abcd --code 3f9a0c1 --params params.json \
+		--metrics metrics.json --dataset ehr/fhir
+	assert_success
+	run jq -c '[.ref, .version, .snapshot, .code, .stage, .datasets, .params_sha256]' <<<"$output"
+	assert_output "[\"hf-readmit@1\",1,\"s-0123abcd\",\"3f9a0c1\",\"registered\",[\"ehr/fhir\"],\"$(sha256sum <params.json | cut -c1-64)\"]"
+	cmp params.json "$MLK_LAKE/catalog/models/hf-readmit/1.params"
+	cmp metrics.json "$MLK_LAKE/catalog/models/hf-readmit/1.metrics"
+	run last_event '[.action, .inputs, .outputs]'
+	assert_output '["model.register",[{"snapshot":"s-0123abcd"}],[{"model":"hf-readmit@1"}]]'
+	run mlk-catalog model register hf-readmit --snapshot s-2 --code c2 \
+		--params params.json --metrics metrics.json
+	assert_equal "$(jq -r .ref <<<"$output")" "hf-readmit@2"
+	# One step at a time; the approver role (here: the owner) promotes.
+	run --separate-stderr mlk-catalog model promote hf-readmit@1 --to deployed
+	assert_failure 2
+	MLK_TEST_USER=eve run --separate-stderr mlk-catalog model promote hf-readmit@1 --to validated
+	assert_failure 3
+	run last_event '[.actor.user, .action, .decision]'
+	assert_output '["eve","model.promote","deny"]'
+	for s in validated approved deployed; do
+		run mlk-catalog model promote hf-readmit@1 --to $s
+		assert_success
+	done
+	run mlk-catalog show ehr/fhir
+	assert_equal "$(jq -c .models <<<"$output")" '[{"model":"hf-readmit@1","snapshot":"s-0123abcd","stage":"deployed"}]'
+	run mlk-catalog model show hf-readmit@1
+	assert_equal "$(jq -c '[.history[].stage]' <<<"$output")" '["registered","validated","approved","deployed"]'
+	run mlk-catalog model show hf-readmit
+	assert_equal "$(jq -r .ref <<<"$output")" "hf-readmit@2"
+	run mlk-catalog model list
+	assert_equal "$(jq -r .ref <<<"$output" | tr '\n' ' ')" "hf-readmit@1 hf-readmit@2 "
+	run mlk-catalog model promote hf-readmit@1 --to deprecated
+	assert_success
+	run --separate-stderr mlk-catalog model promote hf-readmit@1 --to deployed
+	assert_failure 2
+	run --separate-stderr mlk-catalog model register Bad/Name --snapshot s --code c \
+		--params params.json --metrics metrics.json
+	assert_failure 2
+	run --separate-stderr mlk-catalog model register m --snapshot s --code c \
+		--params params.json --metrics metrics.json --dataset ehr/none
+	assert_failure 2
+	# With snapshots in the lake, the snapshot must be one of them.
+	mkdir -p "$MLK_LAKE/snapshots/s-real"
+	run --separate-stderr mlk-catalog model register m --snapshot s-fake --code c \
+		--params params.json --metrics metrics.json
+	assert_failure 2
+	assert_equal "$stderr" "mlk-catalog: no snapshot 's-fake' in the lake"
+	run mlk-catalog model register m --snapshot s-real --code c \
+		--params params.json --metrics metrics.json
+	assert_success
+}
+
+@test "scan refuses a manifest naming a file outside its batch, and a stored line cut short" {
+	land
+	m=$(ls "$MLK_LAKE"/raw/ehr/hl7/batch=*/_manifest.json)
+	chmod u+w "$m" "$(dirname "$m")"
+	sed -i '2s|"path":"|"path":"../../|' "$m"
+	run --separate-stderr mlk-catalog scan raw/ehr/hl7
+	assert_failure 4
+	[[ $stderr == *"_manifest.json': names a file outside its batch" ]]
+	sed -i '2s|"path":"../../|"path":"|' "$m"
+	f=$(ls "$MLK_LAKE"/raw/ehr/hl7/batch=*/*/*/*/*.ndjson.gz | head -1)
+	chmod u+w "$f" "$(dirname "$f")"
+	gzip -dc "$f" | head -c -3 | gzip >"$f.new" && mv "$f.new" "$f"
+	run --separate-stderr mlk-catalog scan raw/ehr/hl7
+	assert_failure 4
+	[[ $stderr == *"stored record does not end its envelope" ]]
 }

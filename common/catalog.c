@@ -1,0 +1,1153 @@
+#include "catalog.h"
+
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include "fsio.h"
+#include "manifest.h"
+#include "record.h"
+#include "xalloc.h"
+#include "banned.h"
+
+/* The keys people edit, in the order a new descriptor has them. */
+static const char *const edit_keys[] = {
+	"owner", "steward", "maintainer", "description", "source_system",
+	"sensitivity", "retention", "jurisdiction", "consent", "deid",
+	"legal_hold",
+};
+/* Keys only tools write. */
+static const char *const fixed_keys[] = {
+	"dataset", "created", "derived", "models", "versions",
+};
+
+#define NELEM(a) (sizeof(a) / sizeof((a)[0]))
+
+char *catalog_desc_path(const struct lake *l, const char *dataset)
+{
+	return lake_path(l, "catalog/datasets/%s.yaml", dataset);
+}
+
+int catalog_exists(const struct lake *l, const char *dataset)
+{
+	char *p = catalog_desc_path(l, dataset);
+	int r = fsio_exists(p);
+	free(p);
+	return r;
+}
+
+struct ynode *catalog_scalar(const char *text, int quoted)
+{
+	struct ynode *n = xcalloc(1, sizeof *n);
+	n->type = YNODE_SCALAR;
+	n->scalar = xstrdup(text);
+	n->quoted = quoted;
+	return n;
+}
+
+struct ynode *catalog_seq(void)
+{
+	struct ynode *n = xcalloc(1, sizeof *n);
+	n->type = YNODE_SEQ;
+	return n;
+}
+
+static struct ynode *new_map(void)
+{
+	struct ynode *n = xcalloc(1, sizeof *n);
+	n->type = YNODE_MAP;
+	return n;
+}
+
+void catalog_seq_push(struct ynode *seq, struct ynode *item)
+{
+	seq->items = xrealloc(seq->items, (seq->n + 1) * sizeof *seq->items);
+	seq->items[seq->n++] = item;
+}
+
+void catalog_map_put(struct ynode *map, const char *key, struct ynode *v)
+{
+	for (size_t i = 0; i < map->n; i++) {
+		if (!strcmp(map->keys[i], key)) {
+			ynode_free(map->values[i]);
+			map->values[i] = v;
+			return;
+		}
+	}
+	map->keys = xrealloc(map->keys, (map->n + 1) * sizeof *map->keys);
+	map->values = xrealloc(map->values,
+			       (map->n + 1) * sizeof *map->values);
+	map->keys[map->n] = xstrdup(key);
+	map->values[map->n++] = v;
+}
+
+struct ynode *catalog_new(const char *dataset, const char *owner,
+			  time_t now)
+{
+	struct ynode *d = new_map();
+	char ts[32];
+	lake_time_iso(now, ts);
+	catalog_map_put(d, "dataset", catalog_scalar(dataset, 1));
+	for (size_t i = 0; i < NELEM(edit_keys); i++) {
+		const char *v = "";
+		if (!strcmp(edit_keys[i], "owner"))
+			v = owner;
+		else if (!strcmp(edit_keys[i], "sensitivity"))
+			v = "restricted";
+		else if (!strcmp(edit_keys[i], "deid"))
+			v = "none";
+		if (!strcmp(edit_keys[i], "legal_hold"))
+			catalog_map_put(d, edit_keys[i],
+					catalog_scalar("false", 0));
+		else
+			catalog_map_put(d, edit_keys[i],
+					catalog_scalar(v, 1));
+	}
+	catalog_map_put(d, "created", catalog_scalar(ts, 1));
+	catalog_map_put(d, "models", catalog_seq());
+	catalog_map_put(d, "versions", catalog_seq());
+	return d;
+}
+
+enum mlk_status catalog_load(const struct lake *l, const char *dataset,
+			     struct ynode **out, struct mlk_error *e)
+{
+	char *p = catalog_desc_path(l, dataset);
+	enum mlk_status s;
+	if (!fsio_exists(p)) {
+		s = mlk_error_set(e, MLK_USAGE, NULL, 0,
+				  "dataset '%s' is not in the catalog",
+				  dataset);
+	} else {
+		s = ynode_load_file(p, out, e);
+		if (s == MLK_OK && (*out)->type != YNODE_MAP) {
+			ynode_free(*out);
+			*out = NULL;
+			s = mlk_error_set(e, MLK_INTEGRITY, p, 1,
+					  "a descriptor must be a map");
+		}
+	}
+	free(p);
+	return s;
+}
+
+enum mlk_status catalog_set(struct ynode *d, const char *assignment,
+			    struct mlk_error *e)
+{
+	const char *eq = strchr(assignment, '=');
+	if (!eq || eq == assignment)
+		return mlk_error_set(e, MLK_USAGE, NULL, 0,
+				     "expected KEY=VALUE");
+	size_t kn = (size_t)(eq - assignment);
+	char key[40];
+	if (kn > 32)
+		return mlk_error_set(e, MLK_USAGE, NULL, 0,
+				     "key longer than 32 bytes");
+	memcpy(key, assignment, kn);
+	key[kn] = '\0';
+	if (!islower((unsigned char)key[0]))
+		goto bad;
+	for (size_t i = 0; i < kn; i++)
+		if (!islower((unsigned char)key[i]) &&
+		    !isdigit((unsigned char)key[i]) && key[i] != '_')
+			goto bad;
+	for (size_t i = 0; i < NELEM(fixed_keys); i++)
+		if (!strcmp(key, fixed_keys[i]))
+			return mlk_error_set(e, MLK_USAGE, NULL, 0,
+					     "key '%s' is kept by mlk and "
+					     "cannot be set", key);
+	const char *val = eq + 1;
+	if (utf8_invalid_at(val, strlen(val)) >= 0)
+		return mlk_error_set(e, MLK_USAGE, NULL, 0,
+				     "value of '%s' is not UTF-8", key);
+	for (const char *p = val; *p; p++)
+		if ((unsigned char)*p < 0x20)
+			return mlk_error_set(e, MLK_USAGE, NULL, 0,
+					     "value of '%s' holds a control "
+					     "character", key);
+	if (!strcmp(key, "legal_hold")) {
+		if (strcmp(val, "true") && strcmp(val, "false"))
+			return mlk_error_set(e, MLK_USAGE, NULL, 0,
+					     "legal_hold must be true or "
+					     "false");
+		catalog_map_put(d, key, catalog_scalar(val, 0));
+	} else {
+		catalog_map_put(d, key, catalog_scalar(val, 1));
+	}
+	return MLK_OK;
+bad:
+	return mlk_error_set(e, MLK_USAGE, NULL, 0,
+			     "key '%s' is not [a-z][a-z0-9_]*", key);
+}
+
+/* Emitting ---------------------------------------------------------------- */
+
+static int is_number(const char *s)
+{
+	const char *p = s;
+	if (*p == '-')
+		p++;
+	if (!isdigit((unsigned char)*p))
+		return 0;
+	if (*p == '0' && isdigit((unsigned char)p[1]))
+		return 0;
+	while (isdigit((unsigned char)*p))
+		p++;
+	if (*p == '.') {
+		p++;
+		if (!isdigit((unsigned char)*p))
+			return 0;
+		while (isdigit((unsigned char)*p))
+			p++;
+	}
+	return *p == '\0';
+}
+
+/* An unquoted scalar that is safe to write back unquoted. */
+static int plain_ok(const struct ynode *n)
+{
+	if (n->quoted || !*n->scalar)
+		return 0;
+	if (is_number(n->scalar) || !strcmp(n->scalar, "true") ||
+	    !strcmp(n->scalar, "false") || !strcmp(n->scalar, "null"))
+		return 1;
+	return 0;
+}
+
+static void yaml_key(const char *k, struct buf *out)
+{
+	int plain = *k != '\0';
+	for (const char *p = k; *p; p++)
+		if (!isalnum((unsigned char)*p) && *p != '_' && *p != '-')
+			plain = 0;
+	if (plain)
+		buf_addstr(out, k);
+	else
+		buf_add_json_cstr(out, k);
+}
+
+static void yaml_flow(const struct ynode *n, struct buf *out)
+{
+	switch (n->type) {
+	case YNODE_SCALAR:
+		if (ynode_is_null(n))
+			buf_addstr(out, "null");
+		else if (plain_ok(n))
+			buf_addstr(out, n->scalar);
+		else
+			buf_add_json_cstr(out, n->scalar);
+		break;
+	case YNODE_SEQ:
+		buf_addch(out, '[');
+		for (size_t i = 0; i < n->n; i++) {
+			if (i)
+				buf_addstr(out, ", ");
+			yaml_flow(n->items[i], out);
+		}
+		buf_addch(out, ']');
+		break;
+	case YNODE_MAP:
+		buf_addch(out, '{');
+		for (size_t i = 0; i < n->n; i++) {
+			if (i)
+				buf_addstr(out, ", ");
+			yaml_key(n->keys[i], out);
+			buf_addstr(out, ": ");
+			yaml_flow(n->values[i], out);
+		}
+		buf_addch(out, '}');
+		break;
+	}
+}
+
+static void yaml_block(const struct ynode *n, int indent, struct buf *out)
+{
+	for (size_t i = 0; i < n->n; i++) {
+		const struct ynode *v = n->values[i];
+		buf_addf(out, "%*s", indent, "");
+		yaml_key(n->keys[i], out);
+		buf_addch(out, ':');
+		if (v->type == YNODE_MAP && v->n) {
+			buf_addch(out, '\n');
+			yaml_block(v, indent + 2, out);
+		} else if (v->type == YNODE_SEQ && v->n) {
+			buf_addch(out, '\n');
+			for (size_t j = 0; j < v->n; j++) {
+				buf_addf(out, "%*s- ", indent + 2, "");
+				yaml_flow(v->items[j], out);
+				buf_addch(out, '\n');
+			}
+		} else {
+			buf_addch(out, ' ');
+			yaml_flow(v, out);
+			buf_addch(out, '\n');
+		}
+	}
+}
+
+void catalog_yaml(const struct ynode *n, struct buf *out)
+{
+	buf_addstr(out, "# mlk catalog entry; see mlk-catalog(5)\n");
+	if (n->type == YNODE_MAP)
+		yaml_block(n, 0, out);
+	else
+		yaml_flow(n, out);
+}
+
+void catalog_json(const struct ynode *n, struct buf *out)
+{
+	switch (n->type) {
+	case YNODE_SCALAR:
+		if (!n->quoted && ynode_is_null(n))
+			buf_addstr(out, "null");
+		else if (plain_ok(n))
+			buf_addstr(out, n->scalar);
+		else
+			buf_add_json_cstr(out, n->scalar);
+		break;
+	case YNODE_SEQ:
+		buf_addch(out, '[');
+		for (size_t i = 0; i < n->n; i++) {
+			if (i)
+				buf_addch(out, ',');
+			catalog_json(n->items[i], out);
+		}
+		buf_addch(out, ']');
+		break;
+	case YNODE_MAP:
+		buf_addch(out, '{');
+		for (size_t i = 0; i < n->n; i++) {
+			if (i)
+				buf_addch(out, ',');
+			buf_add_json_cstr(out, n->keys[i]);
+			buf_addch(out, ':');
+			catalog_json(n->values[i], out);
+		}
+		buf_addch(out, '}');
+		break;
+	}
+}
+
+/* Index ------------------------------------------------------------------- */
+
+/*
+ * The index line of a descriptor: the descriptor as JSON, `derived`
+ * cut down to its record count, record types and field names (what
+ * search looks at), dataset first.
+ */
+static void index_line(const struct ynode *d, struct buf *out)
+{
+	buf_addch(out, '{');
+	int first = 1;
+	const char *ds = ynode_str(d, "dataset");
+	buf_addstr(out, "\"dataset\":");
+	buf_add_json_cstr(out, ds ? ds : "");
+	first = 0;
+	for (size_t i = 0; i < d->n; i++) {
+		const char *k = d->keys[i];
+		if (!strcmp(k, "dataset"))
+			continue;
+		if (!first)
+			buf_addch(out, ',');
+		first = 0;
+		buf_add_json_cstr(out, k);
+		buf_addch(out, ':');
+		if (strcmp(k, "derived")) {
+			catalog_json(d->values[i], out);
+			continue;
+		}
+		const struct ynode *dv = d->values[i];
+		const struct ynode *rec = ynode_get(dv, "records");
+		const struct ynode *types = ynode_get(dv, "types");
+		const struct ynode *schema = ynode_get(dv, "schema");
+		buf_addstr(out, "{\"records\":");
+		if (rec && rec->type == YNODE_SCALAR)
+			catalog_json(rec, out);
+		else
+			buf_addch(out, '0');
+		buf_addstr(out, ",\"types\":");
+		if (types)
+			catalog_json(types, out);
+		else
+			buf_addstr(out, "[]");
+		buf_addstr(out, ",\"fields\":[");
+		if (schema && schema->type == YNODE_SEQ) {
+			for (size_t j = 0; j < schema->n; j++) {
+				const char *f = ynode_str(schema->items[j],
+							  "field");
+				if (j)
+					buf_addch(out, ',');
+				buf_add_json_cstr(out, f ? f : "");
+			}
+		}
+		buf_addstr(out, "]}");
+	}
+	buf_addch(out, '}');
+}
+
+/* The bytes every index line of dataset starts with. */
+static void index_prefix(const char *dataset, struct buf *out)
+{
+	buf_addstr(out, "{\"dataset\":");
+	buf_add_json_cstr(out, dataset);
+	buf_addch(out, ',');
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static enum mlk_status write_index(const struct lake *l, char **lines,
+				   size_t n, struct mlk_error *e)
+{
+	if (n)
+		qsort(lines, n, sizeof *lines, cmp_str);
+	struct buf b = BUF_INIT;
+	for (size_t i = 0; i < n; i++) {
+		buf_addstr(&b, lines[i]);
+		buf_addch(&b, '\n');
+	}
+	char *p = lake_path(l, "catalog/index.ndjson");
+	enum mlk_status s = fsio_write_atomic(p, b.data ? b.data : "",
+					      b.len, 0644, e);
+	free(p);
+	buf_release(&b);
+	return s;
+}
+
+struct lines {
+	char **v;
+	size_t n, alloc;
+};
+
+static void lines_free(struct lines *ls)
+{
+	for (size_t i = 0; i < ls->n; i++)
+		free(ls->v[i]);
+	free(ls->v);
+}
+
+static void lines_push(struct lines *ls, char *s)
+{
+	XGROW(ls->v, ls->alloc, ls->n + 1);
+	ls->v[ls->n++] = s;
+}
+
+static enum mlk_status walk_descs(const struct lake *l, const char *dir,
+				  const char *rel, struct lines *out,
+				  struct mlk_error *e)
+{
+	DIR *dp = opendir(dir);
+	if (!dp) {
+		if (errno == ENOENT)
+			return MLK_OK;
+		return mlk_error_errno(e, dir, "cannot read directory");
+	}
+	enum mlk_status s = MLK_OK;
+	struct dirent *de;
+	while (s == MLK_OK && (de = readdir(dp))) {
+		const char *nm = de->d_name;
+		if (nm[0] == '.')
+			continue;
+		char *path = xasprintf("%s/%s", dir, nm);
+		char *r = *rel ? xasprintf("%s/%s", rel, nm) : xstrdup(nm);
+		size_t len = strlen(nm);
+		if (fsio_is_dir(path)) {
+			s = walk_descs(l, path, r, out, e);
+		} else if (len > 5 && !strcmp(nm + len - 5, ".yaml")) {
+			r[strlen(r) - 5] = '\0';
+			struct ynode *d = NULL;
+			s = ynode_load_file(path, &d, e);
+			if (s == MLK_OK) {
+				/* The path names the dataset, whatever the
+				 * file says. */
+				catalog_map_put(d, "dataset",
+						catalog_scalar(r, 1));
+				struct buf b = BUF_INIT;
+				index_line(d, &b);
+				lines_push(out, buf_detach(&b));
+				ynode_free(d);
+			}
+		}
+		free(path);
+		free(r);
+	}
+	closedir(dp);
+	return s;
+}
+
+enum mlk_status catalog_reindex(const struct lake *l, size_t *n,
+				struct mlk_error *e)
+{
+	char *lock = lake_path(l, "catalog/.lock");
+	int fd;
+	enum mlk_status s = fsio_lock(lock, &fd, e);
+	free(lock);
+	if (s != MLK_OK)
+		return s;
+	struct lines ls = { NULL, 0, 0 };
+	char *dir = lake_path(l, "catalog/datasets");
+	s = walk_descs(l, dir, "", &ls, e);
+	free(dir);
+	if (s == MLK_OK)
+		s = write_index(l, ls.v, ls.n, e);
+	if (n)
+		*n = ls.n;
+	lines_free(&ls);
+	fsio_unlock(fd);
+	return s;
+}
+
+enum mlk_status catalog_save(const struct lake *l, const struct ynode *d,
+			     struct mlk_error *e)
+{
+	const char *ds = ynode_str(d, "dataset");
+	if (!ds || !lake_dataset_valid(ds))
+		return mlk_error_set(e, MLK_USAGE, NULL, 0,
+				     "descriptor without a valid dataset");
+	char *path = catalog_desc_path(l, ds);
+	char *dir = xstrdup(path);
+	*strrchr(dir, '/') = '\0';
+	enum mlk_status s = fsio_mkdirs(dir, 0755, e);
+	free(dir);
+	char *lock = lake_path(l, "catalog/.lock");
+	int fd = -1;
+	if (s == MLK_OK)
+		s = fsio_lock(lock, &fd, e);
+	free(lock);
+	if (s != MLK_OK) {
+		free(path);
+		return s;
+	}
+	struct buf y = BUF_INIT;
+	catalog_yaml(d, &y);
+	s = fsio_write_atomic(path, y.data, y.len, 0644, e);
+	buf_release(&y);
+	free(path);
+
+	/* The index: every other line kept, this one replaced or added. */
+	char *ip = lake_path(l, "catalog/index.ndjson");
+	int have_index = fsio_exists(ip);
+	char *data = NULL;
+	size_t len = 0;
+	if (s == MLK_OK && have_index)
+		s = fsio_read_file(ip, &data, &len, e);
+	free(ip);
+	if (s == MLK_OK && !have_index) {
+		fsio_unlock(fd);
+		return catalog_reindex(l, NULL, e);
+	}
+	if (s == MLK_OK) {
+		struct buf pre = BUF_INIT, mine = BUF_INIT;
+		index_prefix(ds, &pre);
+		index_line(d, &mine);
+		struct lines ls = { NULL, 0, 0 };
+		char *p = data, *end = data + len;
+		while (p < end) {
+			char *nl = memchr(p, '\n', (size_t)(end - p));
+			size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
+			if (n && !(n >= pre.len && !memcmp(p, pre.data,
+							   pre.len)))
+				lines_push(&ls, xstrndup(p, n));
+			p += n + 1;
+		}
+		lines_push(&ls, buf_detach(&mine));
+		s = write_index(l, ls.v, ls.n, e);
+		lines_free(&ls);
+		buf_release(&pre);
+	}
+	free(data);
+	fsio_unlock(fd);
+	return s;
+}
+
+/* Refresh ----------------------------------------------------------------- */
+
+enum { T_STRING = 1, T_NUMBER = 2, T_BOOLEAN = 4, T_OBJECT = 8,
+       T_ARRAY = 16, T_NULL = 32 };
+static const char *const type_names[] = {
+	"string", "number", "boolean", "object", "array", "null",
+};
+
+/* Wide datasets are cut here: a descriptor is a summary. */
+#define MAX_FIELDS 2000
+#define MAX_TYPES 1000
+
+struct field {
+	char *name;
+	unsigned types;
+	unsigned long long nonnull;
+};
+
+struct derive {
+	struct field *f;
+	size_t nf, falloc;
+	struct lines types;
+	struct lines pkeys;
+	struct lines batches;
+	unsigned long long records;
+	/* Data files of the batch being read. */
+	struct lines files;
+	struct buf tmp;
+};
+
+static int lines_has(const struct lines *ls, const char *s, size_t n)
+{
+	for (size_t i = 0; i < ls->n; i++)
+		if (strlen(ls->v[i]) == n && !memcmp(ls->v[i], s, n))
+			return 1;
+	return 0;
+}
+
+static int manifest_cb(void *ctx, const struct rec *r, int is_header)
+{
+	struct derive *dv = ctx;
+	if (is_header)
+		return 0;
+	int k = rec_get(r, 0, "entry");
+	if (k < 0 || !rec_str_eq(r, k, "file"))
+		return 0;
+	int pth = rec_get(r, 0, "path"), part = rec_get(r, 0, "partition");
+	if (pth < 0 || part < 0)
+		return 0;
+	buf_reset(&dv->tmp);
+	rec_str(r, pth, &dv->tmp);
+	lines_push(&dv->files, xstrdup(dv->tmp.data ? dv->tmp.data : ""));
+	buf_reset(&dv->tmp);
+	rec_str(r, part, &dv->tmp);
+	const char *p = dv->tmp.data ? dv->tmp.data : "";
+	while (*p) {
+		const char *eq = strchr(p, '=');
+		const char *sl = strchr(p, '/');
+		if (!eq || (sl && sl < eq))
+			break;
+		if (!lines_has(&dv->pkeys, p, (size_t)(eq - p)))
+			lines_push(&dv->pkeys, xstrndup(p, (size_t)(eq - p)));
+		if (!sl)
+			break;
+		p = sl + 1;
+	}
+	return 0;
+}
+
+static struct field *field_get(struct derive *dv, const char *name)
+{
+	for (size_t i = 0; i < dv->nf; i++)
+		if (!strcmp(dv->f[i].name, name))
+			return &dv->f[i];
+	if (dv->nf >= MAX_FIELDS)
+		return NULL;
+	XGROW(dv->f, dv->falloc, dv->nf + 1);
+	struct field *f = &dv->f[dv->nf++];
+	f->name = xstrdup(name);
+	f->types = 0;
+	f->nonnull = 0;
+	return f;
+}
+
+static unsigned value_type(const struct rec *r, int i)
+{
+	switch (rec_type(r, i)) {
+	case REC_OBJECT: return T_OBJECT;
+	case REC_ARRAY: return T_ARRAY;
+	case REC_STRING: return T_STRING;
+	default: break;
+	}
+	size_t n;
+	const char *p = rec_raw(r, i, &n);
+	if (n && p[0] == 'n')
+		return T_NULL;
+	if (n && (p[0] == 't' || p[0] == 'f'))
+		return T_BOOLEAN;
+	return T_NUMBER;
+}
+
+static ssize_t gz_read_cb(void *ctx, void *p, size_t n)
+{
+	gzFile gz = ctx;
+	if (n > (1u << 30))
+		n = 1u << 30;
+	int r = gzread(gz, p, (unsigned)n);
+	if (r == 0) {
+		int err = Z_OK;
+		gzerror(gz, &err);
+		if (err != Z_OK && err != Z_STREAM_END)
+			return -1;
+	}
+	return r;
+}
+
+static enum mlk_status derive_file(struct derive *dv, const char *path,
+				   struct mlk_error *e)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return mlk_error_errno(e, path, "cannot open");
+	gzFile gz = gzdopen(fd, "rb");
+	if (!gz) {
+		close(fd);
+		return mlk_error_set(e, MLK_SYSTEM, path, 0, "cannot read");
+	}
+	struct linereader lr;
+	lr_init(&lr, gz_read_cb, gz);
+	struct rec r;
+	rec_init(&r);
+	enum mlk_status s = MLK_OK;
+	const char *line;
+	size_t len;
+	int got;
+	struct buf key = BUF_INIT;
+	while ((got = lr_next(&lr, &line, &len, e)) == 1) {
+		if (rec_parse(&r, line, len, e) != MLK_OK) {
+			s = mlk_error_set(e, MLK_INTEGRITY, path, lr.lineno,
+					  "stored record is not valid JSON");
+			break;
+		}
+		dv->records++;
+		for (int k = 1; k < r.skip[0]; k = r.skip[k + 1]) {
+			buf_reset(&key);
+			rec_str(&r, k, &key);
+			const char *kn = key.data ? key.data : "";
+			if (!strcmp(kn, "_mlk")) {
+				int t = rec_get(&r, k + 1, "type");
+				buf_reset(&key);
+				if (t >= 0 && rec_str(&r, t, &key) >= 0 &&
+				    dv->types.n < MAX_TYPES &&
+				    !lines_has(&dv->types, key.data,
+					       key.len))
+					lines_push(&dv->types,
+						   xstrdup(key.data));
+				continue;
+			}
+			struct field *f = field_get(dv, kn);
+			if (!f)
+				continue;
+			unsigned t = value_type(&r, k + 1);
+			f->types |= t;
+			if (t != T_NULL)
+				f->nonnull++;
+		}
+	}
+	if (got < 0 && s == MLK_OK)
+		s = mlk_error_set(e, MLK_INTEGRITY, path, lr.lineno,
+				  "cannot read stored records");
+	buf_release(&key);
+	rec_release(&r);
+	lr_release(&lr);
+	gzclose(gz);
+	return s;
+}
+
+static int cmp_field(const void *a, const void *b)
+{
+	return strcmp(((const struct field *)a)->name,
+		      ((const struct field *)b)->name);
+}
+
+/* The batch directories of raw/<dataset>, sorted. */
+static enum mlk_status list_batches(const char *dir, struct lines *out,
+				    struct mlk_error *e)
+{
+	DIR *dp = opendir(dir);
+	if (!dp) {
+		if (errno == ENOENT)
+			return MLK_OK;
+		return mlk_error_errno(e, dir, "cannot read directory");
+	}
+	struct dirent *de;
+	while ((de = readdir(dp)))
+		if (!strncmp(de->d_name, "batch=", 6))
+			lines_push(out, xstrdup(de->d_name + 6));
+	closedir(dp);
+	if (out->n)
+		qsort(out->v, out->n, sizeof *out->v, cmp_str);
+	return MLK_OK;
+}
+
+static struct ynode *lines_seq(const struct lines *ls)
+{
+	struct ynode *s = catalog_seq();
+	for (size_t i = 0; i < ls->n; i++)
+		catalog_seq_push(s, catalog_scalar(ls->v[i], 1));
+	return s;
+}
+
+enum mlk_status catalog_refresh(const struct lake *l, struct ynode *d,
+				time_t now, struct mlk_error *e)
+{
+	const char *ds = ynode_str(d, "dataset");
+	if (!ds || !lake_dataset_valid(ds))
+		return mlk_error_set(e, MLK_USAGE, NULL, 0,
+				     "descriptor without a valid dataset");
+	struct derive dv;
+	memset(&dv, 0, sizeof dv);
+	char *rawdir = lake_path(l, "raw/%s", ds);
+	enum mlk_status s = list_batches(rawdir, &dv.batches, e);
+	for (size_t b = 0; s == MLK_OK && b < dv.batches.n; b++) {
+		char *mp = xasprintf("%s/batch=%s/_manifest.json", rawdir,
+				     dv.batches.v[b]);
+		s = manifest_read(mp, manifest_cb, &dv, e);
+		free(mp);
+		for (size_t i = 0; s == MLK_OK && i < dv.files.n; i++) {
+			char *fp = xasprintf("%s/batch=%s/%s", rawdir,
+					     dv.batches.v[b], dv.files.v[i]);
+			s = derive_file(&dv, fp, e);
+			free(fp);
+		}
+		lines_free(&dv.files);
+		memset(&dv.files, 0, sizeof dv.files);
+	}
+	free(rawdir);
+	if (s == MLK_OK) {
+		struct ynode *m = new_map();
+		char ts[32], num[32];
+		lake_time_iso(now, ts);
+		catalog_map_put(m, "refreshed", catalog_scalar(ts, 1));
+		snprintf(num, sizeof num, "%llu", dv.records);
+		catalog_map_put(m, "records", catalog_scalar(num, 0));
+		catalog_map_put(m, "batches", lines_seq(&dv.batches));
+		catalog_map_put(m, "partitions", lines_seq(&dv.pkeys));
+		if (dv.types.n)
+			qsort(dv.types.v, dv.types.n, sizeof *dv.types.v,
+			      cmp_str);
+		catalog_map_put(m, "types", lines_seq(&dv.types));
+		if (dv.nf)
+			qsort(dv.f, dv.nf, sizeof *dv.f, cmp_field);
+		struct ynode *schema = catalog_seq();
+		for (size_t i = 0; i < dv.nf; i++) {
+			struct ynode *fm = new_map();
+			catalog_map_put(fm, "field",
+					catalog_scalar(dv.f[i].name, 1));
+			struct ynode *ts2 = catalog_seq();
+			for (unsigned t = 0; t < NELEM(type_names); t++)
+				if (dv.f[i].types & (1u << t))
+					catalog_seq_push(ts2, catalog_scalar(
+						type_names[t], 1));
+			catalog_map_put(fm, "types", ts2);
+			double share = dv.records ?
+				(double)(dv.records - dv.f[i].nonnull) /
+				(double)dv.records : 0.0;
+			snprintf(num, sizeof num, "%.4f", share);
+			catalog_map_put(fm, "null_share",
+					catalog_scalar(num, 0));
+			catalog_seq_push(schema, fm);
+		}
+		catalog_map_put(m, "schema", schema);
+		catalog_map_put(d, "derived", m);
+	}
+	for (size_t i = 0; i < dv.nf; i++)
+		free(dv.f[i].name);
+	free(dv.f);
+	lines_free(&dv.types);
+	lines_free(&dv.pkeys);
+	lines_free(&dv.batches);
+	lines_free(&dv.files);
+	buf_release(&dv.tmp);
+	return s;
+}
+
+/* Vocabulary and search ---------------------------------------------------- */
+
+static char *lower_dup(const char *s, size_t n)
+{
+	char *r = xstrndup(s, n);
+	for (char *p = r; *p; p++)
+		*p = (char)tolower((unsigned char)*p);
+	return r;
+}
+
+static void vocab_add(struct vocab *v, const char *term, const char *pref)
+{
+	if (v->n == v->alloc) {
+		v->alloc = v->alloc ? 2 * v->alloc : 16;
+		v->term = xrealloc(v->term, v->alloc * sizeof *v->term);
+		v->pref = xrealloc(v->pref, v->alloc * sizeof *v->pref);
+	}
+	v->term[v->n] = lower_dup(term, strlen(term));
+	v->pref[v->n++] = xstrdup(pref);
+}
+
+enum mlk_status vocab_load(const struct lake *l, struct vocab *v,
+			   struct mlk_error *e)
+{
+	memset(v, 0, sizeof *v);
+	char *p = lake_path(l, "vocab.yaml");
+	struct ynode *y = NULL;
+	enum mlk_status s = MLK_OK;
+	if (fsio_exists(p))
+		s = ynode_load_file(p, &y, e);
+	free(p);
+	if (s != MLK_OK || !y)
+		return s;
+	const struct ynode *t = ynode_get(y, "terms");
+	if (t && t->type == YNODE_MAP) {
+		for (size_t i = 0; i < t->n; i++) {
+			const char *pref = t->keys[i];
+			vocab_add(v, pref, pref);
+			const struct ynode *syn = t->values[i];
+			if (syn->type == YNODE_SCALAR && !ynode_is_null(syn))
+				vocab_add(v, syn->scalar, pref);
+			else if (syn->type == YNODE_SEQ)
+				for (size_t j = 0; j < syn->n; j++)
+					if (syn->items[j]->type ==
+					    YNODE_SCALAR)
+						vocab_add(v,
+						  syn->items[j]->scalar, pref);
+		}
+	}
+	ynode_free(y);
+	return MLK_OK;
+}
+
+void vocab_release(struct vocab *v)
+{
+	for (size_t i = 0; i < v->n; i++) {
+		free(v->term[i]);
+		free(v->pref[i]);
+	}
+	free(v->term);
+	free(v->pref);
+	memset(v, 0, sizeof *v);
+}
+
+static int ieq(const char *a, size_t an, const char *b, size_t bn)
+{
+	if (an != bn)
+		return 0;
+	for (size_t i = 0; i < an; i++)
+		if (tolower((unsigned char)a[i]) !=
+		    tolower((unsigned char)b[i]))
+			return 0;
+	return 1;
+}
+
+const char *vocab_preferred(const struct vocab *v, const char *s, size_t n)
+{
+	for (size_t i = 0; v && i < v->n; i++)
+		if (ieq(v->term[i], strlen(v->term[i]), s, n))
+			return v->pref[i];
+	return NULL;
+}
+
+/*
+ * Does needle (already lowercase) occur in h as whole words,
+ * case-insensitively: not preceded or followed by a letter or digit?
+ */
+static int icontains(const char *h, size_t hn, const char *needle)
+{
+	size_t nn = strlen(needle);
+	if (nn == 0)
+		return 1;
+	if (nn > hn)
+		return 0;
+	for (size_t i = 0; i + nn <= hn; i++) {
+		if (tolower((unsigned char)h[i]) != needle[0])
+			continue;
+		if (i && isalnum((unsigned char)h[i - 1]))
+			continue;
+		size_t j = 1;
+		while (j < nn && tolower((unsigned char)h[i + j]) == needle[j])
+			j++;
+		if (j == nn && (i + nn == hn ||
+				!isalnum((unsigned char)h[i + nn])))
+			return 1;
+	}
+	return 0;
+}
+
+/*
+ * Can lowercase text needle occur in the lowercased JSON line h?  A
+ * needle that JSON would escape cannot be told this way: yes.
+ */
+static int may_occur(const char *h, size_t hn, const char *needle)
+{
+	size_t nn = strlen(needle);
+	for (size_t i = 0; i < nn; i++)
+		if ((unsigned char)needle[i] < 0x20 || needle[i] == '"' ||
+		    needle[i] == '\\')
+			return 1;
+	if (!nn)
+		return 1;
+	const char *p = h, *end = h + hn;
+	while ((size_t)(end - p) >= nn) {
+		p = memchr(p, needle[0], (size_t)(end - p) - nn + 1);
+		if (!p)
+			return 0;
+		if (!memcmp(p, needle, nn))
+			return 1;
+		p++;
+	}
+	return 0;
+}
+
+struct term {
+	char *key;             /* field filter, or NULL for free text */
+	char *val;             /* lowercase */
+	const char *pref;      /* vocabulary term, or NULL */
+	char **alts;           /* free text: the term's synonyms, lowercase */
+	size_t nalts;
+};
+
+/* Does value token i (a string or array of strings) match t? */
+static int value_match(const struct rec *r, int i, const struct term *t,
+		       const struct vocab *v, struct buf *tmp)
+{
+	if (rec_type(r, i) == REC_ARRAY) {
+		for (int k = i + 1; k < r->skip[i]; k = r->skip[k])
+			if (value_match(r, k, t, v, tmp))
+				return 1;
+		return 0;
+	}
+	if (rec_type(r, i) == REC_OBJECT)
+		return 0;
+	buf_reset(tmp);
+	if (rec_type(r, i) == REC_STRING)
+		rec_str(r, i, tmp);
+	else {
+		size_t n;
+		const char *p = rec_raw(r, i, &n);
+		buf_add(tmp, p, n);
+	}
+	const char *s = tmp->data ? tmp->data : "";
+	if (t->key) {
+		if (t->pref) {
+			const char *vp = vocab_preferred(v, s, tmp->len);
+			if (vp && !strcmp(vp, t->pref))
+				return 1;
+		}
+		return ieq(s, tmp->len, t->val, strlen(t->val));
+	}
+	if (icontains(s, tmp->len, t->val))
+		return 1;
+	for (size_t a = 0; a < t->nalts; a++)
+		if (icontains(s, tmp->len, t->alts[a]))
+			return 1;
+	return 0;
+}
+
+/* Free text looks at every value, one level of objects down. */
+static int any_value(const struct rec *r, int obj, const struct term *t,
+		     const struct vocab *v, struct buf *tmp)
+{
+	for (int k = obj + 1; k < r->skip[obj]; k = r->skip[k + 1]) {
+		int val = k + 1;
+		if (rec_type(r, val) == REC_OBJECT) {
+			if (obj == 0 && any_value(r, val, t, v, tmp))
+				return 1;
+		} else if (value_match(r, val, t, v, tmp)) {
+			return 1;
+		}
+	}
+	return 0;
+}
+
+enum mlk_status catalog_search(const struct lake *l, const struct vocab *v,
+			       char **terms, size_t nterms, catalog_fn fn,
+			       void *ctx, struct mlk_error *e)
+{
+	char *ip = lake_path(l, "catalog/index.ndjson");
+	enum mlk_status s = MLK_OK;
+	if (!fsio_exists(ip))
+		s = catalog_reindex(l, NULL, e);
+	char *data = NULL;
+	size_t len = 0;
+	if (s == MLK_OK)
+		s = fsio_read_file(ip, &data, &len, e);
+	free(ip);
+	if (s != MLK_OK)
+		return s;
+
+	struct term *t = xcalloc(nterms ? nterms : 1, sizeof *t);
+	for (size_t i = 0; i < nterms; i++) {
+		const char *eq = strchr(terms[i], '=');
+		const char *val = eq ? eq + 1 : terms[i];
+		if (eq)
+			t[i].key = xstrndup(terms[i],
+					    (size_t)(eq - terms[i]));
+		t[i].val = lower_dup(val, strlen(val));
+		t[i].pref = vocab_preferred(v, val, strlen(val));
+		if (t[i].pref) {
+			for (size_t j = 0; j < v->n; j++) {
+				if (strcmp(v->pref[j], t[i].pref))
+					continue;
+				t[i].alts = xrealloc(t[i].alts,
+					(t[i].nalts + 1) * sizeof *t[i].alts);
+				t[i].alts[t[i].nalts++] = xstrdup(v->term[j]);
+			}
+		}
+	}
+
+	/*
+	 * A line can only match when every term (or one of its synonyms)
+	 * occurs in it as text: a lowercased copy of the index lets
+	 * the scan skip most lines without parsing them.
+	 */
+	char *low = xmalloc(len + 1);
+	for (size_t i = 0; i < len; i++)
+		low[i] = (char)tolower((unsigned char)data[i]);
+	low[len] = '\0';
+
+	struct rec r;
+	rec_init(&r);
+	struct buf tmp = BUF_INIT;
+	char *p = data, *end = data + len;
+	long long lineno = 0;
+	while (s == MLK_OK && p < end) {
+		char *nl = memchr(p, '\n', (size_t)(end - p));
+		size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
+		lineno++;
+		const char *line = p;
+		const char *lline = low + (p - data);
+		p += n + 1;
+		if (!n)
+			continue;
+		int maybe = 1;
+		for (size_t i = 0; maybe && i < nterms; i++) {
+			maybe = may_occur(lline, n, t[i].val);
+			for (size_t a = 0; !maybe && a < t[i].nalts; a++)
+				maybe = may_occur(lline, n,
+							  t[i].alts[a]);
+		}
+		if (!maybe)
+			continue;
+		if (rec_parse(&r, line, n, e) != MLK_OK) {
+			s = mlk_error_set(e, MLK_INTEGRITY,
+					  "catalog/index.ndjson", lineno,
+					  "not a valid index line; run "
+					  "mlk-catalog reindex");
+			break;
+		}
+		int ok = 1;
+		for (size_t i = 0; ok && i < nterms; i++) {
+			if (t[i].key) {
+				int k = rec_get(&r, 0, t[i].key);
+				ok = k >= 0 && value_match(&r, k, &t[i], v,
+							   &tmp);
+			} else {
+				ok = any_value(&r, 0, &t[i], v, &tmp);
+			}
+		}
+		if (ok && fn(ctx, line, n))
+			break;
+	}
+	for (size_t i = 0; i < nterms; i++) {
+		free(t[i].key);
+		free(t[i].val);
+		for (size_t a = 0; a < t[i].nalts; a++)
+			free(t[i].alts[a]);
+		free(t[i].alts);
+	}
+	free(t);
+	buf_release(&tmp);
+	rec_release(&r);
+	free(low);
+	free(data);
+	return s;
+}
