@@ -478,3 +478,23 @@ EOF
 	assert_output --partial '"from":"source:'"$sha"'"'
 	assert_output --partial '"relation":"input_of"'
 }
+
+@test "rebuilt from the raw batches (mlk-catalog scan), a training set gets the same id" {
+	mlk-ingest --quiet --dataset ehr/fhir "$DATA/fhir/Patient.ndjson" \
+		"$DATA/fhir/Condition.ndjson" > /dev/null
+	build() {
+		mlk-catalog scan raw/ehr/fhir | mlk-deid --project t 2>/dev/null |
+			mlk-sample --fraction 0.5 --seed 3 |
+			mlk-snapshot create --quiet training/cohort
+	}
+	a=$(build | jq -r .snapshot)
+	[[ $a =~ ^s[0-9a-f]{24}$ ]]
+	# the lake moves on: another dataset lands
+	mlk-ingest --quiet --dataset ehr/other "$DATA/fhir/Encounter.ndjson" > /dev/null
+	run bash -c "$(declare -f build); build"
+	assert_success
+	[ "$(jq -r .snapshot <<< "$output")" = "$a" ]
+	[ "$(jq -r .new_files <<< "$output")" = 0 ]
+	run mlk-snapshot verify "$a"
+	assert_success
+}
