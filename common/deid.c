@@ -98,6 +98,7 @@ struct deid {
 	size_t ntype;
 	size_t *value_rules;     /* the value rules alone */
 	size_t nvalue;
+	size_t *pflen;           /* lengths of the patient fields */
 	/* Patient scan: identifiers of each patient (by token), from the
 	 * records that describe patients, for the scrubber. */
 	struct pknown { char token[DEID_TOKEN_LEN + 1]; struct buf vals; }
@@ -1503,13 +1504,35 @@ static int find_patient(struct tls *t, int m, struct buf *out)
 				if (raw_is(r, k, "Id"))
 					return value_text(r, k + 1, out);
 		}
-		for (size_t f = 0; f < pf->npatient_fields; f++)
+		/* The first of the profile's patient fields that the record
+		 * has, in the profile's order. */
+		size_t best = pf->npatient_fields;
+		int bk = -1;
+		for (int k = 1; k < sk[0]; k = sk[k + 1]) {
+			size_t n;
+			const char *p = rec_raw(r, k, &n);
+			for (size_t f = 0; f < best; f++) {
+				const char *want = pf->patient_fields[f];
+				if (n == t->d->pflen[f] &&
+				    !strncasecmp(p, want, n) &&
+				    rec_type(r, k + 1) != REC_OBJECT) {
+					best = f;
+					bk = k;
+					break;
+				}
+			}
+		}
+		if (bk < 0)
+			return 0;
+		if (value_text(r, bk + 1, out))
+			return 1;
+		/* the best one was empty: try the others in order */
+		for (size_t f = best + 1; f < pf->npatient_fields; f++)
 			for (int k = 1; k < sk[0]; k = sk[k + 1]) {
 				size_t n;
 				const char *p = rec_raw(r, k, &n);
-				const char *want = pf->patient_fields[f];
-				if (n == strlen(want) &&
-				    !strncasecmp(p, want, n) &&
+				if (n == t->d->pflen[f] &&
+				    !strncasecmp(p, pf->patient_fields[f], n) &&
 				    value_text(r, k + 1, out))
 					return 1;
 			}
@@ -1736,18 +1759,22 @@ static void scan_map(void *ctx, void *tl, const char *line, size_t len,
 	static const char rt[] = "{\"resourceType\":\"";
 	size_t rl = sizeof rt - 1;
 	size_t tail = len > 512 ? len - 512 : 0;
-	int maybe = (len > rl + 7 && !memcmp(line, rt, rl) &&
-		     (!memcmp(line + rl, "Patient\"", 8) ||
-		      (len > rl + 14 && !memcmp(line + rl, "RelatedPerson\"",
-						14)))) ||
-		    memmem(line + tail, len - tail, "\"type\":\"fhir:Patient\"",
-			   21) ||
-		    memmem(line + tail, len - tail, "\"type\":\"csv:patients\"",
-			   21) ||
-		    memmem(line + tail, len - tail,
-			   "\"type\":\"fhir:RelatedPerson\"", 27) ||
-		    memmem(line + tail, len - tail, "\"type\":\"hl7v2:", 14) ||
-		    (len > 18 && !memcmp(line, "{\"message_type\":", 16));
+	int maybe = len > rl + 7 && !memcmp(line, rt, rl) &&
+		    (!memcmp(line + rl, "Patient\"", 8) ||
+		     (len > rl + 14 && !memcmp(line + rl, "RelatedPerson\"",
+					       14)));
+	maybe |= len > 18 && !memcmp(line, "{\"message_type\":", 16);
+	for (const char *q = line + tail, *end = line + len; !maybe && q;) {
+		q = memmem(q, (size_t)(end - q), "\"type\":\"", 8);
+		if (!q)
+			break;
+		q += 8;
+		size_t left = (size_t)(end - q);
+		maybe = (left > 13 && !memcmp(q, "fhir:Patient\"", 13)) ||
+			(left > 19 && !memcmp(q, "fhir:RelatedPerson\"", 19)) ||
+			(left > 13 && !memcmp(q, "csv:patients\"", 13)) ||
+			(left > 6 && !memcmp(q, "hl7v2:", 6));
+	}
 	if (!maybe)
 		return;
 	if (rec_parse(&t->r, line, len, &e) != MLK_OK)
@@ -2044,6 +2071,9 @@ struct deid *deid_new(const struct deid_params *p,
 	}
 	pthread_mutex_init(&d->lock, NULL);
 	d->type_rules = xcalloc(d->prof->nrules + 1, sizeof *d->type_rules);
+	d->pflen = xcalloc(d->prof->npatient_fields + 1, sizeof *d->pflen);
+	for (size_t i = 0; i < d->prof->npatient_fields; i++)
+		d->pflen[i] = strlen(d->prof->patient_fields[i]);
 	d->value_rules = xcalloc(d->prof->nrules + 1,
 				 sizeof *d->value_rules);
 	for (size_t i = 0; i < d->prof->nrules; i++) {
@@ -2084,6 +2114,7 @@ void deid_free(struct deid *d)
 	crypto_hmac_free(d->mac);
 	free(d->type_rules);
 	free(d->value_rules);
+	free(d->pflen);
 	for (size_t i = 0; i < d->pkslots; i++)
 		if (d->pk[i].token[0])
 			buf_release(&d->pk[i].vals);
