@@ -237,49 +237,18 @@ struct keyed {
 
 /* The key: --key-file, else the lake's default key. */
 static void keyed_release(struct keyed *k);
-static int load_key1(const char *lakedir, const char *keyfile,
-		     struct keyed *k);
 
-/* Fills k, or releases what it got and returns the exit status. */
+/* The key (--key-file, else the lake's); on failure it says why, releases
+ * what it got and returns the exit status. */
 static int load_key(const char *lakedir, const char *keyfile, struct keyed *k)
-{
-	int st = load_key1(lakedir, keyfile, k);
-	if (st != MLK_OK)
-		keyed_release(k);
-	return st;
-}
-
-static int load_key1(const char *lakedir, const char *keyfile,
-		     struct keyed *k)
 {
 	struct mlk_error e = MLK_ERROR_INIT;
 	memset(k, 0, sizeof *k);
-	enum mlk_status ls = lake_open(lakedir, &k->lake, &e);
-	if (ls == MLK_OK) {
-		k->have_lake = 1;
-	} else if (lakedir || !keyfile) {
+	if (lake_key_load(lakedir, keyfile, &k->lake, &k->have_lake, k->key,
+			  &e) != MLK_OK) {
 		mlk_error_print(mlk_progname, &e);
-		if (!keyfile && !lakedir)
-			mlk_warn("without a lake, name the key with "
-				 "--key-file FILE");
+		keyed_release(k);
 		return e.status;
-	}
-	mlk_error_clear(&e);
-	char *keypath;
-	if (keyfile) {
-		keypath = xstrdup(keyfile);
-	} else if (k->lake.key_id) {
-		keypath = lake_path(&k->lake, "keys/%s.key", k->lake.key_id);
-	} else {
-		mlk_warn("the lake names no key (keys.default in mlk.yaml); "
-			 "use --key-file FILE");
-		return MLK_USAGE;
-	}
-	enum mlk_status st = crypto_key_load(keypath, k->key, &e);
-	free(keypath);
-	if (st != MLK_OK) {
-		mlk_error_print(mlk_progname, &e);
-		return st;
 	}
 	crypto_key_id(k->key, k->key_id, sizeof k->key_id);
 	return MLK_OK;

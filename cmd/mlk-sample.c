@@ -296,37 +296,15 @@ int main(int argc, char **argv)
 	/* The key: --key-file, else the lake's default key. */
 	struct lake lake;
 	int have_lake = 0;
-	enum mlk_status ls = lake_open(lakedir, &lake, &e);
-	if (ls == MLK_OK) {
-		have_lake = 1;
-	} else if (lakedir || !keyfile) {
-		mlk_error_print(mlk_progname, &e);
-		if (!keyfile && !lakedir)
-			mlk_warn("without a lake, name the key with "
-				 "--key-file FILE");
-		return e.status;
-	}
-	mlk_error_clear(&e);
-	char *keypath = NULL;
-	if (keyfile) {
-		keypath = xstrdup(keyfile);
-	} else if (lake.key_id) {
-		keypath = lake_path(&lake, "keys/%s.key", lake.key_id);
-	} else {
-		mlk_warn("the lake names no key (keys.default in mlk.yaml); "
-			 "use --key-file FILE");
-		lake_close(&lake);
-		return MLK_USAGE;
-	}
 	uint8_t key[MLK_KEY_LEN];
-	if (crypto_key_load(keypath, key, &e) != MLK_OK) {
+	if (lake_key_load(lakedir, keyfile, &lake, &have_lake, key, &e) !=
+	    MLK_OK) {
 		mlk_error_print(mlk_progname, &e);
-		free(keypath);
+		crypto_wipe(key, sizeof key);
 		if (have_lake)
 			lake_close(&lake);
 		return e.status;
 	}
-	free(keypath);
 	crypto_key_id(key, p.key_id, sizeof p.key_id);
 	struct sample *s = sample_new(&p, key, &e);
 	crypto_wipe(key, sizeof key);

@@ -124,31 +124,6 @@ int batch_published(const struct lake *l, const char *dataset,
 	return yes;
 }
 
-/* rm -rf for staging leftovers; never follows symlinks. */
-static void remove_tree(const char *path)
-{
-	struct stat st;
-	if (lstat(path, &st) != 0)
-		return;
-	if (S_ISDIR(st.st_mode)) {
-		DIR *d = opendir(path);
-		if (d) {
-			struct dirent *de;
-			while ((de = readdir(d))) {
-				if (!strcmp(de->d_name, ".") ||
-				    !strcmp(de->d_name, ".."))
-					continue;
-				char *c = xasprintf("%s/%s", path, de->d_name);
-				remove_tree(c);
-				free(c);
-			}
-			closedir(d);
-		}
-		rmdir(path);
-	} else {
-		unlink(path);
-	}
-}
 
 enum mlk_status batch_begin(struct batch *b, const struct lake *l,
 			    const char *dataset, const char *kind,
@@ -163,7 +138,7 @@ enum mlk_status batch_begin(struct batch *b, const struct lake *l,
 	b->staging = lake_path(l, "staging/%s", id);
 	b->final = lake_path(l, "raw/%s/batch=%s", dataset, id);
 	/* What a killed run left behind is garbage: same id, same work. */
-	remove_tree(b->staging);
+	fsio_remove_tree(b->staging);
 	enum mlk_status s = fsio_mkdirs(b->staging, 0755, e);
 	if (s != MLK_OK)
 		return s;
@@ -346,7 +321,7 @@ enum mlk_status batch_publish(struct batch *b, struct mlk_error *e)
 void batch_abort(struct batch *b)
 {
 	if (b->staging)
-		remove_tree(b->staging);
+		fsio_remove_tree(b->staging);
 }
 
 void batch_release(struct batch *b)

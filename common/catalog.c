@@ -8,8 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include <zlib.h>
 
+#include "datareader.h"
 #include "fsio.h"
 #include "manifest.h"
 #include "record.h"
@@ -669,79 +669,57 @@ static unsigned value_type(const struct rec *r, int i)
 	return T_NUMBER;
 }
 
-static ssize_t gz_read_cb(void *ctx, void *p, size_t n)
+struct derive_file_ctx {
+	struct derive *dv;
+	const char *path;
+	struct rec r;
+	struct buf key;
+};
+
+static int derive_line(void *ctx, const char *line, size_t len,
+		       long long lineno, struct mlk_error *e)
 {
-	gzFile gz = ctx;
-	if (n > (1u << 30))
-		n = 1u << 30;
-	int r = gzread(gz, p, (unsigned)n);
-	if (r == 0) {
-		int err = Z_OK;
-		gzerror(gz, &err);
-		if (err != Z_OK && err != Z_STREAM_END)
-			return -1;
+	struct derive_file_ctx *c = ctx;
+	struct derive *dv = c->dv;
+	struct rec *r = &c->r;
+	struct buf *key = &c->key;
+	if (rec_parse(r, line, len, e) != MLK_OK)
+		return mlk_error_set(e, MLK_INTEGRITY, c->path, lineno,
+				     "stored record is not valid JSON");
+	dv->records++;
+	for (int k = 1; k < r->skip[0]; k = r->skip[k + 1]) {
+		buf_reset(key);
+		rec_str(r, k, key);
+		const char *kn = key->data ? key->data : "";
+		if (!strcmp(kn, "_mlk")) {
+			int t = rec_get(r, k + 1, "type");
+			buf_reset(key);
+			if (t >= 0 && rec_str(r, t, key) >= 0 &&
+			    dv->types.n < MAX_TYPES &&
+			    !lines_has(&dv->types, key->data, key->len))
+				lines_push(&dv->types, xstrdup(key->data));
+			continue;
+		}
+		struct field *f = field_get(dv, kn);
+		if (!f)
+			continue;
+		unsigned t = value_type(r, k + 1);
+		f->types |= t;
+		if (t != T_NULL)
+			f->nonnull++;
 	}
-	return r;
+	return 0;
 }
 
 static enum mlk_status derive_file(struct derive *dv, const char *path,
 				   struct mlk_error *e)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return mlk_error_errno(e, path, "cannot open");
-	gzFile gz = gzdopen(fd, "rb");
-	if (!gz) {
-		close(fd);
-		return mlk_error_set(e, MLK_SYSTEM, path, 0, "cannot read");
-	}
-	struct linereader lr;
-	lr_init(&lr, gz_read_cb, gz);
-	struct rec r;
-	rec_init(&r);
-	enum mlk_status s = MLK_OK;
-	const char *line;
-	size_t len;
-	int got;
-	struct buf key = BUF_INIT;
-	while ((got = lr_next(&lr, &line, &len, e)) == 1) {
-		if (rec_parse(&r, line, len, e) != MLK_OK) {
-			s = mlk_error_set(e, MLK_INTEGRITY, path, lr.lineno,
-					  "stored record is not valid JSON");
-			break;
-		}
-		dv->records++;
-		for (int k = 1; k < r.skip[0]; k = r.skip[k + 1]) {
-			buf_reset(&key);
-			rec_str(&r, k, &key);
-			const char *kn = key.data ? key.data : "";
-			if (!strcmp(kn, "_mlk")) {
-				int t = rec_get(&r, k + 1, "type");
-				buf_reset(&key);
-				if (t >= 0 && rec_str(&r, t, &key) >= 0 &&
-				    dv->types.n < MAX_TYPES &&
-				    !lines_has(&dv->types, key.data,
-					       key.len))
-					lines_push(&dv->types,
-						   xstrdup(key.data));
-				continue;
-			}
-			struct field *f = field_get(dv, kn);
-			if (!f)
-				continue;
-			unsigned t = value_type(&r, k + 1);
-			f->types |= t;
-			if (t != T_NULL)
-				f->nonnull++;
-		}
-	}
-	if (got < 0 && s == MLK_OK)
-		s = mlk_error_set(e, MLK_INTEGRITY, path, lr.lineno,
-				  "cannot read stored records");
-	buf_release(&key);
-	rec_release(&r);
-	lr_release(&lr);
-	gzclose(gz);
+	struct derive_file_ctx c = { .dv = dv, .path = path };
+	rec_init(&c.r);
+	buf_init(&c.key);
+	enum mlk_status s = datareader_lines(path, derive_line, &c, e);
+	buf_release(&c.key);
+	rec_release(&c.r);
 	return s;
 }
 

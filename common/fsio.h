@@ -54,6 +54,8 @@ enum mlk_status fsio_lock(const char *path, int *fd, struct mlk_error *e);
 void fsio_unlock(int fd);
 
 int fsio_exists(const char *path);
+/* rm -rf for staging leftovers: never follows a symbolic link. */
+void fsio_remove_tree(const char *path);
 int fsio_is_dir(const char *path);
 
 #endif

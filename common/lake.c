@@ -400,3 +400,33 @@ void lake_time_iso(time_t t, char out[32])
 	gmtime_r(&t, &tm);
 	strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
+
+enum mlk_status lake_key_load(const char *dir, const char *keyfile,
+			      struct lake *l, int *have_lake,
+			      unsigned char key[32], struct mlk_error *e)
+{
+	*have_lake = 0;
+	enum mlk_status st = lake_open(dir, l, e);
+	if (st == MLK_OK) {
+		*have_lake = 1;
+	} else if (dir || !keyfile) {
+		size_t n = strlen(e->msg);
+		if (!dir && !keyfile)
+			snprintf(e->msg + n, sizeof e->msg - n, "; without a "
+				 "lake, name the key with --key-file FILE");
+		return st;
+	}
+	mlk_error_clear(e);
+	char *path;
+	if (keyfile)
+		path = xstrdup(keyfile);
+	else if (l->key_id)
+		path = lake_path(l, "keys/%s.key", l->key_id);
+	else
+		return mlk_error_set(e, MLK_USAGE, NULL, 0, "the lake names no "
+				     "key (keys.default in mlk.yaml); use "
+				     "--key-file FILE");
+	st = crypto_key_load(path, key, e);
+	free(path);
+	return st;
+}

@@ -32,6 +32,17 @@ enum mlk_status lake_open(const char *dir, struct lake *l,
 void lake_close(struct lake *l);
 
 /*
+ * The key of a keyed tool (tokens, samples): keyfile when given, else the
+ * default key of the lake.  The lake (dir, else found as lake_open finds
+ * it) is opened into l when there is one, and *have_lake says so; the
+ * caller closes it.  With neither, MLK_USAGE saying to name a key.  The
+ * caller wipes key (crypto_wipe) when done with it.
+ */
+enum mlk_status lake_key_load(const char *dir, const char *keyfile,
+			      struct lake *l, int *have_lake,
+			      unsigned char key[32], struct mlk_error *e);
+
+/*
  * Create a lake in dir (made if missing; must not already hold mlk.yaml):
  * mlk.yaml, policy.yaml (owner: the calling user), vocab.yaml, the zone
  * folders, keys/ (0700) with a fresh 256-bit key (0600).

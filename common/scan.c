@@ -8,9 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include <zlib.h>
 
 #include "buf.h"
+#include "datareader.h"
 #include "manifest.h"
 #include "partition.h"
 #include "record.h"
@@ -217,18 +217,33 @@ static void files_clear(struct files *fs)
 	fs->n = 0;
 }
 
-static ssize_t gz_read_cb(void *ctx, void *p, size_t n)
+struct scan_file_ctx {
+	const char *path, *tail, *part;
+	size_t tlen;
+	scan_fn fn;
+	void *ctx;
+	struct scan_stats *st;
+	struct buf out;
+};
+
+static int scan_line(void *ctx, const char *line, size_t len,
+		     long long lineno, struct mlk_error *e)
 {
-	gzFile gz = ctx;
-	if (n > (1u << 30))
-		n = 1u << 30;
-	int r = gzread(gz, p, (unsigned)n);
-	if (r == 0) {
-		int err = Z_OK;
-		gzerror(gz, &err);
-		if (err != Z_OK && err != Z_STREAM_END)
-			return -1;
-	}
+	struct scan_file_ctx *c = ctx;
+	if (len < 3 || line[len - 1] != '}' || line[len - 2] != '}')
+		return mlk_error_set(e, MLK_INTEGRITY, c->path, lineno,
+				     "stored record does not end its "
+				     "envelope");
+	buf_reset(&c->out);
+	buf_add(&c->out, line, len - 2);
+	buf_add(&c->out, c->tail, c->tlen);
+	buf_add_json_cstr(&c->out, c->part);
+	buf_add(&c->out, "}}\n", 3);
+	c->st->records++;
+	int r = c->fn(c->ctx, c->out.data, c->out.len);
+	if (r)
+		mlk_error_set(e, (enum mlk_status)r, NULL, 0,
+			      "output stopped");
 	return r;
 }
 
@@ -237,48 +252,11 @@ static enum mlk_status scan_file(const char *path, const char *tail,
 				 void *ctx, struct scan_stats *st,
 				 struct mlk_error *e)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return mlk_error_errno(e, path, "cannot open");
-	gzFile gz = gzdopen(fd, "rb");
-	if (!gz) {
-		close(fd);
-		return mlk_error_set(e, MLK_SYSTEM, path, 0, "cannot read");
-	}
+	struct scan_file_ctx c = { path, tail, part, tlen, fn, ctx, st,
+				   BUF_INIT };
 	st->files++;
-	struct linereader lr;
-	lr_init(&lr, gz_read_cb, gz);
-	struct buf out = BUF_INIT;
-	enum mlk_status s = MLK_OK;
-	const char *line;
-	size_t len;
-	int got;
-	while ((got = lr_next(&lr, &line, &len, e)) == 1) {
-		if (len < 3 || line[len - 1] != '}' || line[len - 2] != '}') {
-			s = mlk_error_set(e, MLK_INTEGRITY, path, lr.lineno,
-					  "stored record does not end its "
-					  "envelope");
-			break;
-		}
-		buf_reset(&out);
-		buf_add(&out, line, len - 2);
-		buf_add(&out, tail, tlen);
-		buf_add_json_cstr(&out, part);
-		buf_add(&out, "}}\n", 3);
-		st->records++;
-		int r = fn(ctx, out.data, out.len);
-		if (r) {
-			s = (enum mlk_status)r;
-			mlk_error_set(e, s, NULL, 0, "output stopped");
-			break;
-		}
-	}
-	if (got < 0 && s == MLK_OK)
-		s = mlk_error_set(e, MLK_INTEGRITY, path, lr.lineno,
-				  "cannot read stored records");
-	buf_release(&out);
-	lr_release(&lr);
-	gzclose(gz);
+	enum mlk_status s = datareader_lines(path, scan_line, &c, e);
+	buf_release(&c.out);
 	return s;
 }
 

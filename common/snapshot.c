@@ -10,8 +10,8 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
-#include <zlib.h>
 
+#include "datareader.h"
 #include "datawriter.h"
 #include "fsio.h"
 #include "manifest.h"
@@ -399,31 +399,6 @@ enum mlk_status snap_latest(const struct lake *l, const char *zone,
 
 /* ---- small file helpers ---- */
 
-/* rm -rf, never following symlinks (staging leftovers only). */
-static void remove_tree(const char *path)
-{
-	struct stat st;
-	if (lstat(path, &st) != 0)
-		return;
-	if (S_ISDIR(st.st_mode)) {
-		DIR *d = opendir(path);
-		if (d) {
-			struct dirent *de;
-			while ((de = readdir(d))) {
-				if (!strcmp(de->d_name, ".") ||
-				    !strcmp(de->d_name, ".."))
-					continue;
-				char *c = xasprintf("%s/%s", path, de->d_name);
-				remove_tree(c);
-				free(c);
-			}
-			closedir(d);
-		}
-		rmdir(path);
-	} else {
-		unlink(path);
-	}
-}
 
 static enum mlk_status copy_file(const char *from, const char *to,
 				 mode_t mode, struct mlk_error *e)
@@ -1504,7 +1479,7 @@ enum mlk_status snap_publish(struct snap_build *b, struct mlk_error *e)
 void snap_build_release(struct snap_build *b)
 {
 	if (b->staging)
-		remove_tree(b->staging);
+		fsio_remove_tree(b->staging);
 	if (b->lock >= 0)
 		fsio_unlock(b->lock);
 	free(b->staging);
@@ -1851,54 +1826,26 @@ const char *snap_where_unknown(const struct snap_where *w,
 
 /* ---- reading records back ---- */
 
-static ssize_t gz_read(void *ctx, void *p, size_t n)
+/* Each line of a stored file (the version's copy). */
+struct file_lines_ctx {
+	snap_line_fn fn;
+	void *ctx;
+};
+
+static int file_line(void *ctx, const char *line, size_t len,
+		     long long lineno, struct mlk_error *e)
 {
-	gzFile g = ctx;
-	if (n > (1u << 30))
-		n = 1u << 30;
-	int r = gzread(g, p, (unsigned)n);
-	return r;
+	struct file_lines_ctx *c = ctx;
+	(void)lineno;
+	(void)e;
+	return c->fn(c->ctx, line, len);
 }
 
-/* Each line of a stored file (the version's copy). */
 static enum mlk_status file_lines(const char *path, snap_line_fn fn,
 				  void *ctx, struct mlk_error *e)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return mlk_error_errno(e, path, "cannot open");
-	gzFile g = gzdopen(fd, "rb");
-	if (!g) {
-		close(fd);
-		return mlk_error_set(e, MLK_SYSTEM, path, 0, "cannot read");
-	}
-	gzbuffer(g, 1 << 17);
-	struct linereader lr;
-	lr_init(&lr, gz_read, g);
-	const char *line;
-	size_t len;
-	int got;
-	enum mlk_status st = MLK_OK;
-	while ((got = lr_next(&lr, &line, &len, e)) != 0) {
-		if (got < 0) {
-			st = mlk_error_set(e, MLK_INTEGRITY, path, lr.lineno,
-					   "%s", e->msg);
-			break;
-		}
-		int rc = fn(ctx, line, len);
-		if (rc) {
-			st = (enum mlk_status)rc;
-			break;
-		}
-	}
-	int gerr = 0;
-	gzerror(g, &gerr);
-	if (st == MLK_OK && gerr != Z_OK && gerr != Z_STREAM_END)
-		st = mlk_error_set(e, MLK_INTEGRITY, path, 0,
-				   "not a valid gzip file");
-	lr_release(&lr);
-	gzclose(g);
-	return st;
+	struct file_lines_ctx c = { fn, ctx };
+	return datareader_lines(path, file_line, &c, e);
 }
 
 enum mlk_status snap_each_line(const struct lake *l,
@@ -2128,7 +2075,7 @@ enum mlk_status snap_checkout(const struct lake *l, const struct snapshot *s,
 				     "directory");
 	/* Built beside, then renamed: a half checkout is never seen. */
 	char *tmp = xasprintf("%s.tmp-%d", dir, (int)getpid());
-	remove_tree(tmp);
+	fsio_remove_tree(tmp);
 	enum mlk_status st = fsio_mkdirs(tmp, 0755, e);
 	for (size_t i = 0; st == MLK_OK && i < s->nf; i++) {
 		char *op = object_path(l, s->f[i].sha256);
@@ -2152,7 +2099,7 @@ enum mlk_status snap_checkout(const struct lake *l, const struct snapshot *s,
 	if (st == MLK_OK)
 		st = fsio_fsync_parent(dir, e);
 	if (st != MLK_OK)
-		remove_tree(tmp);
+		fsio_remove_tree(tmp);
 	free(tmp);
 	return st;
 }
