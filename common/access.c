@@ -199,37 +199,16 @@ enum mlk_status access_load(const struct lake *l, const char *id,
 	return s;
 }
 
-static int cmp_str(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 enum mlk_status access_list(const struct lake *l, access_fn fn, void *ctx,
 			    struct mlk_error *e)
 {
 	char *dir = lake_path(l, "catalog/requests");
-	DIR *dp = opendir(dir);
-	if (!dp) {
-		enum mlk_status s = errno == ENOENT ? MLK_OK :
-			mlk_error_errno(e, dir, "cannot read directory");
-		free(dir);
-		return s;
-	}
-	char **ids = NULL;
-	size_t n = 0, alloc = 0;
-	struct dirent *de;
-	while ((de = readdir(dp))) {
-		size_t len = strlen(de->d_name);
-		if (len != ACCESS_ID_LEN - 1 + 5 ||
-		    strcmp(de->d_name + len - 5, ".json"))
-			continue;
-		XGROW(ids, alloc, n + 1);
-		ids[n++] = xstrndup(de->d_name, len - 5);
-	}
-	closedir(dp);
+	char **ids;
+	size_t n;
+	enum mlk_status ls = fsio_list(dir, ".json", &ids, &n, e);
 	free(dir);
-	if (n)
-		qsort(ids, n, sizeof *ids, cmp_str);
+	if (ls != MLK_OK)
+		return ls;
 	enum mlk_status s = MLK_OK;
 	for (size_t i = 0; i < n; i++) {
 		if (s == MLK_OK && access_id_valid(ids[i])) {

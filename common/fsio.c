@@ -245,3 +245,40 @@ void fsio_remove_tree(const char *path)
 	}
 	rmdir(path);
 }
+
+static int cmp_name(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+enum mlk_status fsio_list(const char *dir, const char *suffix,
+			  char ***names, size_t *n, struct mlk_error *e)
+{
+	*names = NULL;
+	*n = 0;
+	DIR *dp = opendir(dir);
+	if (!dp)
+		return errno == ENOENT ? MLK_OK
+		       : mlk_error_errno(e, dir, "cannot read directory");
+	size_t alloc = 0, sl = strlen(suffix);
+	struct dirent *de;
+	while ((de = readdir(dp))) {
+		size_t len = strlen(de->d_name);
+		if (de->d_name[0] == '.' || len <= sl ||
+		    strcmp(de->d_name + len - sl, suffix))
+			continue;
+		XGROW(*names, alloc, *n + 1);
+		(*names)[(*n)++] = xstrndup(de->d_name, len - sl);
+	}
+	closedir(dp);
+	if (*n)
+		qsort(*names, *n, sizeof **names, cmp_name);
+	return MLK_OK;
+}
+
+void fsio_list_free(char **names, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+}

@@ -54,6 +54,14 @@ enum mlk_status fsio_lock(const char *path, int *fd, struct mlk_error *e);
 void fsio_unlock(int fd);
 
 int fsio_exists(const char *path);
+/*
+ * The names in dir that end in suffix ("" for any), without it, sorted;
+ * names starting with '.' are left out.  A missing dir has none.  The
+ * caller frees each name and the array (fsio_list_free).
+ */
+enum mlk_status fsio_list(const char *dir, const char *suffix,
+			  char ***names, size_t *n, struct mlk_error *e);
+void fsio_list_free(char **names, size_t n);
 /* rm -rf for staging leftovers: never follows a symbolic link. */
 void fsio_remove_tree(const char *path);
 int fsio_is_dir(const char *path);

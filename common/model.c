@@ -370,36 +370,23 @@ enum mlk_status model_promote(const struct lake *l, const char *name,
 	return s;
 }
 
-static int cmp_str(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 enum mlk_status model_list(const struct lake *l, model_fn fn, void *ctx,
 			   struct mlk_error *e)
 {
 	char *dir = lake_path(l, "catalog/models");
-	DIR *dp = opendir(dir);
-	if (!dp) {
-		enum mlk_status s = errno == ENOENT ? MLK_OK :
-			mlk_error_errno(e, dir, "cannot read directory");
+	char **names;
+	size_t n;
+	enum mlk_status ls = fsio_list(dir, "", &names, &n, e);
+	if (ls != MLK_OK) {
 		free(dir);
-		return s;
+		return ls;
 	}
-	char **names = NULL;
-	size_t n = 0, alloc = 0;
-	struct dirent *de;
-	while ((de = readdir(dp))) {
-		if (!model_name_valid(de->d_name))
-			continue;
-		XGROW(names, alloc, n + 1);
-		names[n++] = xstrdup(de->d_name);
-	}
-	closedir(dp);
-	if (n)
-		qsort(names, n, sizeof *names, cmp_str);
 	enum mlk_status s = MLK_OK;
 	for (size_t i = 0; i < n; i++) {
+		if (!model_name_valid(names[i])) {
+			free(names[i]);
+			continue;
+		}
 		char *md = xasprintf("%s/%s", dir, names[i]);
 		long long last = latest_version(md);
 		free(md);

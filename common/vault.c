@@ -2,7 +2,6 @@
 #define _GNU_SOURCE
 #include "vault.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -200,11 +199,6 @@ void vault_abort(struct vault_writer *w)
 	writer_free(w);
 }
 
-static int cmp_str(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 enum mlk_status vault_lookup(const struct lake *l, const char *project,
 			     const uint8_t vkey[MLK_KEY_LEN],
 			     const char *token, struct buf *out, int *found,
@@ -215,33 +209,21 @@ enum mlk_status vault_lookup(const struct lake *l, const char *project,
 		return mlk_error_set(e, MLK_USAGE, NULL, 0,
 				     "'%s' is not a project name", project);
 	char *dir = lake_path(l, "vault/%s", project);
-	DIR *d = opendir(dir);
-	if (!d) {
+	char **names;
+	size_t nn;
+	enum mlk_status st = fsio_list(dir, ".ndjson", &names, &nn, e);
+	if (st != MLK_OK) {
 		free(dir);
-		return MLK_OK;   /* no vault: nothing was encrypted */
+		return st;
 	}
-	char **names = NULL;
-	size_t nn = 0, na = 0;
-	struct dirent *de;
-	while ((de = readdir(d))) {
-		size_t len = strlen(de->d_name);
-		if (de->d_name[0] == '.' || len < 7 ||
-		    strcmp(de->d_name + len - 7, ".ndjson"))
-			continue;
-		XGROW(names, na, nn + 1);
-		names[nn++] = xstrdup(de->d_name);
-	}
-	closedir(d);
-	if (nn)
-		qsort(names, nn, sizeof *names, cmp_str);
 	char needle[64];
 	int nl = snprintf(needle, sizeof needle, "\"token\":\"%s\"", token);
-	enum mlk_status st = MLK_OK;
+	st = MLK_OK;
 	struct rec r;
 	rec_init(&r);
 	struct buf hexb = BUF_INIT, aad = BUF_INIT;
 	for (size_t i = 0; i < nn && !*found && st == MLK_OK; i++) {
-		char *path = xasprintf("%s/%s", dir, names[i]);
+		char *path = xasprintf("%s/%s.ndjson", dir, names[i]);
 		char *data = NULL;
 		size_t len = 0;
 		st = fsio_read_file(path, &data, &len, e);
@@ -295,9 +277,7 @@ enum mlk_status vault_lookup(const struct lake *l, const char *project,
 	rec_release(&r);
 	buf_release(&hexb);
 	buf_release(&aad);
-	for (size_t i = 0; i < nn; i++)
-		free(names[i]);
-	free(names);
+	fsio_list_free(names, nn);
 	free(dir);
 	return st;
 }
