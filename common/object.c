@@ -11,12 +11,22 @@
 #include <unistd.h>
 
 #include "fsio.h"
+#include "lifecycle.h"
 #include "xalloc.h"
 #include "banned.h"
 
-char *object_path(const struct lake *l, const char *hex)
+/* Where new objects are written: the hot tier, objects/. */
+static char *hot_path(const struct lake *l, const char *hex)
 {
 	return lake_path(l, "objects/sha256/%.2s/%s", hex, hex);
+}
+
+/* An object may sit in any storage tier (lifecycle.h): the first tier
+ * holding it, else its place in the hot tier. */
+char *object_path(const struct lake *l, const char *hex)
+{
+	char *p = lc_object_find(l, hex);
+	return p ? p : hot_path(l, hex);
 }
 
 int object_exists(const struct lake *l, const char *hex)
@@ -292,7 +302,7 @@ enum mlk_status object_publish(const struct lake *l, struct object_info *info,
 	enum mlk_status ws = object_wait(info, info->tmp, e);
 	if (ws != MLK_OK)
 		return ws;
-	char *final = object_path(l, info->sha256);
+	char *final = hot_path(l, info->sha256);
 	char *dir = lake_path(l, "objects/sha256/%.2s", info->sha256);
 	enum mlk_status s = fsio_mkdirs(dir, 0755, e);
 	if (s == MLK_OK) {

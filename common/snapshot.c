@@ -2025,7 +2025,9 @@ enum mlk_status snap_verify(const struct lake *l, const struct snapshot *s,
 		}
 		j = &p.j[p.n++];
 		j->path = op;
-		j->name = xstrdup(op + rl);
+		/* A storage tier may lie outside the lake. */
+		j->name = xstrdup(strncmp(op, l->root, rl - 1) ? op
+							       : op + rl);
 		snprintf(j->sha256, SHA256_HEX, "%s", f->sha256);
 		j->size = f->size;
 	}
