@@ -13,6 +13,7 @@
 #include "buf.h"
 #include "catalog.h"
 #include "lake.h"
+#include "lifecycle.h"
 #include "model.h"
 #include "policy.h"
 #include "record.h"
@@ -349,6 +350,12 @@ static int cmd_show(struct ctx *c, int argc, char **argv)
 	struct ynode *desc = NULL;
 	if (catalog_load(&c->l, argv[1], &desc, &e) != MLK_OK) {
 		mlk_error_print(mlk_progname, &e);
+		return e.status;
+	}
+	/* Holds and retention as they are now (lifecycle.h). */
+	if (lc_describe(&c->l, desc, lake_now(&c->l), &e) != MLK_OK) {
+		mlk_error_print(mlk_progname, &e);
+		ynode_free(desc);
 		return e.status;
 	}
 	if (mlk_isatty(1)) {

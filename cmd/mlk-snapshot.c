@@ -1,6 +1,7 @@
 /*
  * mlk-snapshot — immutable, content-addressed dataset versions: create,
- * list, show, cat, diff, verify, export, checkout, compact.
+ * list, show, cat, diff, verify, export, checkout, compact; and their
+ * lifecycle: tier, gc, hold, release, retention, sandbox.
  *
  * The engine is common/snapshot.c (versions, manifests, verification),
  * common/drift.c (diff) and common/export.c (archives); this file parses
@@ -18,8 +19,11 @@
 #include "buf.h"
 #include "drift.h"
 #include "export.h"
+#include "fsio.h"
 #include "lake.h"
+#include "lifecycle.h"
 #include "policy.h"
+#include "sandbox.h"
 #include "snapshot.h"
 #include "status.h"
 #include "xalloc.h"
@@ -39,6 +43,18 @@ static const char usage_text[] =
 "       mlk-snapshot checkout [--lake DIR] [--purpose TEXT] ID DIR\n"
 "       mlk-snapshot compact [--lake DIR] [--target-size BYTES]\n"
 "                    [--purpose TEXT] [--quiet] ZONE/DATASET\n"
+"       mlk-snapshot tier [--lake DIR] [--apply] [--purpose TEXT]\n"
+"       mlk-snapshot gc [--lake DIR] [--apply] [--purpose TEXT]\n"
+"       mlk-snapshot hold [--lake DIR] --reason REF [--purpose TEXT]\n"
+"                    ID|ZONE/DATASET\n"
+"       mlk-snapshot release [--lake DIR] --reason REF [--purpose TEXT]\n"
+"                    ID|ZONE/DATASET\n"
+"       mlk-snapshot retention [--lake DIR] ID|ZONE/DATASET\n"
+"       mlk-snapshot sandbox create [--lake DIR] --for USER|GROUP\n"
+"                    --expires DURATION [--purpose TEXT] ID\n"
+"       mlk-snapshot sandbox list|expire|verify [--lake DIR]\n"
+"       mlk-snapshot sandbox extend [--lake DIR] --expires DURATION SANDBOX\n"
+"       mlk-snapshot sandbox revoke [--lake DIR] [--purpose TEXT] SANDBOX\n"
 "\n"
 "Commit records read on stdin as an immutable, content-addressed version\n"
 "of a curated or training dataset, and list, show, read, compare, verify,\n"
@@ -58,6 +74,10 @@ static const char usage_text[] =
 "  -o FILE, --output FILE  the archive to write\n"
 "  --target-size BYTES   compacted file size, uncompressed (default\n"
 "                        128M; suffixes K, M, G)\n"
+"  --apply               carry out the tier or gc plan (default: print it)\n"
+"  --reason REF          the legal reference of a hold or release\n"
+"  --for USER|GROUP      who may read the sandbox (user:NAME, group:NAME)\n"
+"  --expires DURATION    sandbox lifetime from now: 72h, 30d, 90m, 600s\n"
 "  --help, --version\n"
 "\n"
 "Exit status: 0 ok, 1 some records rejected, 2 usage, 3 denied by policy,\n"
@@ -72,7 +92,8 @@ static void usage(int status)
 struct opts {
 	const char *lake, *note, *purpose, *where, *format, *output;
 	const char *threshold, *target;
-	int append, quiet, all;
+	const char *reason, *who, *expires;     /* lifecycle verbs */
+	int append, quiet, all, apply;
 	int nargs;
 	char **args;
 };
@@ -762,6 +783,729 @@ static int cmd_checkout(struct ctx *c)
 	return status;
 }
 
+/* ---- lifecycle: tiers, holds, gc, retention, sandboxes ---- */
+
+/* Ask for a lake-wide action (tier, gc); a denial is audited. */
+static int allowed_lake(struct ctx *c, const char *policy_action,
+			const char *audit_action, struct decision *d)
+{
+	struct mlk_error e = MLK_ERROR_INIT;
+	if (policy_check(&c->lake, &c->id, policy_action, NULL, NULL, d,
+			 &e) != MLK_OK) {
+		mlk_error_print(mlk_progname, &e);
+		memset(d, 0, sizeof *d);
+		snprintf(d->rule, sizeof d->rule, "policy-error");
+	}
+	if (d->allow)
+		return 0;
+	int st = MLK_DENIED;
+	audit(c, audit_action, NULL, NULL, d, NULL, NULL, NULL, &st);
+	mlk_warn("%s on the lake denied for user '%s' by policy rule '%s'",
+		 policy_action, c->id.user, d->rule);
+	return MLK_DENIED;
+}
+
+static int open_lc(struct ctx *c, struct lifecycle *lc)
+{
+	struct mlk_error e = MLK_ERROR_INIT;
+	if (lc_open(&c->lake, lc, &e) != MLK_OK)
+		return fail(&e);
+	return 0;
+}
+
+static int cmd_tier(struct ctx *c)
+{
+	const struct opts *o = c->o;
+	struct decision d;
+	int rc = allowed_lake(c, "admin", "lifecycle-tier", &d);
+	if (rc)
+		return rc;
+	struct lifecycle lc;
+	if ((rc = open_lc(c, &lc)))
+		return rc;
+	struct mlk_error e = MLK_ERROR_INIT;
+	int lock = -1;
+	size_t cleaned = 0;
+	enum mlk_status st = MLK_OK;
+	/* One applying run at a time; it first clears what a killed one
+	 * left half-copied. */
+	if (o->apply) {
+		st = lc_lock(&c->lake, &lock, &e);
+		if (st == MLK_OK)
+			st = lc_tier_cleanup(&lc, &cleaned, &e);
+	}
+	time_t now = lake_now(&c->lake);
+	struct lc_move *v = NULL;
+	size_t n = 0, moved = 0;
+	unsigned long long bytes = 0;
+	if (st == MLK_OK)
+		st = lc_tier_plan(&lc, now, &v, &n, &e);
+	struct buf b = BUF_INIT;
+	for (size_t i = 0; st == MLK_OK && i < n; i++) {
+		const struct lc_move *m = &v[i];
+		if (o->apply) {
+			st = lc_tier_move(&lc, m, &e);
+			if (st != MLK_OK)
+				break;
+			moved++;
+			bytes += m->size;
+		}
+		buf_reset(&b);
+		buf_addf(&b, "{\"blob\":\"sha256:%s\",\"from\":\"%s\","
+			 "\"to\":\"%s\",\"bytes\":%llu,\"reason\":",
+			 m->sha256, lc.tier[m->from].name, lc.tier[m->to].name,
+			 m->size);
+		buf_add_json_cstr(&b, m->reason);
+		buf_addf(&b, ",\"moved\":%s}\n", o->apply ? "true" : "false");
+		fputs(b.data, stdout);
+		fflush(stdout);
+	}
+	int status = st;
+	if (st != MLK_OK)
+		mlk_error_print(mlk_progname, &e);
+	buf_reset(&b);
+	buf_addf(&b, "{\"verb\":\"tier\",\"apply\":%s,\"planned\":%zu,"
+		 "\"moved\":%zu,\"bytes\":%llu,\"temps_removed\":%zu}",
+		 o->apply ? "true" : "false", n, moved, bytes, cleaned);
+	audit(c, "lifecycle-tier", NULL, NULL, &d, NULL, NULL, b.data,
+	      &status);
+	buf_release(&b);
+	if (lock >= 0)
+		fsio_unlock(lock);
+	free(v);
+	lc_close(&lc);
+	return finish_stdout(status);
+}
+
+static int cmd_gc(struct ctx *c)
+{
+	const struct opts *o = c->o;
+	struct decision d;
+	int rc = allowed_lake(c, "admin", "lifecycle-gc", &d);
+	if (rc)
+		return rc;
+	struct lifecycle lc;
+	if ((rc = open_lc(c, &lc)))
+		return rc;
+	struct mlk_error e = MLK_ERROR_INIT;
+	int lock = -1;
+	enum mlk_status st = MLK_OK;
+	if (o->apply)
+		st = lc_lock(&c->lake, &lock, &e);
+	struct lc_gc *v = NULL;
+	size_t n = 0, removed = 0;
+	unsigned long long bytes = 0;
+	if (st == MLK_OK)
+		st = lc_gc_plan(&lc, lake_now(&c->lake), &v, &n, &e);
+	struct buf b = BUF_INIT;
+	for (size_t i = 0; st == MLK_OK && i < n; i++) {
+		const struct lc_gc *g = &v[i];
+		if (o->apply) {
+			st = lc_gc_remove(g, &e);
+			if (st != MLK_OK)
+				break;
+			removed++;
+			bytes += g->size;
+		}
+		const char *base = strrchr(g->path, '/');
+		buf_reset(&b);
+		buf_addstr(&b, "{\"blob\":");
+		if (g->sha256[0])
+			buf_addf(&b, "\"sha256:%s\"", g->sha256);
+		else
+			buf_addstr(&b, "null");
+		buf_addstr(&b, ",\"file\":");
+		buf_add_json_cstr(&b, base ? base + 1 : g->path);
+		buf_addf(&b, ",\"tier\":\"%s\",\"bytes\":%llu,\"age_days\":%lld,"
+			 "\"reason\":\"%s\",\"removed\":%s}\n",
+			 lc.tier[g->tier].name, g->size, g->age_days,
+			 g->reason, o->apply ? "true" : "false");
+		fputs(b.data, stdout);
+	}
+	int status = st;
+	if (st != MLK_OK)
+		mlk_error_print(mlk_progname, &e);
+	buf_reset(&b);
+	buf_addf(&b, "{\"verb\":\"gc\",\"apply\":%s,\"planned\":%zu,"
+		 "\"removed\":%zu,\"bytes\":%llu}", o->apply ? "true" : "false",
+		 n, removed, bytes);
+	audit(c, "lifecycle-gc", NULL, NULL, &d, NULL, NULL, b.data, &status);
+	buf_release(&b);
+	if (lock >= 0)
+		fsio_unlock(lock);
+	lc_gc_free(v, n);
+	lc_close(&lc);
+	return finish_stdout(status);
+}
+
+/*
+ * A hold's target: a snapshot id, or ZONE/DATASET that exists.  Fills
+ * zone and dataset (malloc'd); 0 or an exit status.
+ */
+static int hold_target(struct ctx *c, const char *arg, char **zone,
+		       char **dataset, time_t *created)
+{
+	struct mlk_error e = MLK_ERROR_INIT;
+	*created = 0;
+	if (!strchr(arg, '/')) {
+		struct snapshot s;
+		if (snap_load(&c->lake, arg, &s, &e) != MLK_OK)
+			return fail(&e);
+		*zone = xstrdup(s.zone);
+		*dataset = xstrdup(s.dataset);
+		*created = lc_time_parse(s.created);
+		snap_release(&s);
+		return 0;
+	}
+	const char *slash = strchr(arg, '/');
+	*zone = xstrndup(arg, (size_t)(slash - arg));
+	*dataset = xstrdup(slash + 1);
+	char *dir = NULL;
+	if (lake_zone_valid(*zone) && lake_dataset_valid(*dataset))
+		dir = lake_path(&c->lake, "%s/%s", *zone, *dataset);
+	int ok = dir && fsio_is_dir(dir);
+	free(dir);
+	if (ok)
+		return 0;
+	mlk_warn("'%s' is neither a snapshot id nor a dataset of the lake "
+		 "(ZONE/DATASET)", arg);
+	free(*zone);
+	free(*dataset);
+	return MLK_USAGE;
+}
+
+static int reason_ok(const char *r)
+{
+	if (!r || !*r || strlen(r) > 256) {
+		mlk_warn("--reason wants a reference of 1 to 256 bytes");
+		return 0;
+	}
+	for (const char *p = r; *p; p++)
+		if ((unsigned char)*p < 0x20) {
+			mlk_warn("--reason holds a control character");
+			return 0;
+		}
+	return 1;
+}
+
+static int hold_or_release(struct ctx *c, int hold)
+{
+	const struct opts *o = c->o;
+	if (!reason_ok(o->reason))
+		usage(MLK_USAGE);
+	const char *target = o->args[0];
+	char *zone, *dataset;
+	time_t created;
+	int rc = hold_target(c, target, &zone, &dataset, &created);
+	if (rc)
+		return rc;
+	const char *action = hold ? "lifecycle-hold" : "lifecycle-release";
+	struct decision d;
+	rc = allowed(c, "admin", action, zone, dataset, &d);
+	if (rc) {
+		free(zone);
+		free(dataset);
+		return rc;
+	}
+	struct mlk_error e = MLK_ERROR_INIT;
+	int flag = 0;
+	enum mlk_status st;
+	if (hold)
+		st = lc_hold_add(&c->lake, target, zone, dataset, o->reason,
+				 c->id.user, lake_now(&c->lake), &flag, &e);
+	else
+		st = lc_hold_release(&c->lake, target, o->reason, &flag, &e);
+	if (st == MLK_OK && !hold && !flag)
+		st = mlk_error_set(&e, MLK_USAGE, NULL, 0,
+				   "%s has no hold with that reason", target);
+	int status = st;
+	struct buf det = BUF_INIT;
+	buf_addf(&det, "{\"verb\":\"%s\",\"target\":", hold ? "hold"
+							      : "release");
+	buf_add_json_cstr(&det, target);
+	buf_addstr(&det, ",\"reason\":");
+	buf_add_json_cstr(&det, o->reason);
+	buf_addf(&det, ",\"changed\":%s}", st == MLK_OK && (hold ? !flag : flag)
+		 ? "true" : "false");
+	audit(c, action, zone, dataset, &d, NULL, NULL, det.data, &status);
+	if (st != MLK_OK) {
+		mlk_error_print(mlk_progname, &e);
+	} else {
+		struct buf b = BUF_INIT;
+		buf_addstr(&b, "{\"target\":");
+		buf_add_json_cstr(&b, target);
+		buf_addstr(&b, ",\"reason\":");
+		buf_add_json_cstr(&b, o->reason);
+		buf_addf(&b, ",\"held\":%s,\"unchanged\":%s}\n",
+			 hold ? "true" : "false", hold && flag ? "true"
+							       : "false");
+		fputs(b.data, stdout);
+		buf_release(&b);
+		status = finish_stdout(status);
+	}
+	buf_release(&det);
+	free(zone);
+	free(dataset);
+	return status;
+}
+
+static int cmd_hold(struct ctx *c)
+{
+	return hold_or_release(c, 1);
+}
+
+static int cmd_release(struct ctx *c)
+{
+	return hold_or_release(c, 0);
+}
+
+static void add_time(struct buf *b, const char *key, time_t t)
+{
+	buf_addf(b, ",\"%s\":", key);
+	if (!t) {
+		buf_addstr(b, "null");
+		return;
+	}
+	char ts[32];
+	lake_time_iso(t, ts);
+	buf_addf(b, "\"%s\"", ts);
+}
+
+static int cmd_retention(struct ctx *c)
+{
+	const char *target = c->o->args[0];
+	char *zone, *dataset;
+	time_t created;
+	int rc = hold_target(c, target, &zone, &dataset, &created);
+	if (rc)
+		return rc;
+	struct decision d;
+	rc = allowed(c, "read", "snapshot-read", zone, dataset, &d);
+	struct lifecycle lc;
+	if (!rc)
+		rc = open_lc(c, &lc);
+	if (rc) {
+		free(zone);
+		free(dataset);
+		return rc;
+	}
+	struct mlk_error e = MLK_ERROR_INIT;
+	struct lc_hold *hv = NULL;
+	size_t hn = 0;
+	if (lc_holds_load(&c->lake, &hv, &hn, &e) != MLK_OK) {
+		lc_close(&lc);
+		free(zone);
+		free(dataset);
+		return fail(&e);
+	}
+	int snap = !strchr(target, '/');
+	size_t holds = lc_held(hv, hn, snap ? target : NULL, zone, dataset);
+	struct lc_status st;
+	lc_status_of(&lc, zone, dataset, created, holds, lake_now(&c->lake),
+		     &st);
+	const struct lc_class *cl = lc_class_find(&lc, st.cls);
+	struct buf b = BUF_INIT;
+	buf_addstr(&b, snap ? "{\"snapshot\":" : "{\"target\":");
+	buf_add_json_cstr(&b, target);
+	buf_addstr(&b, ",\"zone\":");
+	buf_add_json_cstr(&b, zone);
+	buf_addstr(&b, ",\"dataset\":");
+	buf_add_json_cstr(&b, dataset);
+	buf_addstr(&b, ",\"class\":");
+	buf_add_json_cstr(&b, st.cls);
+	buf_addstr(&b, ",\"tier\":");
+	if (cl)
+		buf_add_json_cstr(&b, cl->tier);
+	else
+		buf_addstr(&b, "null");
+	buf_addstr(&b, ",\"jurisdiction\":");
+	buf_add_json_cstr(&b, st.jurisdiction);
+	add_time(&b, "created", st.created);
+	add_time(&b, "retain_until", st.min_until);
+	add_time(&b, "delete_by", st.max_until);
+	buf_addf(&b, ",\"held\":%s,\"holds\":[", st.holds ? "true" : "false");
+	int first = 1;
+	for (size_t i = 0; i < hn; i++) {
+		if (!lc_held(&hv[i], 1, snap ? target : NULL, zone, dataset))
+			continue;
+		buf_addstr(&b, first ? "{\"target\":" : ",{\"target\":");
+		first = 0;
+		buf_add_json_cstr(&b, hv[i].target);
+		buf_addstr(&b, ",\"reason\":");
+		buf_add_json_cstr(&b, hv[i].reason);
+		buf_addstr(&b, ",\"by\":");
+		buf_add_json_cstr(&b, hv[i].by);
+		buf_addstr(&b, ",\"since\":");
+		buf_add_json_cstr(&b, hv[i].since);
+		buf_addch(&b, '}');
+	}
+	buf_addf(&b, "],\"deletion\":\"%s\"}\n", st.deletion);
+	fputs(b.data, stdout);
+	buf_release(&b);
+	lc_holds_free(hv, hn);
+	lc_close(&lc);
+	free(zone);
+	free(dataset);
+	return finish_stdout(MLK_OK);
+}
+
+/* ---- sandboxes ---- */
+
+static void sb_json(const struct sandbox *sb, time_t now, int files,
+		    struct buf *b)
+{
+	buf_addf(b, "{\"sandbox\":\"%s\",\"snapshot\":", sb->id);
+	buf_add_json_cstr(b, sb->snapshot);
+	buf_addstr(b, ",\"zone\":");
+	buf_add_json_cstr(b, sb->zone);
+	buf_addstr(b, ",\"dataset\":");
+	buf_add_json_cstr(b, sb->dataset);
+	buf_addstr(b, ",\"for\":");
+	buf_add_json_cstr(b, sb->who);
+	buf_addstr(b, ",\"by\":");
+	buf_add_json_cstr(b, sb->by);
+	buf_addstr(b, ",\"created\":");
+	buf_add_json_cstr(b, sb->created);
+	buf_addstr(b, ",\"expires\":");
+	buf_add_json_cstr(b, sb->expires);
+	buf_addstr(b, ",\"purpose\":");
+	buf_add_json_cstr(b, sb->purpose);
+	buf_addstr(b, ",\"state\":");
+	buf_add_json_cstr(b, sb->state);
+	buf_addf(b, ",\"expired\":%s,\"files\":%s}\n",
+		 sb_expired(sb, now) ? "true" : "false",
+		 files ? "true" : "false");
+}
+
+static void sb_audit(struct ctx *c, const char *action,
+		     const struct sandbox *sb, const struct decision *d,
+		     const char *verb, int *status)
+{
+	struct buf in = BUF_INIT, det = BUF_INIT;
+	if (sb && sb->snapshot)
+		buf_addf(&in, "[{\"snapshot\":\"%s\",\"sandbox\":\"%s\"}]",
+			 sb->snapshot, sb->id);
+	buf_addf(&det, "{\"verb\":\"%s\"", verb);
+	if (sb && sb->who) {
+		buf_addstr(&det, ",\"for\":");
+		buf_add_json_cstr(&det, sb->who);
+		buf_addstr(&det, ",\"expires\":");
+		buf_add_json_cstr(&det, sb->expires);
+		buf_addstr(&det, ",\"state\":");
+		buf_add_json_cstr(&det, sb->state);
+	}
+	buf_addch(&det, '}');
+	audit(c, action, sb ? sb->zone : NULL, sb ? sb->dataset : NULL, d,
+	      in.len ? in.data : NULL, NULL, det.data, status);
+	buf_release(&in);
+	buf_release(&det);
+}
+
+static long long want_duration(const char *s)
+{
+	long long secs = lc_duration(s);
+	if (secs <= 0) {
+		mlk_warn("--expires wants a duration such as 72h, 30d or 90m");
+		usage(MLK_USAGE);
+	}
+	return secs;
+}
+
+static int sb_create_cmd(struct ctx *c)
+{
+	const struct opts *o = c->o;
+	if (c->o->nargs != 2 || !o->who || !o->expires) {
+		mlk_warn("sandbox create needs ID, --for and --expires");
+		usage(MLK_USAGE);
+	}
+	long long secs = want_duration(o->expires);
+	struct mlk_error e = MLK_ERROR_INIT;
+	char *who;
+	long long uid, gid;
+	if (sb_resolve(o->who, &who, &uid, &gid, &e) != MLK_OK)
+		return fail(&e);
+	struct snapshot s;
+	struct decision d;
+	int rc = load_allowed(c, o->args[1], "sandbox", "sandbox-create", &s,
+			      &d);
+	if (rc) {
+		free(who);
+		return rc;
+	}
+	int lock = -1;
+	struct sandbox sb;
+	memset(&sb, 0, sizeof sb);
+	size_t linked = 0, copied = 0;
+	enum mlk_status st = sb_lock(&c->lake, &lock, &e);
+	if (st == MLK_OK)
+		st = sb_create(&c->lake, &s, who, uid, gid, secs, o->purpose,
+			       c->id.user, lake_now(&c->lake), &sb, &linked,
+			       &copied, &e);
+	if (lock >= 0)
+		fsio_unlock(lock);
+	int status = st;
+	if (st != MLK_OK) {
+		mlk_error_print(mlk_progname, &e);
+		sb_release(&sb);
+		sb.zone = xstrdup(s.zone);
+		sb.dataset = xstrdup(s.dataset);
+	}
+	sb_audit(c, "sandbox-create", &sb, &d, "create", &status);
+	if (st == MLK_OK) {
+		struct buf b = BUF_INIT;
+		sb_json(&sb, lake_now(&c->lake), 1, &b);
+		/* linked and copied go before the closing brace */
+		buf_truncate(&b, b.len - 2);
+		buf_addf(&b, ",\"linked\":%zu,\"copied\":%zu}\n", linked,
+			 copied);
+		fputs(b.data, stdout);
+		buf_release(&b);
+		status = finish_stdout(status);
+	}
+	sb_release(&sb);
+	snap_release(&s);
+	free(who);
+	return status;
+}
+
+static int sb_list_cmd(struct ctx *c)
+{
+	struct mlk_error e = MLK_ERROR_INIT;
+	struct sandbox *v;
+	size_t n;
+	if (sb_list(&c->lake, &v, &n, &e) != MLK_OK)
+		return fail(&e);
+	time_t now = lake_now(&c->lake);
+	struct buf b = BUF_INIT;
+	for (size_t i = 0; i < n; i++)
+		sb_json(&v[i], now, sb_has_files(&c->lake, &v[i]), &b);
+	fwrite(b.data ? b.data : "", 1, b.len, stdout);
+	buf_release(&b);
+	int status = MLK_OK;
+	sb_audit(c, "sandbox-list", NULL, NULL, "list", &status);
+	sb_list_free(v, n);
+	return finish_stdout(status);
+}
+
+/* extend and revoke: the named sandbox, and a grant for its dataset
+ * (its maker may always revoke it). */
+static int sb_change_cmd(struct ctx *c, int revoke)
+{
+	const struct opts *o = c->o;
+	if (o->nargs != 2 || (!revoke && !o->expires) ||
+	    (revoke && o->expires)) {
+		mlk_warn(revoke ? "sandbox revoke takes a sandbox id"
+				: "sandbox extend needs a sandbox id and "
+				  "--expires");
+		usage(MLK_USAGE);
+	}
+	long long secs = revoke ? 0 : want_duration(o->expires);
+	struct mlk_error e = MLK_ERROR_INIT;
+	struct sandbox sb;
+	if (sb_load(&c->lake, o->args[1], &sb, &e) != MLK_OK)
+		return fail(&e);
+	const char *action = revoke ? "sandbox-revoke" : "sandbox-extend";
+	struct decision d;
+	memset(&d, 0, sizeof d);
+	if (revoke && !strcmp(sb.by, c->id.user)) {
+		d.allow = 1;
+		snprintf(d.rule, sizeof d.rule, "sandbox-maker");
+	} else {
+		int rc = allowed(c, "sandbox", action, sb.zone, sb.dataset,
+				 &d);
+		if (rc) {
+			sb_release(&sb);
+			return rc;
+		}
+	}
+	int lock = -1;
+	time_t now = lake_now(&c->lake);
+	enum mlk_status st = sb_lock(&c->lake, &lock, &e);
+	if (st == MLK_OK)
+		st = revoke ? sb_teardown(&c->lake, &sb, "revoked", now, &e)
+			    : sb_extend(&c->lake, &sb, secs, now, &e);
+	if (lock >= 0)
+		fsio_unlock(lock);
+	int status = st;
+	if (st != MLK_OK)
+		mlk_error_print(mlk_progname, &e);
+	sb_audit(c, action, &sb, &d, revoke ? "revoke" : "extend", &status);
+	if (st == MLK_OK) {
+		struct buf b = BUF_INIT;
+		sb_json(&sb, now, sb_has_files(&c->lake, &sb), &b);
+		fputs(b.data, stdout);
+		buf_release(&b);
+		status = finish_stdout(status);
+	}
+	sb_release(&sb);
+	return status;
+}
+
+/* Tear down every expired or revoked sandbox, and directories without a
+ * record; one line per sandbox torn down. */
+static int sb_expire_cmd(struct ctx *c)
+{
+	struct mlk_error e = MLK_ERROR_INIT;
+	int lock = -1;
+	if (sb_lock(&c->lake, &lock, &e) != MLK_OK)
+		return fail(&e);
+	struct sandbox *v = NULL;
+	size_t n = 0;
+	char **orph = NULL;
+	size_t no = 0;
+	enum mlk_status st = sb_list(&c->lake, &v, &n, &e);
+	if (st == MLK_OK)
+		st = sb_orphans(&c->lake, &orph, &no, &e);
+	time_t now = lake_now(&c->lake);
+	int status = st;
+	if (st != MLK_OK)
+		mlk_error_print(mlk_progname, &e);
+	struct buf b = BUF_INIT;
+	for (size_t i = 0; st == MLK_OK && i < n; i++) {
+		struct sandbox *sb = &v[i];
+		int active = !strcmp(sb->state, "active");
+		if (active ? !sb_expired(sb, now) : !sb_has_files(&c->lake, sb))
+			continue;
+		struct mlk_error te = MLK_ERROR_INIT;
+		int one = sb_teardown(&c->lake, sb, "expired", now, &te);
+		if (one != MLK_OK) {
+			mlk_error_print(mlk_progname, &te);
+			status = one;
+		}
+		sb_audit(c, "sandbox-expire", sb, NULL, "expire", &one);
+		buf_reset(&b);
+		sb_json(sb, now, sb_has_files(&c->lake, sb), &b);
+		fputs(b.data, stdout);
+	}
+	for (size_t i = 0; st == MLK_OK && i < no; i++) {
+		struct mlk_error te = MLK_ERROR_INIT;
+		int one = sb_remove_orphan(&c->lake, orph[i], &te);
+		if (one != MLK_OK) {
+			mlk_error_print(mlk_progname, &te);
+			status = one;
+		}
+		buf_reset(&b);
+		buf_addstr(&b, "{\"orphan\":");
+		buf_add_json_cstr(&b, orph[i]);
+		buf_addf(&b, ",\"removed\":%s}", one == MLK_OK ? "true"
+							       : "false");
+		audit(c, "sandbox-expire", NULL, NULL, NULL, NULL, NULL, b.data,
+		      &one);
+		buf_addch(&b, '\n');
+		fputs(b.data, stdout);
+	}
+	buf_release(&b);
+	fsio_unlock(lock);
+	sb_list_free(v, n);
+	for (size_t i = 0; i < no; i++)
+		free(orph[i]);
+	free(orph);
+	return finish_stdout(status);
+}
+
+/* Prove that no expired, revoked or unrecorded sandbox left files. */
+static int sb_verify_cmd(struct ctx *c)
+{
+	struct mlk_error e = MLK_ERROR_INIT;
+	struct sandbox *v = NULL;
+	size_t n = 0;
+	char **orph = NULL;
+	size_t no = 0;
+	enum mlk_status st = sb_list(&c->lake, &v, &n, &e);
+	if (st == MLK_OK)
+		st = sb_orphans(&c->lake, &orph, &no, &e);
+	if (st != MLK_OK) {
+		sb_list_free(v, n);
+		return fail(&e);
+	}
+	time_t now = lake_now(&c->lake);
+	size_t bad = 0;
+	struct buf b = BUF_INIT;
+	for (size_t i = 0; i < n; i++) {
+		const struct sandbox *sb = &v[i];
+		int files = sb_has_files(&c->lake, sb);
+		int over = strcmp(sb->state, "active") || sb_expired(sb, now);
+		int ok = !(over && files);
+		if (!ok) {
+			bad++;
+			char *p = lake_path(&c->lake, "sandboxes/%s", sb->id);
+			struct mlk_error be = MLK_ERROR_INIT;
+			mlk_error_set(&be, MLK_INTEGRITY, p, 0, "%s sandbox "
+				      "still has files", strcmp(sb->state,
+				      "active") ? sb->state : "expired");
+			mlk_error_print(mlk_progname, &be);
+			free(p);
+		}
+		buf_reset(&b);
+		buf_addf(&b, "{\"sandbox\":\"%s\",\"state\":", sb->id);
+		buf_add_json_cstr(&b, sb->state);
+		buf_addf(&b, ",\"expired\":%s,\"files\":%s,\"ok\":%s}\n",
+			 sb_expired(sb, now) ? "true" : "false",
+			 files ? "true" : "false", ok ? "true" : "false");
+		fputs(b.data, stdout);
+	}
+	for (size_t i = 0; i < no; i++) {
+		bad++;
+		char *p = lake_path(&c->lake, "sandboxes/%s", orph[i]);
+		struct mlk_error be = MLK_ERROR_INIT;
+		mlk_error_set(&be, MLK_INTEGRITY, p, 0,
+			      "files without a sandbox record");
+		mlk_error_print(mlk_progname, &be);
+		free(p);
+		buf_reset(&b);
+		buf_addstr(&b, "{\"orphan\":");
+		buf_add_json_cstr(&b, orph[i]);
+		buf_addstr(&b, ",\"ok\":false}\n");
+		fputs(b.data, stdout);
+	}
+	int status = bad ? MLK_INTEGRITY : MLK_OK;
+	buf_reset(&b);
+	buf_addf(&b, "{\"verb\":\"verify\",\"sandboxes\":%zu,\"bad\":%zu}", n,
+		 bad);
+	audit(c, "sandbox-verify", NULL, NULL, NULL, NULL, NULL, b.data,
+	      &status);
+	buf_release(&b);
+	sb_list_free(v, n);
+	for (size_t i = 0; i < no; i++)
+		free(orph[i]);
+	free(orph);
+	return finish_stdout(status);
+}
+
+static int cmd_sandbox(struct ctx *c)
+{
+	const struct opts *o = c->o;
+	const char *verb = o->args[0];
+	int takes_id = !strcmp(verb, "create") || !strcmp(verb, "extend") ||
+		       !strcmp(verb, "revoke");
+	int known = takes_id || !strcmp(verb, "list") ||
+		    !strcmp(verb, "expire") || !strcmp(verb, "verify");
+	if (!known) {
+		mlk_warn("unknown sandbox command '%s'", verb);
+		usage(MLK_USAGE);
+	}
+	if (!takes_id && (o->nargs != 1 || o->who || o->expires)) {
+		mlk_warn("sandbox %s takes no argument and no --for or "
+			 "--expires", verb);
+		usage(MLK_USAGE);
+	}
+	if (strcmp(verb, "create") && o->who) {
+		mlk_warn("--for is for sandbox create");
+		usage(MLK_USAGE);
+	}
+	if (!strcmp(verb, "create"))
+		return sb_create_cmd(c);
+	if (!strcmp(verb, "list"))
+		return sb_list_cmd(c);
+	if (!strcmp(verb, "extend"))
+		return sb_change_cmd(c, 0);
+	if (!strcmp(verb, "revoke"))
+		return sb_change_cmd(c, 1);
+	if (!strcmp(verb, "expire"))
+		return sb_expire_cmd(c);
+	return sb_verify_cmd(c);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -776,6 +1520,10 @@ int main(int argc, char **argv)
 		{ "format", required_argument, NULL, 'f' },
 		{ "output", required_argument, NULL, 'o' },
 		{ "target-size", required_argument, NULL, 'T' },
+		{ "apply", no_argument, NULL, 'Y' },
+		{ "reason", required_argument, NULL, 'R' },
+		{ "for", required_argument, NULL, 'F' },
+		{ "expires", required_argument, NULL, 'E' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -795,6 +1543,12 @@ int main(int argc, char **argv)
 		{ "export", "Lfop", cmd_export, 1, 1 },
 		{ "checkout", "Lp", cmd_checkout, 2, 2 },
 		{ "compact", "LTpqn", cmd_compact, 1, 1 },
+		{ "tier", "LYp", cmd_tier, 0, 0 },
+		{ "gc", "LYp", cmd_gc, 0, 0 },
+		{ "hold", "LRp", cmd_hold, 1, 1 },
+		{ "release", "LRp", cmd_release, 1, 1 },
+		{ "retention", "L", cmd_retention, 1, 1 },
+		{ "sandbox", "LFEp", cmd_sandbox, 1, 2 },
 	};
 	mlk_progname = "mlk-snapshot";
 	if (argc < 2)
@@ -857,6 +1611,10 @@ int main(int argc, char **argv)
 		case 'f': o.format = optarg; break;
 		case 'o': o.output = optarg; break;
 		case 'T': o.target = optarg; break;
+		case 'Y': o.apply = 1; break;
+		case 'R': o.reason = optarg; break;
+		case 'F': o.who = optarg; break;
+		case 'E': o.expires = optarg; break;
 		}
 	}
 	o.nargs = argc - optind;
