@@ -498,3 +498,394 @@ EOF
 	run mlk-snapshot verify "$a"
 	assert_success
 }
+
+# --- lifecycle ---
+# Tiers, retention classes, legal holds, gc and sandboxes (issue 8).  Time
+# is moved with the test-only clock: test_clock: true in mlk.yaml and
+# MLK_TEST_NOW.
+
+# Turn on the test clock and add tiers warm and archive inside the lake.
+lc_tiers() {
+	cat >>"$MLK_LAKE/mlk.yaml" <<'YAML'
+test_clock: true
+tiers:
+  hot: objects
+  warm: tiers/warm
+  archive: tiers/archive
+YAML
+}
+
+# days N: the test clock N days from now
+days() {
+	echo $(( $(date +%s) + $1 * 86400 ))
+}
+
+# The blobs (hex) of a snapshot
+blobs_of() {
+	jq -r 'select(.entry == "file") | .sha256' "$MLK_LAKE/snapshots/$1.json"
+}
+
+# where HEX: the tiers holding a blob, space-separated
+where() {
+	local t out=
+	for t in objects tiers/warm tiers/archive; do
+		[ -e "$MLK_LAKE/$t/sha256/${1:0:2}/$1" ] && out="$out${out:+ }$t"
+	done
+	echo "$out"
+}
+
+# A training snapshot of the FHIR sample; its id
+lc_snapshot() {
+	ingest_fhir
+	create "${1:-training/demo}" < deid.ndjson
+}
+
+@test "lifecycle: aged data gives the tiering plan by class; --apply moves it and reads keep working" {
+	lc_tiers
+	id=$(lc_snapshot curated/fhir)
+	mlk-snapshot cat "$id" > before.ndjson
+	# young: nothing to move
+	run --separate-stderr env MLK_TEST_NOW="$(days 10)" mlk-snapshot tier
+	assert_success
+	assert_output ''
+	# research-ready (curated) goes warm after 90 days; raw originals
+	# (active-clinical) stay hot
+	MLK_TEST_NOW=$(days 100) mlk-snapshot tier > plan.ndjson
+	assert_equal "$(wc -l < plan.ndjson)" "$(blobs_of "$id" | wc -l)"
+	assert_equal "$(jq -r .blob plan.ndjson | sort)" "$(blobs_of "$id" | sed 's/^/sha256:/' | sort)"
+	assert_equal "$(jq -c '[.from, .to, .moved]' plan.ndjson | sort -u)" '["hot","warm",false]'
+	assert_equal "$(jq -r .reason plan.ndjson | sort -u)" \
+		"class research-ready, 100 days old, warm after 90 days"
+	# the dry run moved nothing
+	for h in $(blobs_of "$id"); do assert_equal "$(where "$h")" objects; done
+	run --separate-stderr env MLK_TEST_NOW="$(days 100)" mlk-snapshot tier --apply
+	assert_success
+	assert_equal "$(jq -c '.moved' <<<"$output" | sort -u)" true
+	for h in $(blobs_of "$id"); do
+		assert_equal "$(where "$h")" tiers/warm
+		[ "$(stat -c %a "$MLK_LAKE/tiers/warm/sha256/${h:0:2}/$h")" = 444 ]
+	done
+	for h in $(jq -r '._mlk.src.sha256' raw.ndjson | sort -u); do
+		assert_equal "$(where "$h")" objects
+	done
+	# reads and verification find the blobs in their new tier
+	run mlk-snapshot verify --all
+	assert_success
+	mlk-snapshot cat "$id" > after.ndjson
+	cmp before.ndjson after.ndjson
+	# idempotent: a second run has nothing left to do
+	run --separate-stderr env MLK_TEST_NOW="$(days 100)" mlk-snapshot tier --apply
+	assert_success
+	assert_output ''
+	# a class of the dataset's own: archive-only goes to archive at once
+	mlk-catalog add fhir >/dev/null
+	mlk-catalog set fhir retention=archive-only >/dev/null
+	run --separate-stderr env MLK_TEST_NOW="$(days 100)" mlk-snapshot tier --apply
+	assert_success
+	assert_equal "$(jq -c '[.from, .to]' <<<"$output" | sort -u)" '["warm","archive"]'
+	for h in $(blobs_of "$id"); do assert_equal "$(where "$h")" tiers/archive; done
+	run mlk-snapshot verify --all
+	assert_success
+	# every run is audited
+	assert_equal "$(jq -c 'select(.action == "lifecycle-tier") | .detail | [.apply, .planned, .moved]' \
+		"$MLK_LAKE/audit/log.ndjson" | tail -n 1)" "[true,$(blobs_of "$id" | wc -l),$(blobs_of "$id" | wc -l)]"
+}
+
+@test "lifecycle: tier --apply killed midway is finished by the next run; verify --all passes, no temp files" {
+	lc_tiers
+	mkdir src
+	# many small sources and a few large ones: one object each
+	python3 - <<'PY'
+import json, random
+random.seed(8)
+for i in range(400):
+    with open(f"src/s{i:03d}.ndjson", "w") as f:
+        f.write(json.dumps({"id": i, "date": "2021-01-01", "v": random.random()}) + "\n")
+for i in range(4):
+    with open(f"src/big{i}.ndjson", "w") as f:
+        for k in range(120000):
+            f.write(json.dumps({"id": k, "date": "2021-02-01", "w": random.random(), "pad": "x" * 60}) + "\n")
+PY
+	mlk-ingest --quiet --dataset ehr/many src > /dev/null
+	mlk-catalog add ehr/many > /dev/null
+	mlk-catalog set ehr/many retention=research-ready > /dev/null
+	n=$(ls src | wc -l)
+	export MLK_TEST_NOW=$(days 100)
+	assert_equal "$(mlk-snapshot tier | wc -l)" "$n"
+	mlk-snapshot tier --apply > first.ndjson &
+	pid=$!
+	# kill -9 once the first blobs have moved
+	for _ in $(seq 1 500); do
+		[ "$(find "$MLK_LAKE/tiers/warm" -type f 2>/dev/null | head -n 3 | wc -l)" -ge 3 ] && break
+		sleep 0.01
+	done
+	kill -9 "$pid"
+	wait "$pid" || true
+	moved=$(find "$MLK_LAKE/tiers/warm" -type f -name '[0-9a-f]*' | wc -l)
+	[ "$moved" -lt "$n" ]         # really killed midway
+	# reads work in the half-moved lake
+	run mlk-snapshot verify --all
+	assert_success
+	run --separate-stderr mlk-snapshot tier --apply
+	assert_success
+	[ "$(wc -l <<<"$output")" -ge $((n - moved)) ]
+	assert_equal "$(find "$MLK_LAKE/tiers/warm" -type f -name '[0-9a-f]*' | wc -l)" "$n"
+	assert_equal "$(find "$MLK_LAKE/objects" "$MLK_LAKE/tiers" -name '.tmp-*' | wc -l)" 0
+	for f in src/*; do
+		h=$(sha256sum "$f" | cut -c1-64)
+		assert_equal "$(where "$h")" tiers/warm
+		cmp "$f" "$MLK_LAKE/tiers/warm/sha256/${h:0:2}/$h"
+	done
+	run --separate-stderr mlk-snapshot tier
+	assert_success
+	assert_output ''
+	run mlk-snapshot verify --all
+	assert_success
+}
+
+@test "lifecycle: hold and release are audited and shown at once; a held snapshot survives gc and sandbox expiry" {
+	lc_tiers
+	id=$(lc_snapshot)
+	mlk-catalog add demo > /dev/null
+	mlk-catalog set demo jurisdiction=EU > /dev/null
+	run --separate-stderr mlk-snapshot retention "$id"
+	assert_success
+	assert_equal "$(jq -c '[.class, .tier, .jurisdiction, .held, .deletion]' <<<"$output")" \
+		'["training-approved","warm","EU",false,"retained"]'
+	run --separate-stderr mlk-snapshot hold --reason CASE-2026-17 "$id"
+	assert_success
+	assert_equal "$(jq -c '[.target, .held]' <<<"$output")" "[\"$id\",true]"
+	run --separate-stderr mlk-snapshot retention "$id"
+	assert_equal "$(jq -c '[.held, .deletion, .holds[0].reason]' <<<"$output")" \
+		'[true,"held","CASE-2026-17"]'
+	# past the minimum retention it would be eligible, but it is held
+	run --separate-stderr env MLK_TEST_NOW="$(days 1200)" mlk-snapshot retention "$id"
+	assert_equal "$(jq -r .deletion <<<"$output")" held
+	run --separate-stderr mlk-catalog show demo
+	assert_success
+	assert_equal "$(jq -c '[.legal_hold, .lifecycle.deletion, .lifecycle.holds[0].target, .lifecycle.holds[0].reason]' <<<"$output")" \
+		"[true,\"held\",\"$id\",\"CASE-2026-17\"]"
+	# a sandbox of it expires; gc runs far in the future: the snapshot stays
+	mlk-snapshot sandbox create --for "user:$(id -un)" --expires 1h "$id" > sb.json
+	sb=$(jq -r .sandbox sb.json)
+	run --separate-stderr env MLK_TEST_NOW="$(days 2)" mlk-snapshot sandbox expire
+	assert_success
+	assert_equal "$(jq -c '[.sandbox, .state, .files]' <<<"$output")" "[\"$sb\",\"expired\",false]"
+	run --separate-stderr env MLK_TEST_NOW="$(days 5000)" mlk-snapshot gc --apply
+	assert_success
+	assert_output ''
+	for h in $(blobs_of "$id"); do [ -n "$(where "$h")" ]; done
+	run mlk-snapshot verify "$id"
+	assert_success
+	# release: audited, gone from the catalog at once
+	run --separate-stderr mlk-snapshot release --reason CASE-2026-17 "$id"
+	assert_success
+	assert_equal "$(jq -c .held <<<"$output")" false
+	run --separate-stderr mlk-catalog show demo
+	assert_equal "$(jq -c '[.legal_hold, .lifecycle.holds]' <<<"$output")" '[false,[]]'
+	run --separate-stderr mlk-snapshot release --reason CASE-2026-17 "$id"
+	assert_failure 2
+	[[ $stderr == *"has no hold with that reason"* ]]
+	assert_equal "$(jq -c 'select(.action | startswith("lifecycle-h") or startswith("lifecycle-r")) | [.action, .detail.target, .detail.reason, .detail.changed, .status]' \
+		"$MLK_LAKE/audit/log.ndjson")" \
+		"$(printf '["lifecycle-hold","%s","CASE-2026-17",true,0]\n["lifecycle-release","%s","CASE-2026-17",true,0]\n["lifecycle-release","%s","CASE-2026-17",false,2]' "$id" "$id" "$id")"
+	# a dataset hold covers every snapshot of it
+	run --separate-stderr mlk-snapshot hold --reason LIT-9 training/demo
+	assert_success
+	run --separate-stderr mlk-snapshot retention "$id"
+	assert_equal "$(jq -c '[.held, .holds[0].target]' <<<"$output")" '[true,"training/demo"]'
+	# usage
+	run --separate-stderr mlk-snapshot hold "$id"
+	assert_failure 2
+	[[ $stderr == *"--reason wants"* ]]
+	run --separate-stderr mlk-snapshot hold --reason X training/nope
+	assert_failure 2
+	[[ $stderr == *"neither a snapshot id nor a dataset"* ]]
+}
+
+@test "lifecycle: gc dry run lists unreferenced blobs past their grace period; --apply removes only them" {
+	lc_tiers
+	id=$(lc_snapshot)
+	# an orphan (a killed run's object) in hot and one in warm, and a
+	# stale temp file
+	printf 'orphan one\n' > o1
+	printf 'orphan two\n' > o2
+	h1=$(sha256sum o1 | cut -c1-64)
+	h2=$(sha256sum o2 | cut -c1-64)
+	mkdir -p "$MLK_LAKE/objects/sha256/${h1:0:2}" "$MLK_LAKE/tiers/warm/sha256/${h2:0:2}"
+	cp o1 "$MLK_LAKE/objects/sha256/${h1:0:2}/$h1"
+	cp o2 "$MLK_LAKE/tiers/warm/sha256/${h2:0:2}/$h2"
+	touch "$MLK_LAKE/objects/sha256/${h1:0:2}/.tmp-$h1.abc123"
+	# within the grace period (7 days): nothing
+	run --separate-stderr mlk-snapshot gc
+	assert_success
+	assert_output ''
+	run --separate-stderr env MLK_TEST_NOW="$(days 8)" mlk-snapshot gc
+	assert_success
+	assert_equal "$(jq -c '[.blob, .tier, .reason, .removed]' <<<"$output" | sort)" \
+		"$(printf '["sha256:%s","hot","unreferenced",false]\n["sha256:%s","warm","unreferenced",false]\n[null,"hot","stale temp file",false]' "$h1" "$h2" | sort)"
+	# a dry run removes nothing
+	[ -e "$MLK_LAKE/objects/sha256/${h1:0:2}/$h1" ]
+	run --separate-stderr env MLK_TEST_NOW="$(days 8)" mlk-snapshot gc --apply
+	assert_success
+	assert_equal "$(jq -c .removed <<<"$output" | sort -u)" true
+	[ ! -e "$MLK_LAKE/objects/sha256/${h1:0:2}/$h1" ]
+	[ ! -e "$MLK_LAKE/tiers/warm/sha256/${h2:0:2}/$h2" ]
+	[ ! -e "$MLK_LAKE/objects/sha256/${h1:0:2}/.tmp-$h1.abc123" ]
+	# snapshot blobs and raw originals stay, whatever their age
+	for h in $(blobs_of "$id") $(jq -r '._mlk.src.sha256' raw.ndjson | sort -u); do
+		assert_equal "$(where "$h")" objects
+	done
+	run mlk-snapshot verify --all
+	assert_success
+	run --separate-stderr env MLK_TEST_NOW="$(days 8)" mlk-snapshot gc
+	assert_output ''
+	assert_equal "$(jq -c 'select(.action == "lifecycle-gc") | .detail | [.apply, .planned, .removed]' \
+		"$MLK_LAKE/audit/log.ndjson" | tr '\n' ' ')" '[false,0,0] [false,3,0] [true,3,3] [false,0,0] '
+	# a manifest that cannot be read stops gc before it removes anything
+	cp o1 "$MLK_LAKE/objects/sha256/${h1:0:2}/$h1"
+	chmod u+w "$MLK_LAKE/snapshots/$id.json"
+	echo garbage >> "$MLK_LAKE/snapshots/$id.json"
+	run --separate-stderr env MLK_TEST_NOW="$(days 8)" mlk-snapshot gc --apply
+	assert_failure
+	[ -e "$MLK_LAKE/objects/sha256/${h1:0:2}/$h1" ]
+}
+
+@test "lifecycle: a sandbox only its user or group can read; revoke removes its files and access; expire and verify" {
+	lc_tiers
+	id=$(lc_snapshot)
+	getent passwd nobody >/dev/null && getent passwd daemon >/dev/null ||
+		skip "needs the users nobody and daemon"
+	[ "$(id -u)" = 0 ] || skip "needs root to hand a sandbox to another user"
+	# other users must be able to reach the lake for the test to mean
+	# anything: open the test's own temp folders to them
+	p=$BATS_TEST_TMPDIR
+	while [[ $p == "$BATS_RUN_TMPDIR"* ]]; do chmod o+rx "$p"; p=${p%/*}; done
+	su -s /bin/sh daemon -c "test -r '$MLK_LAKE/mlk.yaml'"
+	run --separate-stderr mlk-snapshot sandbox create --for nobody --expires 72h \
+		--purpose "feature exploration" "$id"
+	assert_success
+	sb=$(jq -r .sandbox <<<"$output")
+	[[ $sb =~ ^x[0-9a-f]{16}$ ]]
+	assert_equal "$(jq -c '[.snapshot, .for, .state, .purpose, .files, .linked + .copied]' <<<"$output")" \
+		"[\"$id\",\"user:nobody\",\"active\",\"feature exploration\",true,$(blobs_of "$id" | wc -l)]"
+	d=$MLK_LAKE/sandboxes/$sb
+	assert_equal "$(stat -c '%U %a' "$d")" "nobody 700"
+	f=$(find "$d" -name '*.ndjson.gz' | head -n 1)
+	[ -n "$f" ]
+	# the user reads it, another user cannot
+	su -s /bin/sh nobody -c "gzip -dc '$f' >/dev/null"
+	run su -s /bin/sh daemon -c "cat '$f'"
+	assert_failure
+	# the record says who, why and until when
+	assert_equal "$(jq -c '[.for, .by, .purpose, .state]' "$MLK_LAKE/sandboxes/$sb.json")" \
+		"[\"user:nobody\",\"$(id -un)\",\"feature exploration\",\"active\"]"
+	# a group sandbox: 0750, the group's
+	run --separate-stderr mlk-snapshot sandbox create --for group:nogroup --expires 2h "$id"
+	assert_success
+	gsb=$(jq -r .sandbox <<<"$output")
+	assert_equal "$(stat -c '%G %a' "$MLK_LAKE/sandboxes/$gsb")" "nogroup 750"
+	# extend, list
+	run --separate-stderr mlk-snapshot sandbox extend --expires 30d "$gsb"
+	assert_success
+	run --separate-stderr mlk-snapshot sandbox list
+	assert_success
+	assert_equal "$(jq -r .sandbox <<<"$output" | sort)" "$(printf '%s\n%s\n' "$sb" "$gsb" | sort)"
+	# revoke: files and access gone, the record kept
+	run --separate-stderr mlk-snapshot sandbox revoke "$sb"
+	assert_success
+	assert_equal "$(jq -c '[.state, .files]' <<<"$output")" '["revoked",false]'
+	[ ! -e "$d" ]
+	run su -s /bin/sh nobody -c "cat '$f'"
+	assert_failure
+	assert_equal "$(jq -r .state "$MLK_LAKE/sandboxes/$sb.json")" revoked
+	# the objects the sandbox linked are untouched
+	run mlk-snapshot verify --all
+	assert_success
+	run --separate-stderr mlk-snapshot sandbox verify
+	assert_success
+	# files left behind (a crash mid-teardown, a directory without a
+	# record) are found, and expire removes them
+	mkdir -p "$d/leftover" "$MLK_LAKE/sandboxes/x0123456789abcdef"
+	run --separate-stderr mlk-snapshot sandbox verify
+	assert_failure 4
+	[[ $stderr == *"$sb"*"revoked sandbox still has files"* ]]
+	[[ $stderr == *"x0123456789abcdef"*"files without a sandbox record"* ]]
+	# the group sandbox expires 30 days on
+	run --separate-stderr env MLK_TEST_NOW="$(days 31)" mlk-snapshot sandbox expire
+	assert_success
+	[ ! -e "$d" ] && [ ! -e "$MLK_LAKE/sandboxes/x0123456789abcdef" ] && [ ! -e "$MLK_LAKE/sandboxes/$gsb" ]
+	assert_equal "$(jq -r .state "$MLK_LAKE/sandboxes/$gsb.json")" expired
+	run --separate-stderr env MLK_TEST_NOW="$(days 31)" mlk-snapshot sandbox verify
+	assert_success
+	assert_equal "$(jq -c .ok <<<"$output" | sort -u)" true
+	# every step audited
+	assert_equal "$(jq -r 'select(.action | startswith("sandbox-")) | .action' "$MLK_LAKE/audit/log.ndjson" | sort | uniq -c | awk '{print $2 "=" $1}' | tr '\n' ' ')" \
+		'sandbox-create=2 sandbox-expire=3 sandbox-extend=1 sandbox-list=1 sandbox-revoke=1 sandbox-verify=3 '
+}
+
+@test "lifecycle: sandbox create without a grant is denied (exit 3, audited); a grant for the zone and sensitivity allows it" {
+	id=$(lc_snapshot)
+	sed -i 's/^test_identity_override: false/test_identity_override: true/' "$MLK_LAKE/policy.yaml"
+	sed -i 's/^  researcher: {users: \[\], groups: \[\]}/  researcher: {users: [rita], groups: []}/' "$MLK_LAKE/policy.yaml"
+	export MLK_TEST_USER=rita
+	run --separate-stderr mlk-snapshot sandbox create --for "$(id -un)" --expires 1h "$id"
+	assert_failure 3
+	[[ $stderr == *"sandbox on training/demo denied for user 'rita'"* ]]
+	[ -z "$(ls "$MLK_LAKE/sandboxes" 2>/dev/null | grep '^x' || true)" ]
+	assert_equal "$(jq -c 'select(.action == "sandbox-create") | [.actor.user, .decision, .rule, .status]' "$MLK_LAKE/audit/log.ndjson")" \
+		'["rita","deny","default-deny",3]'
+	# a grant for sandboxes of internal data does not cover restricted data
+	cat >>"$MLK_LAKE/policy.yaml" <<'YAML'
+  - role: researcher
+    actions: [sandbox]
+    zones: [training]
+    sensitivity: [internal]
+YAML
+	run --separate-stderr mlk-snapshot sandbox create --for "$(id -un)" --expires 1h "$id"
+	assert_failure 3
+	unset MLK_TEST_USER
+	mlk-catalog add demo > /dev/null
+	mlk-catalog set demo sensitivity=internal > /dev/null
+	export MLK_TEST_USER=rita
+	run --separate-stderr mlk-snapshot sandbox create --for "$(id -un)" --expires 1h "$id"
+	assert_success
+	assert_equal "$(jq -r .by <<<"$output")" rita
+	# lifecycle jobs and holds need admin
+	run --separate-stderr mlk-snapshot tier
+	assert_failure 3
+	run --separate-stderr mlk-snapshot gc --apply
+	assert_failure 3
+	run --separate-stderr mlk-snapshot hold --reason X "$id"
+	assert_failure 3
+	assert_equal "$(jq -c 'select(.decision == "deny") | .action' "$MLK_LAKE/audit/log.ndjson" | tr '\n' ' ')" \
+		'"sandbox-create" "sandbox-create" "lifecycle-tier" "lifecycle-gc" "lifecycle-hold" '
+}
+
+@test "lifecycle: usage errors exit 2" {
+	run --separate-stderr mlk-snapshot sandbox frobnicate
+	assert_failure 2
+	[[ $stderr == *"unknown sandbox command 'frobnicate'"* ]]
+	run --separate-stderr mlk-snapshot sandbox create --for root --expires soon s000000000000000000000000
+	assert_failure 2
+	[[ $stderr == *"--expires wants a duration"* ]]
+	run --separate-stderr mlk-snapshot sandbox create --for no-such-user-or-group --expires 1h s000000000000000000000000
+	assert_failure 2
+	[[ $stderr == *"no user or group named"* ]]
+	run --separate-stderr mlk-snapshot sandbox create --expires 1h s000000000000000000000000
+	assert_failure 2
+	run --separate-stderr mlk-snapshot sandbox revoke nope
+	assert_failure 2
+	[[ $stderr == *"not a sandbox id"* ]]
+	run --separate-stderr mlk-snapshot sandbox list extra
+	assert_failure 2
+	run --separate-stderr mlk-snapshot tier extra
+	assert_failure 2
+	run --separate-stderr mlk-snapshot gc --reason X
+	assert_failure 2
+	[[ $stderr == *"no option '--reason' for gc"* ]]
+	echo 'tiers: {hot: elsewhere}' >> "$MLK_LAKE/mlk.yaml"
+	run --separate-stderr mlk-snapshot tier
+	assert_failure 2
+	[[ $stderr == *"tier 'hot' is always objects"* ]]
+}
