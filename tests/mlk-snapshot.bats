@@ -598,12 +598,12 @@ lc_snapshot() {
 	python3 - <<'PY'
 import json, random
 random.seed(8)
-for i in range(400):
+for i in range(150):
     with open(f"src/s{i:03d}.ndjson", "w") as f:
         f.write(json.dumps({"id": i, "date": "2021-01-01", "v": random.random()}) + "\n")
-for i in range(4):
+for i in range(2):
     with open(f"src/big{i}.ndjson", "w") as f:
-        for k in range(120000):
+        for k in range(80000):
             f.write(json.dumps({"id": k, "date": "2021-02-01", "w": random.random(), "pad": "x" * 60}) + "\n")
 PY
 	mlk-ingest --quiet --dataset ehr/many src > /dev/null
