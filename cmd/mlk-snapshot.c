@@ -1099,6 +1099,14 @@ static int cmd_retention(struct ctx *c)
 		return fail(&e);
 	}
 	int snap = !strchr(target, '/');
+	/* A dataset is kept as long as its newest version. */
+	struct snapshot latest;
+	int found = 0;
+	if (!snap && snap_latest(&c->lake, zone, dataset, &latest, &found,
+				 &e) == MLK_OK && found) {
+		created = lc_time_parse(latest.created);
+		snap_release(&latest);
+	}
 	size_t holds = lc_held(hv, hn, snap ? target : NULL, zone, dataset);
 	struct lc_status st;
 	lc_status_of(&lc, zone, dataset, created, holds, lake_now(&c->lake),

@@ -694,6 +694,10 @@ PY
 	assert_success
 	run --separate-stderr mlk-snapshot retention "$id"
 	assert_equal "$(jq -c '[.held, .holds[0].target]' <<<"$output")" '[true,"training/demo"]'
+	run --separate-stderr mlk-snapshot retention training/demo
+	assert_success
+	assert_equal "$(jq -c '[.held, .deletion, .created]' <<<"$output")" \
+		"[true,\"held\",$(jq -c .created "$MLK_LAKE/snapshots/$id.json" | head -n 1)]"
 	# usage
 	run --separate-stderr mlk-snapshot hold "$id"
 	assert_failure 2
