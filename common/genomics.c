@@ -673,7 +673,13 @@ enum mlk_status genomics_describe(const char *path, const char *hint,
 	json_opt(body, "compression", comp);
 
 	enum mlk_status s = MLK_OK;
-	switch (f->format) {
+	/* A BGZF or CRAM file cut short lacks its end-of-file block: the
+	 * header may still read well, but the file is not whole. */
+	if (fp && hts_check_EOF(fp) == 0)
+		s = mlk_error_set(e, MLK_PARTIAL, name, 0,
+				  "%s is truncated: no end-of-file marker "
+				  "(htslib)", gi->type);
+	switch (s == MLK_OK ? f->format : unknown_format) {
 	case vcf:
 	case bcf:
 		s = describe_vcf(fp, name, body, gi, e);

@@ -80,7 +80,8 @@ static const char *why(struct archive *a, char out[128])
 		n = (size_t)bad;
 	memcpy(out, m, n);
 	out[n] = 0;
-	if (n && out[0] >= 'A' && out[0] <= 'Z')
+	if (n > 1 && out[0] >= 'A' && out[0] <= 'Z' && out[1] >= 'a' &&
+	    out[1] <= 'z')
 		out[0] = (char)(out[0] - 'A' + 'a');
 	return out;
 }
@@ -190,8 +191,8 @@ enum mlk_status unpack_copy(struct unpack *u, int fd, struct mlk_error *e)
 		if (n < 0) {
 			char w[128];
 			s = mlk_error_set(e, MLK_PARTIAL, u->name, 0,
-					  "member %lld cannot be read: %s",
-					  u->index, why(u->a, w));
+					  "member cannot be read: %s",
+					  why(u->a, w));
 			break;
 		}
 		u->out += (unsigned long long)n;

@@ -783,3 +783,152 @@ hl7_bare() {
 	assert_success
 	[ "$(jq -r ._mlk.partition <<<"$output")" = 'message_type=MDM%5ET02/year=2026/month=03' ]
 }
+
+# --- genomics ---
+
+G=${DATA:-}/genomics
+
+# The one record of a genomics source, by file name.
+grec() {
+	jq -c --arg f "$1" 'select(._mlk.src.path | . == $f or endswith("/" + $f))' out.ndjson
+}
+
+@test "genomics: one valid record per file, blob in the object store, sample names as bcftools and samtools see them" {
+	run --separate-stderr mlk-ingest --dataset genomics/lab --project p1 --assay wgs --pipeline-version 2.1 "$G"
+	assert_success
+	printf '%s\n' "$output" > out.ndjson
+	# every file of the folder is one record, and jq reads them all
+	[ "$(jq -s length out.ndjson)" -eq "$(ls "$G" | wc -l)" ]
+	jq -s -e 'all(._mlk.kind == "genomics" and ._mlk.v == 1)' out.ndjson
+	for f in cyvcf2_test.vcf.gz pysam_ex1.vcf.gz; do
+		[ "$(grec $f | jq -r '.samples[]')" = "$(bcftools query -l "$G/$f")" ]
+		[ "$(grec $f | jq .sample_count)" -eq "$(bcftools query -l "$G/$f" | wc -l)" ]
+		[ "$(grec $f | jq '.info_fields | length')" -eq "$(bcftools view -h "$G/$f" | grep -c '^##INFO=')" ]
+		[ "$(grec $f | jq '.format_fields | length')" -eq "$(bcftools view -h "$G/$f" | grep -c '^##FORMAT=')" ]
+		[ "$(grec $f | jq -r '._mlk.type')" = vcf ]
+	done
+	for f in pysam_ex3.sam pysam_ex3.bam pysam_ex3.cram; do
+		[ "$(grec $f | jq -r '.rg[] | "\(.ID) \(.SM)"')" = "$(samtools view -H "$G/$f" | grep '^@RG' | sed 's/.*\tID:\([^\t]*\).*\tSM:\([^\t]*\).*/\1 \2/')" ]
+		[ "$(grec $f | jq -r '.samples | join(",")')" = NA12891 ]
+		[ "$(grec $f | jq '.sq | length')" -eq "$(samtools view -H "$G/$f" | grep -c '^@SQ')" ]
+		[ "$(grec $f | jq -r '.sq[] | "\(.SN) \(.LN)"')" = "$(samtools view -H "$G/$f" | grep '^@SQ' | sed 's/.*SN:\([^\t]*\).*LN:\([0-9]*\).*/\1 \2/')" ]
+		[ "$(grec $f | jq -r '.co | join("|")')" = "$(samtools view -H "$G/$f" | grep '^@CO' | cut -f2- | paste -sd'|')" ]
+		[ "$(grec $f | jq -r '[.pg[].ID] | join(",")')" = "$(samtools view -H --no-PG "$G/$f" | grep '^@PG' | sed 's/.*ID:\([^\t]*\).*/\1/' | paste -sd,)" ]
+	done
+	[ "$(grec pysam_ex3.cram | jq -r '.sq[0].M5')" = 426e31835a6dfdcbf6c534671edf02f7 ]
+	[ "$(grec pysam_ex1.sorted.bam | jq -c .samples)" = '[]' ]
+	[ "$(grec pysam_ex1.fa.fai | jq -r ._mlk.type)" = fai ]
+	[ "$(grec pysam_ex1.sorted.bam.bai | jq -r ._mlk.type)" = bai ]
+	# each file's bytes are its blob
+	for f in $(ls "$G"); do
+		sha=$(sha256sum "$G/$f" | cut -c1-64)
+		r=$(grec "$f")
+		[ "$(jq -r ._mlk.blob <<<"$r")" = "sha256:$sha" ]
+		[ "$(jq -r ._mlk.size <<<"$r")" -eq "$(stat -c %s "$G/$f")" ]
+		cmp "$MLK_LAKE/objects/sha256/${sha:0:2}/$sha" "$G/$f"
+	done
+	[ "$(jq -r ._mlk.partition out.ndjson | sort -u)" = project=p1/assay=wgs/pipeline_version=2.1 ]
+	# no sample name reaches stderr
+	! grep -q NA12891 <<<"$stderr"
+}
+
+@test "genomics: FASTQ read count and read lengths from one pass agree with zcat and awk" {
+	run --separate-stderr mlk-ingest --dataset genomics/fq "$G/pysam_faidx_ex1.fq.gz"
+	assert_success
+	[ "$(jq .reads <<<"$output")" -eq "$(zcat "$G/pysam_faidx_ex1.fq.gz" | awk 'END{print NR/4}')" ]
+	[ "$(jq -c '.read_length | [.min, .max]' <<<"$output")" = "$(zcat "$G/pysam_faidx_ex1.fq.gz" | awk 'NR%4==2{l=length($0); if(!n||l<mn)mn=l; if(l>mx)mx=l; n++} END{printf "[%d,%d]", mn, mx}')" ]
+	[ "$(jq .read_length.mean <<<"$output")" = "$(zcat "$G/pysam_faidx_ex1.fq.gz" | awk 'NR%4==2{s+=length($0); n++} END{printf "%.2f", s/n}')" ]
+	[ "$(jq -r .compression <<<"$output")" = bgzf ]
+	# plain FASTQ too
+	zcat "$G/pysam_faidx_ex1.fq.gz" > plain.fq
+	run --separate-stderr mlk-ingest --dataset genomics/fq plain.fq
+	assert_success
+	[ "$(jq .reads <<<"$output")" -eq 3270 ]
+	[ "$(jq -r .compression <<<"$output")" = none ]
+}
+
+@test "genomics: the reference build comes from chr1's length, else the assembly name, else unknown" {
+	run --separate-stderr mlk-ingest --dataset genomics/b "$G/cyvcf2_test.vcf.gz" "$G/pysam_ex3.bam"
+	assert_success
+	printf '%s\n' "$output" > out.ndjson
+	[ "$(grec cyvcf2_test.vcf.gz | jq -r '"\(.reference_build) \(.reference_build_from)"')" = "GRCh37 contig-length" ]
+	[ "$(grec pysam_ex3.bam | jq -r '"\(.reference_build) \(.reference_build_from)"')" = "unknown none" ]
+	# a SAM header made here: GRCh38 by chr1's length, hg19 by name
+	printf '@HD\tVN:1.6\n@SQ\tSN:chr1\tLN:248956422\n@RG\tID:a\tSM:s1\tPL:ILLUMINA\tLB:l1\tCN:lab\tDT:2024-01-02\n' > b38.sam
+	printf '@HD\tVN:1.6\n@SQ\tSN:chrQ\tLN:100\tAS:hg19\n' > hg19.sam
+	printf '##fileformat=VCFv4.2\n##contig=<ID=1,length=249250621>\n#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n' > b37.vcf
+	run --separate-stderr mlk-ingest --dataset genomics/b b38.sam hg19.sam b37.vcf
+	assert_success
+	printf '%s\n' "$output" > out.ndjson
+	[ "$(grec b38.sam | jq -r .reference_build)" = GRCh38 ]
+	[ "$(grec b38.sam | jq -c '.rg[0]')" = '{"ID":"a","CN":"lab","DT":"2024-01-02","LB":"l1","PL":"ILLUMINA","SM":"s1"}' ]
+	[ "$(grec hg19.sam | jq -r '"\(.reference_build) \(.reference_build_from) \(.assembly)"')" = "GRCh37 assembly-name hg19" ]
+	[ "$(grec b37.vcf | jq -r '"\(.reference_build) \(.contigs[0].length)"')" = "GRCh37 249250621" ]
+}
+
+@test "genomics: project, assay and pipeline version from mlk-genomics.yaml beside the files; options win" {
+	mkdir run1
+	cp "$G/pysam_ex1.vcf.gz" "$G/pysam_ex3.bam" run1/
+	printf 'project: onco\nassay: wes\npipeline_version: "1.4"\n' > run1/mlk-genomics.yaml
+	run --separate-stderr mlk-ingest --dataset genomics/s run1
+	assert_success
+	# the sidecar is a setting, not a source
+	[ "$(grep -c . <<<"$output")" -eq 2 ]
+	[ "$(jq -r ._mlk.partition <<<"$output" | sort -u)" = project=onco/assay=wes/pipeline_version=1.4 ]
+	[ "$(jq -r '"\(.project) \(.assay) \(.pipeline_version)"' <<<"$output" | sort -u)" = "onco wes 1.4" ]
+	[ -d "$MLK_LAKE"/raw/genomics/s/batch=*/project=onco/assay=wes/pipeline_version=1.4 ]
+	cp "$G/pysam_ex3.sam" run1/
+	run --separate-stderr mlk-ingest --dataset genomics/s --assay rna run1/pysam_ex3.sam
+	assert_success
+	[ "$(jq -r ._mlk.partition <<<"$output")" = project=onco/assay=rna/pipeline_version=1.4 ]
+	# partitions.genomics in mlk.yaml changes the layout
+	sed -i 's/^partitions:$/partitions:\n  genomics: [project, reference_build]/' "$MLK_LAKE/mlk.yaml"
+	run --separate-stderr mlk-ingest --dataset genomics/t "$G/cyvcf2_test.vcf.gz"
+	assert_success
+	[ "$(jq -r ._mlk.partition <<<"$output")" = project=__HIVE_DEFAULT_PARTITION__/reference_build=GRCh37 ]
+}
+
+@test "genomics: CRAM headers are read offline, without a reference" {
+	# a CRAM whose reference is not embedded and whose UR does not exist
+	samtools view -C -T "$G/pysam_ex1.fa" -o noref.cram "$G/pysam_ex3.sam"
+	command -v unshare >/dev/null && unshare -rn true 2>/dev/null || skip "no network namespace"
+	REF_PATH=http://192.0.2.1/%s REF_CACHE="$BATS_TEST_TMPDIR/cache/%s" \
+		run --separate-stderr unshare -rn env MLK_LAKE="$MLK_LAKE" mlk-ingest --dataset genomics/c noref.cram
+	assert_success
+	[ "$(jq -r ._mlk.type <<<"$output")" = cram ]
+	[ "$(jq -r '.rg[0].SM' <<<"$output")" = NA12891 ]
+	[ ! -e cache ]
+	if command -v strace >/dev/null; then
+		REF_PATH=http://192.0.2.1/%s strace -f -e trace=socket,connect -o trace.txt \
+			mlk-ingest --dataset genomics/c2 noref.cram > /dev/null 2>&1
+		! grep -q 'AF_INET' trace.txt
+	fi
+}
+
+@test "genomics: a broken VCF header, a truncated BAM and FASTQ are quarantined; the rest lands; exit 1, no sample names on stderr" {
+	head -c 2000 "$G/pysam_ex1.sorted.bam" > trunc.bam
+	zcat "$G/pysam_faidx_ex1.fq.gz" | gzip -c | head -c 20000 > trunc.fq.gz
+	# a sample named twice, among the sample names of a real file
+	zcat "$G/cyvcf2_test.vcf.gz" | awk 'BEGIN{OFS="\t"} /^#CHROM/{$11=$10} {print}' > broken.vcf
+	run --separate-stderr mlk-ingest --dataset genomics/bad "$DATA/malformed/cyvcf2_test-invalid-header.vcf" trunc.bam trunc.fq.gz broken.vcf "$G/pysam_ex1.vcf.gz"
+	assert_failure 1
+	[ "$(jq -r '._mlk.src.path' <<<"$output")" = "$G/pysam_ex1.vcf.gz" ]
+	[[ $stderr == *"cyvcf2_test-invalid-header.vcf': vcf header cannot be parsed (htslib); quarantined"* ]]
+	[[ $stderr == *"'trunc.bam': bam is truncated: no end-of-file marker (htslib); quarantined"* ]]
+	[[ $stderr == *"'trunc.fq.gz': fastq is truncated or corrupt"* ]]
+	[[ $stderr == *"'broken.vcf': vcf header cannot be parsed"* ]]
+	! grep -q -e 101976 -e FOO <<<"$stderr"
+	[ "$(cat "$MLK_LAKE"/quarantine/genomics/bad/*/q*.json | jq -r .reason | grep -c .)" -eq 4 ]
+	cat "$MLK_LAKE"/quarantine/genomics/bad/*/q*.json | jq -s -e 'all(.object | startswith("sha256:"))'
+}
+
+@test "genomics: the same files give byte-identical records and data files in two fresh lakes" {
+	mlk-ingest --quiet --dataset genomics/d --project p "$G" > a.ndjson
+	(cd "$MLK_LAKE"/raw/genomics/d/batch=* && find . -name '*.gz' | sort | xargs zcat) > a.files
+	mklake "$BATS_TEST_TMPDIR/lake2"
+	mlk-ingest --quiet --dataset genomics/d --project p "$G" > b.ndjson
+	(cd "$MLK_LAKE"/raw/genomics/d/batch=* && find . -name '*.gz' | sort | xargs zcat) > b.files
+	cmp a.ndjson b.ndjson
+	cmp a.files b.files
+	[ "$(grep -c . a.files)" -eq 14 ]
+}
