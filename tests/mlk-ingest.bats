@@ -932,3 +932,150 @@ grec() {
 	cmp a.files b.files
 	[ "$(grep -c . a.files)" -eq 14 ]
 }
+
+# --- archives ---
+
+# A folder of FHIR NDJSON and a VCF, and the records it lands as plain
+# files, without the envelope (which names the source).
+archive_fixture() {
+	mkdir -p bundle/fhir bundle/vcf
+	cp "$DATA"/fhir/Patient.ndjson "$DATA"/fhir/Encounter.ndjson bundle/fhir/
+	cp "$G/pysam_ex1.vcf.gz" bundle/vcf/
+	mlk-ingest --quiet --dataset plain/x bundle > plain.ndjson
+	jq -cS 'del(._mlk)' plain.ndjson | sort > plain.data
+}
+
+@test "archives: zip, tar, tar.gz, tar.bz2 and tar.xz of FHIR NDJSON and a VCF land the same records as the plain files" {
+	archive_fixture
+	tar cf b.tar bundle
+	tar czf b.tgz bundle
+	tar cjf b.tbz bundle
+	tar cJf b.txz bundle
+	if command -v zip >/dev/null; then
+		zip -qr b.zip bundle
+	else
+		python3 -c 'import shutil; shutil.make_archive("b", "zip", ".", "bundle")'
+	fi
+	for a in b.zip b.tar b.tgz b.tbz b.txz; do
+		run --separate-stderr mlk-ingest --dataset "arch/${a#b.}" "$a"
+		assert_success
+		printf '%s\n' "$output" > out.ndjson
+		jq -cS 'del(._mlk)' out.ndjson | sort > out.data
+		cmp plain.data out.data
+		# provenance: the archive, the member, both hashes
+		[ "$(jq -r 'select(._mlk.kind == "genomics") | ._mlk.src.member | join("|")' out.ndjson)" = bundle/vcf/pysam_ex1.vcf.gz ]
+		[ "$(jq -r 'select(._mlk.kind == "genomics") | ._mlk.src.sha256' out.ndjson)" = "$(sha256sum < "$G/pysam_ex1.vcf.gz" | cut -c1-64)" ]
+		[ "$(jq -r '._mlk.src.archive_sha256' out.ndjson | sort -u)" = "$(sha256sum < "$a" | cut -c1-64)" ]
+		[ "$(jq -r '._mlk.src.path' out.ndjson | sort -u)" = "$a" ]
+		[ "$(jq -r 'select(.resourceType == "Patient") | ._mlk.src.member[0]' out.ndjson | sort -u)" = bundle/fhir/Patient.ndjson ]
+	done
+	# the manifest names the archive's format and each member as a source
+	run jq -r 'select(.entry == "source") | "\(.path) \(.format)"' "$MLK_LAKE"/raw/arch/txz/batch=*/_manifest.json
+	assert_line 'b.txz tar.xz'
+	assert_line 'b.txz!/bundle/vcf/pysam_ex1.vcf.gz vcf'
+	assert_line 'b.txz!/bundle/fhir/Patient.ndjson fhir-ndjson'
+	# member bytes are objects
+	sha=$(sha256sum < "$DATA/fhir/Patient.ndjson" | cut -c1-64)
+	cmp "$MLK_LAKE/objects/sha256/${sha:0:2}/$sha" "$DATA/fhir/Patient.ndjson"
+}
+
+@test "archives: member names are provenance only: ../, absolute names and links write nothing" {
+	python3 - <<'PY'
+import io, tarfile
+def add(t, name, data):
+    ti = tarfile.TarInfo(name); ti.size = len(data); t.addfile(ti, io.BytesIO(data))
+with tarfile.open("evil.tar", "w") as t:
+    add(t, "../../escaped.ndjson", b'{"n":1}\n')
+    add(t, "/tmp/absolute-mlk-test.ndjson", b'{"n":2}\n')
+    ti = tarfile.TarInfo("link.ndjson"); ti.type = tarfile.SYMTYPE; ti.linkname = "/etc/passwd"; t.addfile(ti)
+    ti = tarfile.TarInfo("hard.ndjson"); ti.type = tarfile.LNKTYPE; ti.linkname = "../../escaped.ndjson"; t.addfile(ti)
+    add(t, "bad\xe9name.ndjson".encode("latin-1").decode("utf-8", "surrogateescape"), b'{"n":3}\n')
+PY
+	mkdir sub && cd sub
+	run --separate-stderr mlk-ingest --dataset arch/evil ../evil.tar
+	assert_success
+	[ "$(jq -c '[.n, ._mlk.src.member[0]]' <<<"$output" | paste -sd' ')" = '[1,"../../escaped.ndjson"] [2,"/tmp/absolute-mlk-test.ndjson"] [3,"bad\ufffdname.ndjson"]' ] ||
+	[ "$(jq -c '[.n, ._mlk.src.member[0]]' <<<"$output" | paste -sd' ')" = '[1,"../../escaped.ndjson"] [2,"/tmp/absolute-mlk-test.ndjson"] [3,"bad�name.ndjson"]' ]
+	[[ $stderr == *"'../evil.tar member 3': symbolic link passed over"* ]]
+	[[ $stderr == *"'../evil.tar member 4': hard link passed over"* ]]
+	[ ! -e "$BATS_TEST_TMPDIR/../escaped.ndjson" ]
+	[ ! -e /tmp/absolute-mlk-test.ndjson ]
+	[ "$(find . "$BATS_TEST_TMPDIR" -maxdepth 1 -newer ../evil.tar -name '*.ndjson' | wc -l)" -eq 0 ]
+	# nothing named after a member anywhere in the lake
+	[ -z "$(find "$MLK_LAKE" -name '*escaped*' -o -name '*absolute*' -o -name 'link.ndjson')" ]
+}
+
+@test "archives: bombs stop at the expansion ratio and the total size, each with its reason, quarantined" {
+	python3 - <<'PY'
+import zipfile
+z = zipfile.ZipFile("bomb.zip", "w", zipfile.ZIP_DEFLATED)
+z.writestr("zeros.ndjson", b"\0" * (40 << 20))
+z.close()
+z = zipfile.ZipFile("big.zip", "w", zipfile.ZIP_STORED)
+z.writestr("a.ndjson", b'{"k":1}\n' * 300000)
+z.close()
+PY
+	cp "$DATA/fhir/Patient.ndjson" good.ndjson
+	run --separate-stderr mlk-ingest --dataset arch/bomb bomb.zip good.ndjson
+	assert_failure 1
+	[ "$(grep -c . <<<"$output")" -eq "$(grep -c . good.ndjson)" ]
+	[[ $stderr == *"'bomb.zip member 1': archive bomb: expands more than 200 times its size (ingest.archive_max_ratio); not unpacked further; quarantined"* ]]
+	run jq -r '"\(.src.path) \(.reason)"' "$MLK_LAKE"/quarantine/arch/bomb/*/q000001.json
+	assert_output 'bomb.zip!/zeros.ndjson archive bomb: expands more than 200 times its size (ingest.archive_max_ratio); not unpacked further'
+	# the total: 2 MiB allowed, 2.4 MB stored uncompressed
+	sed -i 's/^ingest:$/ingest:\n  archive_max_mb: 2/' "$MLK_LAKE/mlk.yaml"
+	run --separate-stderr mlk-ingest --dataset arch/big big.zip
+	assert_failure 1
+	[ -z "$output" ]
+	[[ $stderr == *"'big.zip member 1': archive bomb: expands past 2 MiB (ingest.archive_max_mb); not unpacked further; quarantined"* ]]
+	# a ratio set higher lets the first one through
+	sed -i 's/^ingest:$/ingest:\n  archive_max_ratio: 100000/' "$MLK_LAKE/mlk.yaml"
+	sed -i 's/^  archive_max_mb: 2$/  archive_max_mb: 100/' "$MLK_LAKE/mlk.yaml"
+	run --separate-stderr mlk-ingest --dataset arch/bomb2 bomb.zip
+	assert_success
+	[[ $stderr != *"archive bomb"* ]]
+}
+
+@test "archives: an archive in an archive is unpacked; one level deeper is quarantined" {
+	printf '{"resourceType":"Patient","id":"in1"}\n' > in.ndjson
+	tar czf inner.tgz in.ndjson
+	cp inner.tgz inner2.tgz
+	tar cf mid.tar inner2.tgz
+	python3 - <<'PY'
+import zipfile
+z = zipfile.ZipFile("outer.zip", "w")
+z.write("inner.tgz"); z.write("mid.tar")
+z.close()
+PY
+	run --separate-stderr mlk-ingest --dataset arch/nest outer.zip
+	assert_failure 1
+	[ "$(jq -c '[.id, ._mlk.src.member]' <<<"$output")" = '["in1",["inner.tgz","in.ndjson"]]' ]
+	[[ $stderr == *"'outer.zip member 2 member 1': archive nested more than one level deep: not unpacked; quarantined"* ]]
+	run jq -r '"\(.src.path) \(.reason)"' "$MLK_LAKE"/quarantine/arch/nest/*/q000001.json
+	assert_output 'outer.zip!/mid.tar!/inner2.tgz archive nested more than one level deep: not unpacked'
+}
+
+@test "archives: a corrupt or truncated zip and tar.gz are quarantined; other inputs land; exit 1" {
+	archive_fixture
+	zip -qr b.zip bundle 2>/dev/null || python3 -c 'import shutil; shutil.make_archive("b", "zip", ".", "bundle")'
+	tar czf b.tgz bundle
+	head -c $(( $(stat -c %s b.zip) / 2 )) b.zip > half.zip
+	head -c $(( $(stat -c %s b.tgz) / 2 )) b.tgz > half.tgz
+	# not a zip at all past its first bytes
+	{ printf 'PK\003\004'; head -c 3000 /dev/zero; } > junk.zip
+	run --separate-stderr mlk-ingest --dataset arch/bad half.zip half.tgz junk.zip "$G/pysam_ex3.bam"
+	assert_failure 1
+	printf '%s\n' "$output" > out.ndjson
+	[ "$(jq -r 'select(._mlk.src.member | not) | ._mlk.src.path' out.ndjson)" = "$G/pysam_ex3.bam" ]
+	[[ $stderr == *"'half.zip"* ]]
+	[[ $stderr == *"'half.tgz"* ]]
+	[[ $stderr == *"'junk.zip"*"; quarantined"* ]]
+	for q in "$MLK_LAKE"/quarantine/arch/bad/*/q*.json; do
+		jq -e '.reason | length > 0' "$q"
+	done
+	run jq -r '.src.path' "$MLK_LAKE"/quarantine/arch/bad/*/q*.json
+	assert_line half.tgz
+	assert_line junk.zip
+	# whatever came out of the halves before the cut is in the lake
+	[ "$(jq -r 'select(.resourceType) | ._mlk.src.path' out.ndjson | sort -u | paste -sd,)" = half.tgz,half.zip ]
+}
