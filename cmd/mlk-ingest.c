@@ -175,6 +175,7 @@ struct run {
 	struct genomics_meta gopt;  /* --project, --assay, ... */
 	char *side_dir;          /* the folder whose sidecar is in side */
 	struct genomics_meta side;
+	struct mlk_error side_e; /* what was wrong with that sidecar */
 	struct unpack_limits lim;
 	unsigned long long expanded;
 	struct object_info *objs;   /* archive members, until published */
@@ -458,11 +459,20 @@ static enum mlk_status genomics_settings(struct run *r, const char *path,
 		free(r->side_dir);
 		r->side_dir = dir;
 		dir = NULL;
-		s = genomics_sidecar(r->side_dir, &r->side, pe);
-		if (s != MLK_OK)
+		mlk_error_clear(&r->side_e);
+		if (genomics_sidecar(r->side_dir, &r->side, pe) != MLK_OK) {
 			genomics_meta_release(&r->side);
+			r->side_e = *pe;
+			mlk_error_set(&r->side_e, pe->status, NULL, 0,
+				      "%s:%lld: %s", GENOMICS_SIDECAR,
+				      pe->line, pe->msg);
+		}
 	}
 	free(dir);
+	if (r->side_e.status != MLK_OK) {
+		*pe = r->side_e;
+		s = pe->status;
+	}
 	m->project = r->gopt.project ? r->gopt.project : r->side.project;
 	m->assay = r->gopt.assay ? r->gopt.assay : r->side.assay;
 	m->pipeline_version = r->gopt.pipeline_version
@@ -486,14 +496,10 @@ static enum mlk_status land_genomics(struct run *r, const struct origin *o,
 	if (s != MLK_OK) {
 		buf_release(&l);
 		if (s == MLK_PARTIAL || s == MLK_USAGE) {
+			/* A broken file, or a broken sidecar beside it. */
 			snprintf(r->b->src[si].format,
 				 sizeof r->b->src[si].format, "genomics");
-			if (!pe.file[0])
-				snprintf(pe.file, sizeof pe.file, "%s",
-					 o->label);
-			struct mlk_error qe = pe;
-			snprintf(qe.file, sizeof qe.file, "%s", o->label);
-			return quarantine_whole(r, si, o->label, &qe);
+			return quarantine_whole(r, si, o->label, &pe);
 		}
 		*r->e = pe;
 		return s;

@@ -90,11 +90,22 @@ static const char *type_of(const htsFormat *f)
 	}
 }
 
+/*
+ * htslib reads "http:...", "s3:..." and the like as URLs: a relative
+ * path is given as "./path" so that a file name is never fetched.
+ */
+static char *local(const char *path)
+{
+	return path[0] == '/' ? xstrdup(path) : xasprintf("./%s", path);
+}
+
 static int detect(const char *path, const char *name, htsFormat *f)
 {
 	quiet_htslib();
 	memset(f, 0, sizeof *f);
-	hFILE *h = hopen(path, "r");
+	char *lp = local(path);
+	hFILE *h = hopen(lp, "r");
+	free(lp);
 	if (!h)
 		return -1;
 	/* The name only settles what content cannot (a .fai is text). */
@@ -650,7 +661,9 @@ enum mlk_status genomics_describe(const char *path, const char *hint,
 	int open_it = df.format == vcf || df.format == bcf ||
 		      df.format == sam || df.format == bam ||
 		      df.format == cram || df.format == fastq_format;
-	htsFile *fp = open_it ? hts_open(path, "r") : NULL;
+	char *lp = local(path);
+	htsFile *fp = open_it ? hts_open(lp, "r") : NULL;
+	free(lp);
 	if (open_it && !fp)
 		return mlk_error_set(e, MLK_PARTIAL, name, 0,
 				     "%s cannot be opened (htslib)", gi->type);

@@ -888,6 +888,16 @@ grec() {
 	[ "$(jq -r ._mlk.partition <<<"$output")" = project=__HIVE_DEFAULT_PARTITION__/reference_build=GRCh37 ]
 }
 
+@test "genomics: a sidecar that is not a map of text quarantines the genomics files beside it" {
+	mkdir run2
+	cp "$G/pysam_ex1.vcf.gz" "$G/pysam_ex3.bam" run2/
+	printf 'project: [a, b]\n' > run2/mlk-genomics.yaml
+	run --separate-stderr mlk-ingest --dataset genomics/s run2
+	assert_failure 1
+	[ -z "$output" ]
+	[ "$(grep -c "mlk-genomics.yaml:1: 'project' must be text; quarantined" <<<"$stderr")" -eq 2 ]
+}
+
 @test "genomics: CRAM headers are read offline, without a reference" {
 	# a CRAM whose reference is not embedded and whose UR does not exist
 	samtools view -C -T "$G/pysam_ex1.fa" -o noref.cram "$G/pysam_ex3.sam"
