@@ -22,21 +22,27 @@
 #include "crypto.h"
 #include "ehr.h"
 #include "fsio.h"
+#include "genomics.h"
 #include "lake.h"
 #include "object.h"
 #include "partition.h"
 #include "policy.h"
+#include "record.h"
 #include "status.h"
+#include "unpack.h"
 #include "xalloc.h"
 #include "banned.h"
 
 static const char usage_text[] =
 "usage: mlk-ingest [--lake DIR] [--dataset NAME] [--source-system NAME]\n"
 "                  [--format FORMAT] [--purpose TEXT] [--quiet]\n"
+"                  [--project NAME] [--assay NAME] [--pipeline-version V]\n"
 "                  FILE|DIR|- ...\n"
 "\n"
 "Land EHR sources (FHIR NDJSON, FHIR Bundles, CSV, NDJSON, HL7 v2; gzip\n"
-"or not) in the raw zone of a lake and write their records to stdout.\n"
+"or not), genomics files (VCF/BCF, SAM/BAM/CRAM, FASTQ) and zip and tar\n"
+"archives of them in the raw zone of a lake and write their records to\n"
+"stdout.\n"
 "\n"
 "  --lake DIR            the lake (default: $MLK_LAKE, then the nearest\n"
 "                        ancestor holding mlk.yaml)\n"
@@ -46,6 +52,9 @@ static const char usage_text[] =
 "                        hl7v2\n"
 "                        (default: auto, from the content)\n"
 "  --purpose TEXT        why, for the audit log\n"
+"  --project NAME, --assay NAME, --pipeline-version V\n"
+"                        genomics partitions (default: from\n"
+"                        mlk-genomics.yaml beside the files)\n"
 "  --quiet               no summary on stderr\n"
 "  --help, --version\n"
 "\n"
@@ -106,8 +115,9 @@ static void walk(struct inputs *in, const char *dir)
 	size_t n = 0, alloc = 0;
 	struct dirent *de;
 	while ((de = readdir(d))) {
-		if (de->d_name[0] == '.')
-			continue;
+		if (de->d_name[0] == '.' ||
+		    !strcmp(de->d_name, GENOMICS_SIDECAR))
+			continue;  /* hidden, or settings for its folder */
 		XGROW(names, alloc, n + 1);
 		names[n++] = xstrdup(de->d_name);
 	}
@@ -131,13 +141,45 @@ static void walk(struct inputs *in, const char *dir)
 	free(names);
 }
 
+/*
+ * Where a source's bytes came from: a file or stdin as named, or a member
+ * of an archive among them (members[] outermost first).
+ */
+struct origin {
+	const char *path;            /* the input as named */
+	const char *label;           /* for messages: path, or path and
+					member numbers (names may be PHI) */
+	const char *regpath;         /* in the manifest: path!/member... */
+	const char *sha256;          /* of these bytes */
+	unsigned long long size;
+	const char *archive_sha256;  /* of the outermost archive, or NULL */
+	const char *members[2];
+	int depth;                   /* number of members */
+	const char *read_path;       /* where the bytes can be read now */
+	int fd;                      /* else the source, while copied */
+	int is_stdin;
+};
+
 struct run {
 	const char *dataset;
 	const char *source_system;
 	struct lake *lake;
 	struct batch *b;
 	size_t si;               /* current source index in the batch */
-	const struct input *cur;
+	const struct origin *cur;
+	enum ehr_format fmt;     /* --format */
+	const struct ynode *date_cols, *date_field;
+	int threads;
+	struct pspec gspec;      /* genomics */
+	int have_gspec;
+	struct genomics_meta gopt;  /* --project, --assay, ... */
+	char *side_dir;          /* the folder whose sidecar is in side */
+	struct genomics_meta side;
+	struct mlk_error side_e; /* what was wrong with that sidecar */
+	struct unpack_limits lim;
+	unsigned long long expanded;
+	struct object_info *objs;   /* archive members, until published */
+	size_t nobjs, objs_alloc;
 	enum ehr_format used;
 	struct pspec spec[4];    /* fhir, csv, ndjson, hl7v2 */
 	int have_spec[4];
@@ -289,7 +331,7 @@ static int sink_reject(void *ctx, long long line, unsigned long long offset,
 	struct run *r = ctx;
 	r->rejected++;
 	struct mlk_error pe = MLK_ERROR_INIT;
-	mlk_error_set(&pe, MLK_PARTIAL, r->cur->path, line, "%s; quarantined",
+	mlk_error_set(&pe, MLK_PARTIAL, r->cur->label, line, "%s; quarantined",
 		      reason);
 	mlk_error_print(mlk_progname, &pe);
 	if (batch_quarantine(r->b, r->si, line, offset, raw, rawlen, reason,
@@ -298,13 +340,30 @@ static int sink_reject(void *ctx, long long line, unsigned long long offset,
 	return 0;
 }
 
+/* "src":{ and its members up to the source's sha256. */
+static void add_src(struct buf *b, const struct origin *o)
+{
+	buf_addstr(b, "\"src\":{\"path\":");
+	buf_add_json_cstr(b, o->path);
+	if (o->depth) {
+		buf_addstr(b, ",\"member\":[");
+		for (int i = 0; i < o->depth; i++) {
+			if (i)
+				buf_addch(b, ',');
+			buf_add_json_cstr(b, o->members[i]);
+		}
+		buf_addf(b, "],\"archive_sha256\":\"%s\"", o->archive_sha256);
+	}
+	buf_addf(b, ",\"sha256\":\"%s\"", o->sha256);
+}
+
 /* The envelope parts that are the same for every record of a source. */
-static void source_envelope(struct run *r, const struct input *in)
+static void source_envelope(struct run *r, const struct origin *o)
 {
 	buf_reset(&r->head);
-	buf_addstr(&r->head, ",\"src\":{\"path\":");
-	buf_add_json_cstr(&r->head, in->path);
-	buf_addf(&r->head, ",\"sha256\":\"%s\",\"line\":", in->sha256);
+	buf_addch(&r->head, ',');
+	add_src(&r->head, o);
+	buf_addstr(&r->head, ",\"line\":");
 	buf_reset(&r->mid);
 	buf_addch(&r->mid, '}');
 	if (r->source_system) {
@@ -326,6 +385,282 @@ static void sink_begin(void *ctx, enum ehr_format used)
 	r->ps = &r->spec[family_index(used)];
 	for (size_t i = 0; i < r->ps->n; i++)
 		r->ps_sys[i] = !strcmp(r->ps->f[i].source, "source_system");
+}
+
+/* A whole source is unusable: say why, and quarantine it by its hash. */
+static enum mlk_status quarantine_whole(struct run *r, size_t si,
+					const char *label,
+					const struct mlk_error *pe)
+{
+	free(r->b->src[si].whole_reason);
+	r->b->src[si].whole_reason = xstrdup(pe->msg);
+	struct mlk_error qe = MLK_ERROR_INIT;
+	mlk_error_set(&qe, MLK_PARTIAL, label, pe->line, "%s; quarantined",
+		      pe->msg);
+	mlk_error_print(mlk_progname, &qe);
+	return batch_quarantine(r->b, si, 0, 0, NULL, 0, pe->msg, r->e);
+}
+
+static enum mlk_status land(struct run *r, const struct origin *o,
+			    size_t si);
+
+/* The source's own name: the innermost member's, else the path. */
+static const char *origin_name(const struct origin *o)
+{
+	return o->is_stdin ? NULL : o->depth ? o->members[o->depth - 1]
+					     : o->path;
+}
+
+static enum mlk_status land_ehr(struct run *r, const struct origin *o,
+				size_t si)
+{
+	r->si = si;
+	r->cur = o;
+	source_envelope(r, o);
+	char *table = ehr_table_name(o->is_stdin ? "stdin"
+				     : o->depth ? o->members[o->depth - 1]
+				     : o->path);
+	struct ehr_conf conf = {
+		table,
+		r->date_field && r->date_field->type == YNODE_SCALAR
+			? r->date_field->scalar : NULL,
+		r->date_cols,
+	};
+	struct mlk_error pe = MLK_ERROR_INIT;
+	enum mlk_status ps = ehr_parse(o->fd >= 0 ? o->path : o->read_path,
+				       o->fd, r->fmt, &conf,
+				       &(struct ehr_sink){ r, sink_begin,
+					       sink_format, sink_output,
+					       sink_commit, sink_reject,
+					       r->threads },
+				       &r->used, &pe);
+	free(table);
+	snprintf(r->b->src[si].format, sizeof r->b->src[si].format, "%s",
+		 ehr_format_name(r->used));
+	if (ps == MLK_PARTIAL)
+		return quarantine_whole(r, si, o->label, &pe);
+	if (ps != MLK_OK && r->e->status == MLK_OK)
+		*r->e = pe;
+	return ps;
+}
+
+/* The genomics settings of a source: options first, then the sidecar in
+ * the folder of the file (of the archive, for a member). */
+static enum mlk_status genomics_settings(struct run *r, const char *path,
+					 struct genomics_meta *m,
+					 struct mlk_error *pe)
+{
+	const char *slash = strrchr(path, '/');
+	char *dir = slash ? xstrndup(path, (size_t)(slash - path + (slash ==
+						    path))) : xstrdup(".");
+	enum mlk_status s = MLK_OK;
+	if (!r->side_dir || strcmp(dir, r->side_dir)) {
+		genomics_meta_release(&r->side);
+		free(r->side_dir);
+		r->side_dir = dir;
+		dir = NULL;
+		mlk_error_clear(&r->side_e);
+		if (genomics_sidecar(r->side_dir, &r->side, pe) != MLK_OK) {
+			genomics_meta_release(&r->side);
+			r->side_e = *pe;
+			mlk_error_set(&r->side_e, pe->status, NULL, 0,
+				      "%s:%lld: %s", GENOMICS_SIDECAR,
+				      pe->line, pe->msg);
+		}
+	}
+	free(dir);
+	if (r->side_e.status != MLK_OK) {
+		*pe = r->side_e;
+		s = pe->status;
+	}
+	m->project = r->gopt.project ? r->gopt.project : r->side.project;
+	m->assay = r->gopt.assay ? r->gopt.assay : r->side.assay;
+	m->pipeline_version = r->gopt.pipeline_version
+		? r->gopt.pipeline_version : r->side.pipeline_version;
+	return s;
+}
+
+/* One record describing one genomics file, its bytes the blob. */
+static enum mlk_status land_genomics(struct run *r, const struct origin *o,
+				     size_t si)
+{
+	struct genomics_meta m = { NULL, NULL, NULL };
+	struct genomics_info gi;
+	struct mlk_error pe = MLK_ERROR_INIT;
+	struct buf l = BUF_INIT, part = BUF_INIT;
+	enum mlk_status s = genomics_settings(r, o->is_stdin ? "-" : o->path,
+					      &m, &pe);
+	if (s == MLK_OK)
+		s = genomics_describe(o->read_path, origin_name(o), o->label,
+				      &m, &l, &gi, &pe);
+	if (s != MLK_OK) {
+		buf_release(&l);
+		if (s == MLK_PARTIAL || s == MLK_USAGE) {
+			/* A broken file, or a broken sidecar beside it. */
+			snprintf(r->b->src[si].format,
+				 sizeof r->b->src[si].format, "genomics");
+			return quarantine_whole(r, si, o->label, &pe);
+		}
+		*r->e = pe;
+		return s;
+	}
+	snprintf(r->b->src[si].format, sizeof r->b->src[si].format, "%s",
+		 gi.type);
+	for (size_t i = 0; i < r->gspec.n; i++) {
+		const struct pfield *f = &r->gspec.f[i];
+		const char *v = !strcmp(f->source, "project") ? m.project
+			: !strcmp(f->source, "assay") ? m.assay
+			: !strcmp(f->source, "pipeline_version")
+				? m.pipeline_version
+			: !strcmp(f->source, "reference_build") ? gi.build
+			: !strcmp(f->source, "file_format") ? gi.type
+			: !strcmp(f->source, "source_system")
+				? r->source_system : NULL;
+		if (i)
+			buf_addch(&part, '/');
+		partition_add(f, v, v ? strlen(v) : 0, 0, &part);
+	}
+	buf_addstr(&l, ",\"_mlk\":{\"v\":1,\"kind\":\"genomics\",\"type\":");
+	buf_add_json_cstr(&l, gi.type);
+	buf_addch(&l, ',');
+	add_src(&l, o);
+	buf_addf(&l, "},\"blob\":\"sha256:%s\",\"size\":%llu", o->sha256,
+		 o->size);
+	if (r->source_system) {
+		buf_addstr(&l, ",\"source_system\":");
+		buf_add_json_cstr(&l, r->source_system);
+	}
+	size_t keep = l.len;
+	buf_addstr(&l, ",\"dataset\":");
+	buf_add_json_cstr(&l, r->dataset);
+	buf_addf(&l, ",\"batch\":\"%s\",\"zone\":\"raw\",\"partition\":",
+		 r->b->id);
+	buf_add_json_str(&l, part.data ? part.data : "", part.len);
+	buf_add(&l, "}}\n", 3);
+	write_stdout(r, l.data, l.len);
+	r->emitted++;
+	r->b->src[si].records++;
+	s = batch_add(r->b, part.data ? part.data : "", part.len, l.data, keep,
+		      "}}\n", 3, r->e);
+	buf_release(&l);
+	buf_release(&part);
+	return s;
+}
+
+/* Each regular member through land(), as if it had been named. */
+static enum mlk_status land_archive(struct run *r, const struct origin *o,
+				    size_t si, const char *type)
+{
+	snprintf(r->b->src[si].format, sizeof r->b->src[si].format, "%s",
+		 type);
+	struct mlk_error pe = MLK_ERROR_INIT;
+	if (o->depth >= 2) {
+		mlk_error_set(&pe, MLK_PARTIAL, o->label, 0, "archive nested "
+			      "more than one level deep: not unpacked");
+		return quarantine_whole(r, si, o->label, &pe);
+	}
+	struct unpack *u = NULL;
+	if (unpack_open(o->read_path, o->label, &r->lim, &u, &pe) != MLK_OK)
+		return quarantine_whole(r, si, o->label, &pe);
+	enum mlk_status s = MLK_OK;
+	struct unpack_entry ent;
+	int k;
+	while (s == MLK_OK && (k = unpack_next(u, &ent, &pe)) != 0) {
+		if (k < 0) {
+			s = quarantine_whole(r, si, o->label, &pe);
+			break;
+		}
+		struct buf label = BUF_INIT, reg = BUF_INIT;
+		buf_addf(&label, "%s member %lld", o->label, ent.index);
+		buf_addf(&reg, "%s!/%s", o->regpath, ent.name);
+		if (!ent.regular) {
+			if (strcmp(ent.what, "directory"))
+				mlk_warn("'%s': %s passed over", label.data,
+					 ent.what);
+			buf_release(&label);
+			buf_release(&reg);
+			continue;
+		}
+		/* The member's bytes go to a nameless temp file, then into
+		 * the object store like any source's. */
+		int fd = -1;
+		char *tmp = NULL, *near = lake_path(r->lake, "objects/unpack");
+		s = fsio_temp_beside(near, &fd, &tmp, r->e);
+		free(near);
+		if (s == MLK_OK) {
+			unlink(tmp);
+			free(tmp);
+		}
+		enum mlk_status cs = s == MLK_OK ? unpack_copy(u, fd, &pe)
+						 : s;
+		if (cs == MLK_PARTIAL) {
+			size_t msi = batch_add_source(r->b, reg.data, "", 0);
+			snprintf(pe.file, sizeof pe.file, "%s", label.data);
+			s = quarantine_whole(r, msi, label.data, &pe);
+		} else if (cs != MLK_OK && s == MLK_OK) {
+			*r->e = pe;
+			s = cs;
+		}
+		if (cs == MLK_OK) {
+			XGROW(r->objs, r->objs_alloc, r->nobjs + 1);
+			struct object_info *oi = &r->objs[r->nobjs];
+			memset(oi, 0, sizeof *oi);
+			oi->fd = -1;
+			s = object_put_fd(r->lake, fd, label.data, oi, r->e);
+			if (s == MLK_OK)
+				s = object_wait(oi, label.data, r->e);
+			if (s == MLK_OK)
+				r->nobjs++;
+			else
+				object_discard(oi);
+		}
+		if (fd >= 0)
+			close(fd);
+		if (cs == MLK_OK && s == MLK_OK) {
+			const struct object_info *oi = &r->objs[r->nobjs - 1];
+			char *rp = object_read_path(r->lake, oi);
+			struct origin mo = *o;
+			mo.label = label.data;
+			mo.regpath = reg.data;
+			mo.sha256 = oi->sha256;
+			mo.size = oi->size;
+			mo.archive_sha256 = o->depth ? o->archive_sha256
+						     : o->sha256;
+			mo.members[o->depth] = ent.name;
+			mo.depth = o->depth + 1;
+			mo.read_path = rp;
+			mo.fd = -1;
+			mo.is_stdin = 0;
+			size_t msi = batch_add_source(r->b, reg.data,
+						      oi->sha256, oi->size);
+			/* A member that is an archive reads the same handle
+			 * type: its own, so the outer one stays where it is. */
+			s = land(r, &mo, msi);
+			free(rp);
+		}
+		buf_release(&label);
+		buf_release(&reg);
+	}
+	unpack_close(u);
+	return s;
+}
+
+/*
+ * Every source, named or found in an archive, comes here: its kind is
+ * told from its content (genomics through htslib, archives through
+ * libarchive, else EHR), unless --format names an EHR format.
+ */
+static enum mlk_status land(struct run *r, const struct origin *o,
+			    size_t si)
+{
+	if (r->fmt == EHR_AUTO) {
+		const char *t;
+		if ((t = genomics_detect(o->read_path, origin_name(o))))
+			return land_genomics(r, o, si);
+		if ((t = unpack_detect(o->read_path)))
+			return land_archive(r, o, si, t);
+	}
+	return land_ehr(r, o, si);
 }
 
 static enum mlk_status store_input(struct lake *l, struct input *in,
@@ -412,6 +747,9 @@ int main(int argc, char **argv)
 		{ "format", required_argument, NULL, 'f' },
 		{ "purpose", required_argument, NULL, 'p' },
 		{ "quiet", no_argument, NULL, 'q' },
+		{ "project", required_argument, NULL, 'P' },
+		{ "assay", required_argument, NULL, 'A' },
+		{ "pipeline-version", required_argument, NULL, 'R' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -419,6 +757,7 @@ int main(int argc, char **argv)
 	const char *lakedir = NULL, *dataset = "ehr/default";
 	const char *source_system = NULL, *purpose = NULL;
 	int quiet = 0, c;
+	struct genomics_meta gopt = { NULL, NULL, NULL };
 	enum ehr_format fmt = EHR_AUTO;
 
 	mlk_progname = "mlk-ingest";
@@ -430,6 +769,9 @@ int main(int argc, char **argv)
 		case 's': source_system = optarg; break;
 		case 'p': purpose = optarg; break;
 		case 'q': quiet = 1; break;
+		case 'P': gopt.project = optarg; break;
+		case 'A': gopt.assay = optarg; break;
+		case 'R': gopt.pipeline_version = optarg; break;
 		case 'f': {
 			int f = ehr_format_parse(optarg);
 			if (f < 0) {
@@ -464,6 +806,18 @@ int main(int argc, char **argv)
 		mlk_warn("--source-system must be 1 to 128 bytes");
 		return MLK_USAGE;
 	}
+	const char *gval[3] = { gopt.project, gopt.assay,
+				gopt.pipeline_version };
+	static const char *const gname[3] = { "--project", "--assay",
+					      "--pipeline-version" };
+	for (int k = 0; k < 3; k++)
+		if (gval[k] && (!*gval[k] || strlen(gval[k]) > 128 ||
+				utf8_invalid_at(gval[k], strlen(gval[k])) >=
+					0)) {
+			mlk_warn("%s must be 1 to 128 bytes of UTF-8",
+				 gname[k]);
+			return MLK_USAGE;
+		}
 	signal(SIGPIPE, SIG_IGN);
 
 	struct mlk_error e = MLK_ERROR_INIT;
@@ -578,6 +932,11 @@ int main(int argc, char **argv)
 	struct buf opts_key = BUF_INIT;
 	buf_addf(&opts_key, "format=%s\nsource_system=%s\n",
 		 ehr_format_name(fmt), source_system ? source_system : "");
+	if (gopt.project || gopt.assay || gopt.pipeline_version)
+		buf_addf(&opts_key, "project=%s\nassay=%s\npipeline_version="
+			 "%s\n", gopt.project ? gopt.project : "",
+			 gopt.assay ? gopt.assay : "", gopt.pipeline_version
+			 ? gopt.pipeline_version : "");
 	char bid[BATCH_ID_LEN] = "";
 	struct batch b;
 	memset(&b, 0, sizeof b);
@@ -636,10 +995,20 @@ int main(int argc, char **argv)
 	}
 	static char stdout_buf[1 << 20];
 	setvbuf(stdout, stdout_buf, _IOFBF, sizeof stdout_buf);
-	const struct ynode *date_cols = lake_dataset_conf(&lake, dataset,
-							  "date_columns");
-	const struct ynode *date_field = lake_dataset_conf(&lake, dataset,
-							   "date_field");
+	r.date_cols = lake_dataset_conf(&lake, dataset, "date_columns");
+	r.date_field = lake_dataset_conf(&lake, dataset, "date_field");
+	r.fmt = fmt;
+	r.threads = threads;
+	r.gopt = gopt;
+	r.lim.max_bytes = (unsigned long long)lake_conf_num(&lake, "ingest",
+		"archive_max_mb", (long long)UNPACK_MAX_MB) << 20;
+	r.lim.max_ratio = (unsigned long long)lake_conf_num(&lake, "ingest",
+		"archive_max_ratio", (long long)UNPACK_MAX_RATIO);
+	r.lim.expanded = &r.expanded;
+	if (s == MLK_OK && did_batch) {
+		s = lake_pspec(&lake, dataset, "genomics", &r.gspec, &e);
+		r.have_gspec = s == MLK_OK;
+	}
 	for (size_t i = 0; i < in.n && s == MLK_OK && did_batch; i++) {
 		struct input *x = &in.v[i];
 		if (x->skip)
@@ -653,55 +1022,27 @@ int main(int argc, char **argv)
 					     x->unreadable, &e);
 			continue;
 		}
-		r.si = batch_add_source(&b, x->path, x->sha256, x->size);
-		r.cur = x;
-		source_envelope(&r, x);
-		char *table = ehr_table_name(x->is_stdin ? "stdin" : x->path);
-		struct ehr_conf conf = {
-			table,
-			date_field && date_field->type == YNODE_SCALAR
-				? date_field->scalar : NULL,
-			date_cols,
-		};
+		size_t si = batch_add_source(&b, x->path, x->sha256, x->size);
 		char *obj = object_read_path(&lake, &x->obj);
-		struct mlk_error pe = MLK_ERROR_INIT;
-		enum mlk_status ps = ehr_parse(obj ? obj : x->path,
-					       obj ? -1 : x->fd, fmt, &conf,
-					       &(struct ehr_sink){ &r, sink_begin,
-						       sink_format, sink_output,
-						       sink_commit, sink_reject,
-						       threads },
-					       &r.used, &pe);
+		struct origin o = {
+			x->path, x->path, x->path, x->sha256, x->size, NULL,
+			{ NULL, NULL }, 0, obj ? obj : x->path,
+			obj ? -1 : x->fd, x->is_stdin,
+		};
+		s = land(&r, &o, si);
 		free(obj);
-		free(table);
-		snprintf(b.src[r.si].format, sizeof b.src[r.si].format, "%s",
-			 ehr_format_name(r.used));
 		/* The source was parsed while its copy ran: both must be of
 		 * the bytes that were hashed, or nothing of this run lands. */
 		if (x->obj.copy) {
 			struct mlk_error we = MLK_ERROR_INIT;
-			if (object_wait(&x->obj, x->path, &we) != MLK_OK) {
+			if (object_wait(&x->obj, x->path, &we) != MLK_OK &&
+			    s == MLK_OK) {
 				e = we;
 				s = we.status;
 			}
 			if (x->fd >= 0 && !x->is_stdin)
 				close(x->fd);
 			x->fd = -1;
-		}
-		if (ps == MLK_PARTIAL) {
-			/* The source as a whole is unusable; its bytes stay
-			 * in the object store, named by the reason record. */
-			b.src[r.si].whole_reason = xstrdup(pe.msg);
-			struct mlk_error qe = MLK_ERROR_INIT;
-			mlk_error_set(&qe, MLK_PARTIAL, x->path, pe.line,
-				      "%s; quarantined", pe.msg);
-			mlk_error_print(mlk_progname, &qe);
-			s = batch_quarantine(&b, r.si, 0, 0, NULL, 0, pe.msg,
-					     &e);
-		} else if (ps != MLK_OK) {
-			if (e.status == MLK_OK)
-				e = pe;
-			s = ps;
 		}
 	}
 	if (r.progress_shown)
@@ -712,6 +1053,8 @@ int main(int argc, char **argv)
 	/* The sources' bytes are durable before any batch names them. */
 	for (size_t i = 0; i < in.n && s == MLK_OK; i++)
 		s = object_publish(&lake, &in.v[i].obj, &e);
+	for (size_t i = 0; i < r.nobjs && s == MLK_OK; i++)
+		s = object_publish(&lake, &r.objs[i], &e);
 	if (s == MLK_OK && did_batch) {
 		struct buf extra = BUF_INIT;
 		if (source_system) {
@@ -799,6 +1142,13 @@ int main(int argc, char **argv)
 	for (int k = 0; k < 4; k++)
 		if (r.have_spec[k])
 			pspec_release(&r.spec[k]);
+	if (r.have_gspec)
+		pspec_release(&r.gspec);
+	genomics_meta_release(&r.side);
+	free(r.side_dir);
+	for (size_t i = 0; i < r.nobjs; i++)
+		object_discard(&r.objs[i]);
+	free(r.objs);
 	if (did_batch)
 		batch_release(&b);
 	for (size_t i = 0; i < in.n; i++) {

@@ -305,6 +305,8 @@ static const char *default_spec(const char *format)
 		return "table,year(date),month(date)";
 	if (!strcmp(format, "hl7v2"))
 		return "message_type,year(date),month(date)";
+	if (!strcmp(format, "genomics"))
+		return "project,assay,pipeline_version";
 	return "year(date),month(date)";
 }
 

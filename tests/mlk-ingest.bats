@@ -783,3 +783,312 @@ hl7_bare() {
 	assert_success
 	[ "$(jq -r ._mlk.partition <<<"$output")" = 'message_type=MDM%5ET02/year=2026/month=03' ]
 }
+
+# --- genomics ---
+
+G=${DATA:-}/genomics
+
+# The one record of a genomics source, by file name.
+grec() {
+	jq -c --arg f "$1" 'select(._mlk.src.path | . == $f or endswith("/" + $f))' out.ndjson
+}
+
+@test "genomics: one valid record per file, blob in the object store, sample names as bcftools and samtools see them" {
+	run --separate-stderr mlk-ingest --dataset genomics/lab --project p1 --assay wgs --pipeline-version 2.1 "$G"
+	assert_success
+	printf '%s\n' "$output" > out.ndjson
+	# every file of the folder is one record, and jq reads them all
+	[ "$(jq -s length out.ndjson)" -eq "$(ls "$G" | wc -l)" ]
+	jq -s -e 'all(._mlk.kind == "genomics" and ._mlk.v == 1)' out.ndjson
+	for f in cyvcf2_test.vcf.gz pysam_ex1.vcf.gz; do
+		[ "$(grec $f | jq -r '.samples[]')" = "$(bcftools query -l "$G/$f")" ]
+		[ "$(grec $f | jq .sample_count)" -eq "$(bcftools query -l "$G/$f" | wc -l)" ]
+		[ "$(grec $f | jq '.info_fields | length')" -eq "$(bcftools view -h "$G/$f" | grep -c '^##INFO=')" ]
+		[ "$(grec $f | jq '.format_fields | length')" -eq "$(bcftools view -h "$G/$f" | grep -c '^##FORMAT=')" ]
+		[ "$(grec $f | jq -r '._mlk.type')" = vcf ]
+	done
+	for f in pysam_ex3.sam pysam_ex3.bam pysam_ex3.cram; do
+		[ "$(grec $f | jq -r '.rg[] | "\(.ID) \(.SM)"')" = "$(samtools view -H "$G/$f" | grep '^@RG' | sed 's/.*\tID:\([^\t]*\).*\tSM:\([^\t]*\).*/\1 \2/')" ]
+		[ "$(grec $f | jq -r '.samples | join(",")')" = NA12891 ]
+		[ "$(grec $f | jq '.sq | length')" -eq "$(samtools view -H "$G/$f" | grep -c '^@SQ')" ]
+		[ "$(grec $f | jq -r '.sq[] | "\(.SN) \(.LN)"')" = "$(samtools view -H "$G/$f" | grep '^@SQ' | sed 's/.*SN:\([^\t]*\).*LN:\([0-9]*\).*/\1 \2/')" ]
+		[ "$(grec $f | jq -r '.co | join("|")')" = "$(samtools view -H "$G/$f" | grep '^@CO' | cut -f2- | paste -sd'|')" ]
+		[ "$(grec $f | jq -r '[.pg[].ID] | join(",")')" = "$(samtools view -H --no-PG "$G/$f" | grep '^@PG' | sed 's/.*ID:\([^\t]*\).*/\1/' | paste -sd,)" ]
+	done
+	[ "$(grec pysam_ex3.cram | jq -r '.sq[0].M5')" = 426e31835a6dfdcbf6c534671edf02f7 ]
+	[ "$(grec pysam_ex1.sorted.bam | jq -c .samples)" = '[]' ]
+	[ "$(grec pysam_ex1.fa.fai | jq -r ._mlk.type)" = fai ]
+	[ "$(grec pysam_ex1.sorted.bam.bai | jq -r ._mlk.type)" = bai ]
+	# each file's bytes are its blob
+	for f in $(ls "$G"); do
+		sha=$(sha256sum "$G/$f" | cut -c1-64)
+		r=$(grec "$f")
+		[ "$(jq -r ._mlk.blob <<<"$r")" = "sha256:$sha" ]
+		[ "$(jq -r ._mlk.size <<<"$r")" -eq "$(stat -c %s "$G/$f")" ]
+		cmp "$MLK_LAKE/objects/sha256/${sha:0:2}/$sha" "$G/$f"
+	done
+	[ "$(jq -r ._mlk.partition out.ndjson | sort -u)" = project=p1/assay=wgs/pipeline_version=2.1 ]
+	# no sample name reaches stderr
+	! grep -q NA12891 <<<"$stderr"
+}
+
+@test "genomics: FASTQ read count and read lengths from one pass agree with zcat and awk" {
+	run --separate-stderr mlk-ingest --dataset genomics/fq "$G/pysam_faidx_ex1.fq.gz"
+	assert_success
+	[ "$(jq .reads <<<"$output")" -eq "$(zcat "$G/pysam_faidx_ex1.fq.gz" | awk 'END{print NR/4}')" ]
+	[ "$(jq -c '.read_length | [.min, .max]' <<<"$output")" = "$(zcat "$G/pysam_faidx_ex1.fq.gz" | awk 'NR%4==2{l=length($0); if(!n||l<mn)mn=l; if(l>mx)mx=l; n++} END{printf "[%d,%d]", mn, mx}')" ]
+	[ "$(jq .read_length.mean <<<"$output")" = "$(zcat "$G/pysam_faidx_ex1.fq.gz" | awk 'NR%4==2{s+=length($0); n++} END{printf "%.2f", s/n}')" ]
+	[ "$(jq -r .compression <<<"$output")" = bgzf ]
+	# plain FASTQ too
+	zcat "$G/pysam_faidx_ex1.fq.gz" > plain.fq
+	run --separate-stderr mlk-ingest --dataset genomics/fq plain.fq
+	assert_success
+	[ "$(jq .reads <<<"$output")" -eq 3270 ]
+	[ "$(jq -r .compression <<<"$output")" = none ]
+}
+
+@test "genomics: the reference build comes from chr1's length, else the assembly name, else unknown" {
+	run --separate-stderr mlk-ingest --dataset genomics/b "$G/cyvcf2_test.vcf.gz" "$G/pysam_ex3.bam"
+	assert_success
+	printf '%s\n' "$output" > out.ndjson
+	[ "$(grec cyvcf2_test.vcf.gz | jq -r '"\(.reference_build) \(.reference_build_from)"')" = "GRCh37 contig-length" ]
+	[ "$(grec pysam_ex3.bam | jq -r '"\(.reference_build) \(.reference_build_from)"')" = "unknown none" ]
+	# a SAM header made here: GRCh38 by chr1's length, hg19 by name
+	printf '@HD\tVN:1.6\n@SQ\tSN:chr1\tLN:248956422\n@RG\tID:a\tSM:s1\tPL:ILLUMINA\tLB:l1\tCN:lab\tDT:2024-01-02\n' > b38.sam
+	printf '@HD\tVN:1.6\n@SQ\tSN:chrQ\tLN:100\tAS:hg19\n' > hg19.sam
+	printf '##fileformat=VCFv4.2\n##contig=<ID=1,length=249250621>\n#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n' > b37.vcf
+	run --separate-stderr mlk-ingest --dataset genomics/b b38.sam hg19.sam b37.vcf
+	assert_success
+	printf '%s\n' "$output" > out.ndjson
+	[ "$(grec b38.sam | jq -r .reference_build)" = GRCh38 ]
+	[ "$(grec b38.sam | jq -c '.rg[0]')" = '{"ID":"a","CN":"lab","DT":"2024-01-02","LB":"l1","PL":"ILLUMINA","SM":"s1"}' ]
+	[ "$(grec hg19.sam | jq -r '"\(.reference_build) \(.reference_build_from) \(.assembly)"')" = "GRCh37 assembly-name hg19" ]
+	[ "$(grec b37.vcf | jq -r '"\(.reference_build) \(.contigs[0].length)"')" = "GRCh37 249250621" ]
+}
+
+@test "genomics: project, assay and pipeline version from mlk-genomics.yaml beside the files; options win" {
+	mkdir run1
+	cp "$G/pysam_ex1.vcf.gz" "$G/pysam_ex3.bam" run1/
+	printf 'project: onco\nassay: wes\npipeline_version: "1.4"\n' > run1/mlk-genomics.yaml
+	run --separate-stderr mlk-ingest --dataset genomics/s run1
+	assert_success
+	# the sidecar is a setting, not a source
+	[ "$(grep -c . <<<"$output")" -eq 2 ]
+	[ "$(jq -r ._mlk.partition <<<"$output" | sort -u)" = project=onco/assay=wes/pipeline_version=1.4 ]
+	[ "$(jq -r '"\(.project) \(.assay) \(.pipeline_version)"' <<<"$output" | sort -u)" = "onco wes 1.4" ]
+	[ -d "$MLK_LAKE"/raw/genomics/s/batch=*/project=onco/assay=wes/pipeline_version=1.4 ]
+	cp "$G/pysam_ex3.sam" run1/
+	run --separate-stderr mlk-ingest --dataset genomics/s --assay rna run1/pysam_ex3.sam
+	assert_success
+	[ "$(jq -r ._mlk.partition <<<"$output")" = project=onco/assay=rna/pipeline_version=1.4 ]
+	# partitions.genomics in mlk.yaml changes the layout
+	sed -i 's/^partitions:$/partitions:\n  genomics: [project, reference_build]/' "$MLK_LAKE/mlk.yaml"
+	run --separate-stderr mlk-ingest --dataset genomics/t "$G/cyvcf2_test.vcf.gz"
+	assert_success
+	[ "$(jq -r ._mlk.partition <<<"$output")" = project=__HIVE_DEFAULT_PARTITION__/reference_build=GRCh37 ]
+}
+
+@test "genomics: a sidecar that is not a map of text quarantines the genomics files beside it" {
+	mkdir run2
+	cp "$G/pysam_ex1.vcf.gz" "$G/pysam_ex3.bam" run2/
+	printf 'project: [a, b]\n' > run2/mlk-genomics.yaml
+	run --separate-stderr mlk-ingest --dataset genomics/s run2
+	assert_failure 1
+	[ -z "$output" ]
+	[ "$(grep -c "mlk-genomics.yaml:1: 'project' must be text; quarantined" <<<"$stderr")" -eq 2 ]
+}
+
+@test "genomics: CRAM headers are read offline, without a reference" {
+	# a CRAM whose reference is not embedded and whose UR does not exist
+	samtools view -C -T "$G/pysam_ex1.fa" -o noref.cram "$G/pysam_ex3.sam"
+	command -v unshare >/dev/null && unshare -rn true 2>/dev/null || skip "no network namespace"
+	REF_PATH=http://192.0.2.1/%s REF_CACHE="$BATS_TEST_TMPDIR/cache/%s" \
+		run --separate-stderr unshare -rn env MLK_LAKE="$MLK_LAKE" mlk-ingest --dataset genomics/c noref.cram
+	assert_success
+	[ "$(jq -r ._mlk.type <<<"$output")" = cram ]
+	[ "$(jq -r '.rg[0].SM' <<<"$output")" = NA12891 ]
+	[ ! -e cache ]
+	if command -v strace >/dev/null; then
+		# (LeakSanitizer cannot run under ptrace: no leak check here)
+		REF_PATH=http://192.0.2.1/%s ASAN_OPTIONS=detect_leaks=0 \
+			strace -f -e trace=socket,connect -o trace.txt \
+			mlk-ingest --dataset genomics/c2 noref.cram > c2.ndjson
+		[ "$(jq -r ._mlk.type c2.ndjson)" = cram ]
+		! grep -q 'AF_INET' trace.txt
+	fi
+}
+
+@test "genomics: a broken VCF header, a truncated BAM and FASTQ are quarantined; the rest lands; exit 1, no sample names on stderr" {
+	head -c 2000 "$G/pysam_ex1.sorted.bam" > trunc.bam
+	zcat "$G/pysam_faidx_ex1.fq.gz" | gzip -c | head -c 20000 > trunc.fq.gz
+	# a sample named twice, among the sample names of a real file
+	zcat "$G/cyvcf2_test.vcf.gz" | awk 'BEGIN{OFS="\t"} /^#CHROM/{$11=$10} {print}' > broken.vcf
+	run --separate-stderr mlk-ingest --dataset genomics/bad "$DATA/malformed/cyvcf2_test-invalid-header.vcf" trunc.bam trunc.fq.gz broken.vcf "$G/pysam_ex1.vcf.gz"
+	assert_failure 1
+	[ "$(jq -r '._mlk.src.path' <<<"$output")" = "$G/pysam_ex1.vcf.gz" ]
+	[[ $stderr == *"cyvcf2_test-invalid-header.vcf': vcf header cannot be parsed (htslib); quarantined"* ]]
+	[[ $stderr == *"'trunc.bam': bam is truncated: no end-of-file marker (htslib); quarantined"* ]]
+	[[ $stderr == *"'trunc.fq.gz': fastq is truncated or corrupt"* ]]
+	[[ $stderr == *"'broken.vcf': vcf header cannot be parsed"* ]]
+	! grep -q -e 101976 -e FOO <<<"$stderr"
+	[ "$(cat "$MLK_LAKE"/quarantine/genomics/bad/*/q*.json | jq -r .reason | grep -c .)" -eq 4 ]
+	cat "$MLK_LAKE"/quarantine/genomics/bad/*/q*.json | jq -s -e 'all(.object | startswith("sha256:"))'
+}
+
+@test "genomics: the same files give byte-identical records and data files in two fresh lakes" {
+	mlk-ingest --quiet --dataset genomics/d --project p "$G" > a.ndjson
+	(cd "$MLK_LAKE"/raw/genomics/d/batch=* && find . -name '*.gz' | sort | xargs zcat) > a.files
+	mklake "$BATS_TEST_TMPDIR/lake2"
+	mlk-ingest --quiet --dataset genomics/d --project p "$G" > b.ndjson
+	(cd "$MLK_LAKE"/raw/genomics/d/batch=* && find . -name '*.gz' | sort | xargs zcat) > b.files
+	cmp a.ndjson b.ndjson
+	cmp a.files b.files
+	[ "$(grep -c . a.files)" -eq 14 ]
+}
+
+# --- archives ---
+
+# A folder of FHIR NDJSON and a VCF, and the records it lands as plain
+# files, without the envelope (which names the source).
+archive_fixture() {
+	mkdir -p bundle/fhir bundle/vcf
+	cp "$DATA"/fhir/Patient.ndjson "$DATA"/fhir/Encounter.ndjson bundle/fhir/
+	cp "$G/pysam_ex1.vcf.gz" bundle/vcf/
+	mlk-ingest --quiet --dataset plain/x bundle > plain.ndjson
+	jq -cS 'del(._mlk)' plain.ndjson | sort > plain.data
+}
+
+@test "archives: zip, tar, tar.gz, tar.bz2 and tar.xz of FHIR NDJSON and a VCF land the same records as the plain files" {
+	archive_fixture
+	tar cf b.tar bundle
+	tar czf b.tgz bundle
+	tar cjf b.tbz bundle
+	tar cJf b.txz bundle
+	if command -v zip >/dev/null; then
+		zip -qr b.zip bundle
+	else
+		python3 -c 'import shutil; shutil.make_archive("b", "zip", ".", "bundle")'
+	fi
+	for a in b.zip b.tar b.tgz b.tbz b.txz; do
+		run --separate-stderr mlk-ingest --dataset "arch/${a#b.}" "$a"
+		assert_success
+		printf '%s\n' "$output" > out.ndjson
+		jq -cS 'del(._mlk)' out.ndjson | sort > out.data
+		cmp plain.data out.data
+		# provenance: the archive, the member, both hashes
+		[ "$(jq -r 'select(._mlk.kind == "genomics") | ._mlk.src.member | join("|")' out.ndjson)" = bundle/vcf/pysam_ex1.vcf.gz ]
+		[ "$(jq -r 'select(._mlk.kind == "genomics") | ._mlk.src.sha256' out.ndjson)" = "$(sha256sum < "$G/pysam_ex1.vcf.gz" | cut -c1-64)" ]
+		[ "$(jq -r '._mlk.src.archive_sha256' out.ndjson | sort -u)" = "$(sha256sum < "$a" | cut -c1-64)" ]
+		[ "$(jq -r '._mlk.src.path' out.ndjson | sort -u)" = "$a" ]
+		[ "$(jq -r 'select(.resourceType == "Patient") | ._mlk.src.member[0]' out.ndjson | sort -u)" = bundle/fhir/Patient.ndjson ]
+	done
+	# the manifest names the archive's format and each member as a source
+	run jq -r 'select(.entry == "source") | "\(.path) \(.format)"' "$MLK_LAKE"/raw/arch/txz/batch=*/_manifest.json
+	assert_line 'b.txz tar.xz'
+	assert_line 'b.txz!/bundle/vcf/pysam_ex1.vcf.gz vcf'
+	assert_line 'b.txz!/bundle/fhir/Patient.ndjson fhir-ndjson'
+	# member bytes are objects
+	sha=$(sha256sum < "$DATA/fhir/Patient.ndjson" | cut -c1-64)
+	cmp "$MLK_LAKE/objects/sha256/${sha:0:2}/$sha" "$DATA/fhir/Patient.ndjson"
+}
+
+@test "archives: member names are provenance only: ../, absolute names and links write nothing" {
+	python3 - <<'PY'
+import io, tarfile
+def add(t, name, data):
+    ti = tarfile.TarInfo(name); ti.size = len(data); t.addfile(ti, io.BytesIO(data))
+with tarfile.open("evil.tar", "w") as t:
+    add(t, "../../escaped.ndjson", b'{"n":1}\n')
+    add(t, "/tmp/absolute-mlk-test.ndjson", b'{"n":2}\n')
+    ti = tarfile.TarInfo("link.ndjson"); ti.type = tarfile.SYMTYPE; ti.linkname = "/etc/passwd"; t.addfile(ti)
+    ti = tarfile.TarInfo("hard.ndjson"); ti.type = tarfile.LNKTYPE; ti.linkname = "../../escaped.ndjson"; t.addfile(ti)
+    add(t, "bad\xe9name.ndjson".encode("latin-1").decode("utf-8", "surrogateescape"), b'{"n":3}\n')
+PY
+	mkdir sub && cd sub
+	run --separate-stderr mlk-ingest --dataset arch/evil ../evil.tar
+	assert_success
+	[ "$(jq -c '[.n, ._mlk.src.member[0]]' <<<"$output" | paste -sd' ')" = '[1,"../../escaped.ndjson"] [2,"/tmp/absolute-mlk-test.ndjson"] [3,"bad\ufffdname.ndjson"]' ] ||
+	[ "$(jq -c '[.n, ._mlk.src.member[0]]' <<<"$output" | paste -sd' ')" = '[1,"../../escaped.ndjson"] [2,"/tmp/absolute-mlk-test.ndjson"] [3,"bad�name.ndjson"]' ]
+	[[ $stderr == *"'../evil.tar member 3': symbolic link passed over"* ]]
+	[[ $stderr == *"'../evil.tar member 4': hard link passed over"* ]]
+	[ ! -e "$BATS_TEST_TMPDIR/../escaped.ndjson" ]
+	[ ! -e /tmp/absolute-mlk-test.ndjson ]
+	[ "$(find . "$BATS_TEST_TMPDIR" -maxdepth 1 -newer ../evil.tar -name '*.ndjson' | wc -l)" -eq 0 ]
+	# nothing named after a member anywhere in the lake
+	[ -z "$(find "$MLK_LAKE" -name '*escaped*' -o -name '*absolute*' -o -name 'link.ndjson')" ]
+}
+
+@test "archives: bombs stop at the expansion ratio and the total size, each with its reason, quarantined" {
+	python3 - <<'PY'
+import zipfile
+z = zipfile.ZipFile("bomb.zip", "w", zipfile.ZIP_DEFLATED)
+z.writestr("zeros.ndjson", b"\0" * (40 << 20))
+z.close()
+z = zipfile.ZipFile("big.zip", "w", zipfile.ZIP_STORED)
+z.writestr("a.ndjson", b'{"k":1}\n' * 300000)
+z.close()
+PY
+	cp "$DATA/fhir/Patient.ndjson" good.ndjson
+	run --separate-stderr mlk-ingest --dataset arch/bomb bomb.zip good.ndjson
+	assert_failure 1
+	[ "$(grep -c . <<<"$output")" -eq "$(grep -c . good.ndjson)" ]
+	[[ $stderr == *"'bomb.zip member 1': archive bomb: expands more than 200 times its size (ingest.archive_max_ratio); not unpacked further; quarantined"* ]]
+	run jq -r '"\(.src.path) \(.reason)"' "$MLK_LAKE"/quarantine/arch/bomb/*/q000001.json
+	assert_output 'bomb.zip!/zeros.ndjson archive bomb: expands more than 200 times its size (ingest.archive_max_ratio); not unpacked further'
+	# the total: 2 MiB allowed, 2.4 MB stored uncompressed
+	sed -i 's/^ingest:$/ingest:\n  archive_max_mb: 2/' "$MLK_LAKE/mlk.yaml"
+	run --separate-stderr mlk-ingest --dataset arch/big big.zip
+	assert_failure 1
+	[ -z "$output" ]
+	[[ $stderr == *"'big.zip member 1': archive bomb: expands past 2 MiB (ingest.archive_max_mb); not unpacked further; quarantined"* ]]
+	# a ratio set higher lets the first one through
+	sed -i 's/^ingest:$/ingest:\n  archive_max_ratio: 100000/' "$MLK_LAKE/mlk.yaml"
+	sed -i 's/^  archive_max_mb: 2$/  archive_max_mb: 100/' "$MLK_LAKE/mlk.yaml"
+	run --separate-stderr mlk-ingest --dataset arch/bomb2 bomb.zip
+	assert_success
+	[[ $stderr != *"archive bomb"* ]]
+}
+
+@test "archives: an archive in an archive is unpacked; one level deeper is quarantined" {
+	printf '{"resourceType":"Patient","id":"in1"}\n' > in.ndjson
+	tar czf inner.tgz in.ndjson
+	cp inner.tgz inner2.tgz
+	tar cf mid.tar inner2.tgz
+	python3 - <<'PY'
+import zipfile
+z = zipfile.ZipFile("outer.zip", "w")
+z.write("inner.tgz"); z.write("mid.tar")
+z.close()
+PY
+	run --separate-stderr mlk-ingest --dataset arch/nest outer.zip
+	assert_failure 1
+	[ "$(jq -c '[.id, ._mlk.src.member]' <<<"$output")" = '["in1",["inner.tgz","in.ndjson"]]' ]
+	[[ $stderr == *"'outer.zip member 2 member 1': archive nested more than one level deep: not unpacked; quarantined"* ]]
+	run jq -r '"\(.src.path) \(.reason)"' "$MLK_LAKE"/quarantine/arch/nest/*/q000001.json
+	assert_output 'outer.zip!/mid.tar!/inner2.tgz archive nested more than one level deep: not unpacked'
+}
+
+@test "archives: a corrupt or truncated zip and tar.gz are quarantined; other inputs land; exit 1" {
+	archive_fixture
+	zip -qr b.zip bundle 2>/dev/null || python3 -c 'import shutil; shutil.make_archive("b", "zip", ".", "bundle")'
+	tar czf b.tgz bundle
+	head -c $(( $(stat -c %s b.zip) / 2 )) b.zip > half.zip
+	head -c $(( $(stat -c %s b.tgz) / 2 )) b.tgz > half.tgz
+	# not a zip at all past its first bytes
+	{ printf 'PK\003\004'; head -c 3000 /dev/zero; } > junk.zip
+	run --separate-stderr mlk-ingest --dataset arch/bad half.zip half.tgz junk.zip "$G/pysam_ex3.bam"
+	assert_failure 1
+	printf '%s\n' "$output" > out.ndjson
+	[ "$(jq -r 'select(._mlk.src.member | not) | ._mlk.src.path' out.ndjson)" = "$G/pysam_ex3.bam" ]
+	[[ $stderr == *"'half.zip"* ]]
+	[[ $stderr == *"'half.tgz"* ]]
+	[[ $stderr == *"'junk.zip"*"; quarantined"* ]]
+	for q in "$MLK_LAKE"/quarantine/arch/bad/*/q*.json; do
+		jq -e '.reason | length > 0' "$q"
+	done
+	run jq -r '.src.path' "$MLK_LAKE"/quarantine/arch/bad/*/q*.json
+	assert_line half.tgz
+	assert_line junk.zip
+	# whatever came out of the halves before the cut is in the lake
+	[ "$(jq -r 'select(.resourceType) | ._mlk.src.path' out.ndjson | sort -u | paste -sd,)" = half.tgz,half.zip ]
+}
