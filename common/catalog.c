@@ -25,7 +25,7 @@ static const char *const edit_keys[] = {
 };
 /* Keys only tools write. */
 static const char *const fixed_keys[] = {
-	"dataset", "created", "derived", "models", "versions",
+	"dataset", "created", "added_by", "derived", "models", "versions",
 };
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
@@ -111,6 +111,9 @@ struct ynode *catalog_new(const char *dataset, const char *owner,
 					catalog_scalar(v, 1));
 	}
 	catalog_map_put(d, "created", catalog_scalar(ts, 1));
+	/* Who catalogued it with `mlk-catalog add`; "" while only tools
+	 * (ingest, snapshot) have described it. */
+	catalog_map_put(d, "added_by", catalog_scalar("", 1));
 	catalog_map_put(d, "models", catalog_seq());
 	catalog_map_put(d, "versions", catalog_seq());
 	return d;

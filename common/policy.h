@@ -13,7 +13,9 @@
  *
  * Grants may carry conditions: the dataset's sensitivity (from its
  * catalog descriptor, "restricted" when it has none), the project, a
- * required purpose, and an expiry.  After the policy's own grants, a
+ * required purpose, an expiry, and `consent: required`: the purpose must
+ * name a term of the descriptor's consent scope.  A denial where some
+ * grant failed on consent alone names it ("grants[1]:consent").  After the policy's own grants, a
  * granted and unexpired access request (access.h) of the user's for the
  * same action, zone and dataset allows, by rule "request:<id>".
  * policy_request() decides a new request by the policy's `requests`
@@ -78,6 +80,15 @@ enum mlk_status policy_check_ctx(const struct lake *l,
 /* 1 when the user is a member of role (users or groups). */
 int policy_in_role(const struct lake *l, const struct identity *id,
 		   const char *role);
+
+/*
+ * Consent scope: 1 when purpose names (as a word of letters, digits, '-'
+ * and '_', case-insensitively) a term of the dataset descriptor's
+ * `consent` (a list, or terms separated by commas or blanks); 0 when it
+ * does not, or there is no descriptor, scope or purpose.
+ */
+int policy_consent_allows(const struct lake *l, const char *dataset,
+			  const char *purpose);
 
 /* The sensitivity label of a dataset's descriptor; "restricted" when
  * there is none.  Caller frees. */
