@@ -885,6 +885,21 @@ struct grants_ctx {
 	time_t now;
 };
 
+static int policy_grant_cb(void *ctx, size_t index,
+			   const struct ynode *grant)
+{
+	struct grants_ctx *g = ctx;
+	struct buf b = BUF_INIT;
+	buf_addstr(&b, "{\"user\":");
+	buf_add_json_cstr(&b, g->user);
+	buf_addf(&b, ",\"rule\":\"grants[%zu]\",\"grant\":", index);
+	catalog_json(grant, &b);
+	buf_addstr(&b, "}\n");
+	fwrite(b.data, 1, b.len, stdout);
+	buf_release(&b);
+	return 0;
+}
+
 static int grants_cb(void *ctx, const struct access_req *r)
 {
 	struct grants_ctx *g = ctx;
@@ -917,6 +932,19 @@ static int cmd_grants(struct ctx *c, int argc, char **argv)
 	}
 	struct grants_ctx g = { user, lake_now(&c->l) };
 	struct mlk_error e = MLK_ERROR_INIT;
+	/* The policy's own grants for the user, then granted requests. */
+	struct identity other;
+	int self = !strcmp(user, c->id.user);
+	if (!self)
+		policy_identity_of(user, &other);
+	enum mlk_status s = policy_grants_of(&c->l, self ? &c->id : &other,
+					     policy_grant_cb, &g, &e);
+	if (!self)
+		identity_release(&other);
+	if (s != MLK_OK) {
+		mlk_error_print(mlk_progname, &e);
+		return e.status;
+	}
 	if (access_list(&c->l, grants_cb, &g, &e) != MLK_OK) {
 		mlk_error_print(mlk_progname, &e);
 		return e.status;

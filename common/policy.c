@@ -409,3 +409,53 @@ enum mlk_status policy_request(const struct lake *l,
 	ynode_free(pol);
 	return s;
 }
+
+enum mlk_status policy_identity_of(const char *user, struct identity *id)
+{
+	memset(id, 0, sizeof *id);
+	size_t alloc = 0;
+	snprintf(id->user, sizeof id->user, "%s", user);
+	id->uid = -1;
+	struct passwd *pw = getpwnam(user);
+	if (!pw)
+		return MLK_OK;
+	id->uid = (long)pw->pw_uid;
+	gid_t gs[256];
+	int n = 256;
+	if (getgrouplist(user, pw->pw_gid, gs, &n) < 0)
+		n = 0;
+	for (int i = 0; i < n; i++) {
+		struct group *gr = getgrgid(gs[i]);
+		if (gr)
+			add_group(id, &alloc, gr->gr_name);
+	}
+	return MLK_OK;
+}
+
+enum mlk_status policy_grants_of(const struct lake *l,
+				 const struct identity *id,
+				 policy_grant_fn fn, void *ctx,
+				 struct mlk_error *e)
+{
+	struct ynode *pol = NULL;
+	if (load_policy(l, &pol, e) != MLK_OK)
+		return e->status;
+	const struct ynode *roles = ynode_get(pol, "roles");
+	const struct ynode *grants = ynode_get(pol, "grants");
+	char now[32];
+	lake_time_iso(lake_now(l), now);
+	for (size_t i = 0; grants && grants->type == YNODE_SEQ &&
+			   i < grants->n; i++) {
+		const struct ynode *g = grants->items[i];
+		const char *role = ynode_str(g, "role");
+		if (!role || !in_role(roles, role, id))
+			continue;
+		const char *exp = ynode_str(g, "expires");
+		if (exp && strcmp(now, exp) >= 0)
+			continue;
+		if (fn(ctx, i, g))
+			break;
+	}
+	ynode_free(pol);
+	return MLK_OK;
+}

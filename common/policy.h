@@ -32,6 +32,7 @@
 
 #include "lake.h"
 #include "status.h"
+#include "yamltree.h"
 
 struct identity {
 	char user[256];
@@ -114,5 +115,18 @@ enum mlk_status policy_request(const struct lake *l,
 			       const struct policy_ctx *ctx,
 			       struct request_decision *rd,
 			       struct mlk_error *e);
+
+/* The identity of another user, by name: the user and the OS groups
+ * the user belongs to (none when there is no such OS user). */
+enum mlk_status policy_identity_of(const char *user, struct identity *id);
+
+/* Each grant of the policy whose role holds id and that has not
+ * expired, with its 0-based index; a non-zero return stops. */
+typedef int (*policy_grant_fn)(void *ctx, size_t index,
+			       const struct ynode *grant);
+enum mlk_status policy_grants_of(const struct lake *l,
+				 const struct identity *id,
+				 policy_grant_fn fn, void *ctx,
+				 struct mlk_error *e);
 
 #endif

@@ -795,6 +795,19 @@ bodies() {
 	assert_output '["access.decide","deny","requests[0]:consent"]'
 	run --separate-stderr mlk-catalog request ehr/synthea --purpose "quality-improvement audit"
 	assert_success
+	rid=$(jq -r .id <<<"$output")
 	run jq -r .status <<<"$output"
 	assert_output granted
+	# grants lists the policy's grants in force for the user, then the
+	# granted requests.
+	run --separate-stderr mlk-catalog grants
+	assert_success
+	run jq -c '[.user, (if .grant then .rule else .id end), .grant.consent // .status]' <<<"$output"
+	assert_output - <<-EOF
+	["rita","grants[0]","required"]
+	["rita","$rid","granted"]
+	EOF
+	MLK_TEST_USER= run mlk-catalog grants --user nobody-here
+	assert_success
+	assert_output ''
 }
