@@ -221,12 +221,18 @@ static void keys_json(char **kv, int n, struct buf *out)
 	buf_addstr(out, "]}");
 }
 
+/* keys: save only these (set), so that a tool's concurrent update of
+ * the other keys is not lost; NULL: the whole descriptor. */
 static int save_and_audit(struct ctx *c, const char *action,
 			  const struct ynode *desc, const char *ds,
-			  const struct decision *d, const char *detail)
+			  const struct decision *d, const char *detail,
+			  char **keys, size_t nkeys)
 {
 	struct mlk_error e = MLK_ERROR_INIT;
-	if (catalog_save(&c->l, desc, &e) != MLK_OK) {
+	enum mlk_status s = keys ? catalog_save_keys(&c->l, desc, keys, nkeys,
+						     &e)
+				 : catalog_save(&c->l, desc, &e);
+	if (s != MLK_OK) {
 		mlk_error_print(mlk_progname, &e);
 		return e.status;
 	}
@@ -313,7 +319,16 @@ static int cmd_add_set(struct ctx *c, int add, int argc, char **argv)
 	}
 	struct buf det = BUF_INIT;
 	keys_json(argv + 2, argc - 2, &det);
-	st = save_and_audit(c, action, desc, ds, &d, det.data);
+	/* The names of the keys set: set saves only those. */
+	char **names = xcalloc((size_t)argc, sizeof *names);
+	size_t nnames = 0;
+	for (int i = 2; i < argc; i++)
+		names[nnames++] = xstrndup(argv[i], strcspn(argv[i], "="));
+	st = save_and_audit(c, action, desc, ds, &d, det.data,
+			    add ? NULL : names, nnames);
+	for (size_t i = 0; i < nnames; i++)
+		free(names[i]);
+	free(names);
 	buf_release(&det);
 	if (!st)
 		print_json(desc);
@@ -344,8 +359,9 @@ static int cmd_refresh(struct ctx *c, int argc, char **argv)
 			mlk_error_print(mlk_progname, &e);
 			st = e.status;
 		} else {
+			char *dk[] = { "derived" };
 			st = save_and_audit(c, "catalog.refresh", desc, ds,
-					    &d, NULL);
+					    &d, NULL, dk, 1);
 			if (!st)
 				print_json(desc);
 		}

@@ -593,6 +593,50 @@ enum mlk_status catalog_save(const struct lake *l, const struct ynode *d,
 	return s;
 }
 
+static struct ynode *ynode_copy(const struct ynode *n)
+{
+	struct ynode *c = xcalloc(1, sizeof *c);
+	c->type = n->type;
+	c->line = n->line;
+	c->col = n->col;
+	c->quoted = n->quoted;
+	if (n->type == YNODE_SCALAR)
+		c->scalar = xstrdup(n->scalar);
+	for (size_t i = 0; n->type == YNODE_SEQ && i < n->n; i++)
+		catalog_seq_push(c, ynode_copy(n->items[i]));
+	for (size_t i = 0; n->type == YNODE_MAP && i < n->n; i++)
+		catalog_map_put(c, n->keys[i], ynode_copy(n->values[i]));
+	return c;
+}
+
+enum mlk_status catalog_save_keys(const struct lake *l, const struct ynode *d,
+				  char **keys, size_t nkeys,
+				  struct mlk_error *e)
+{
+	const char *ds = ynode_str(d, "dataset");
+	if (!ds || !lake_dataset_valid(ds))
+		return mlk_error_set(e, MLK_USAGE, NULL, 0,
+				     "descriptor without a valid dataset");
+	if (!catalog_exists(l, ds))
+		return catalog_save(l, d, e);
+	int fd;
+	enum mlk_status s = catalog_lock(l, &fd, e);
+	if (s != MLK_OK)
+		return s;
+	struct ynode *cur = NULL;
+	s = catalog_load(l, ds, &cur, e);
+	for (size_t i = 0; s == MLK_OK && i < nkeys; i++) {
+		const struct ynode *v = ynode_get(d, keys[i]);
+		if (v)
+			catalog_map_put(cur, keys[i], ynode_copy(v));
+	}
+	if (s == MLK_OK)
+		s = save_locked(l, cur, e);
+	ynode_free(cur);
+	fsio_unlock(fd);
+	return s;
+}
+
 /* Refresh ----------------------------------------------------------------- */
 
 enum { T_STRING = 1, T_NUMBER = 2, T_BOOLEAN = 4, T_OBJECT = 8,

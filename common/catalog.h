@@ -46,6 +46,16 @@ enum mlk_status catalog_save(const struct lake *l, const struct ynode *d,
 			     struct mlk_error *e);
 
 /*
+ * Save only the given top-level keys of d into the descriptor as it is
+ * on disk now, under the lock, so that what a tool changed since d was
+ * loaded (derived, versions, models) is kept.  No descriptor yet: d is
+ * saved whole.
+ */
+enum mlk_status catalog_save_keys(const struct lake *l, const struct ynode *d,
+				  char **keys, size_t nkeys,
+				  struct mlk_error *e);
+
+/*
  * Set one person-edited key from "KEY=VALUE" (a new key must be
  * [a-z][a-z0-9_]*, at most 32 bytes; dataset, created, derived, models
  * and versions are not editable).  MLK_USAGE naming the key otherwise.
