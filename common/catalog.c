@@ -922,7 +922,7 @@ enum mlk_status catalog_refresh(const struct lake *l, struct ynode *d,
 /* Keeping derived parts current ------------------------------------------ */
 
 /* A batch's schema is read from at most this many of its records. */
-#define NOTE_SAMPLE 50000ULL
+#define NOTE_SAMPLE 20000ULL
 
 struct mfield {
 	char *name;

@@ -88,7 +88,7 @@ enum mlk_status catalog_refresh(const struct lake *l, struct ynode *d,
  * catalog_note_batch: raw batch `batch` of dataset was just published.
  * Its records, batch id, partition keys, record types and schema are
  * merged into `derived` (null shares weighted by records) without
- * reading the other batches; the schema is read from at most 50,000
+ * reading the other batches; the schema is read from at most 20,000
  * of the batch's records, spread over its files.  A descriptor without
  * `derived` is refreshed whole when the dataset holds other batches.
  * Noting a batch twice changes nothing.
