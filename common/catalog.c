@@ -802,7 +802,9 @@ static enum mlk_status derive_file(struct derive *dv, const char *path,
 	struct derive_file_ctx c = { .dv = dv, .path = path, .limit = limit };
 	rec_init(&c.r);
 	buf_init(&c.key);
-	enum mlk_status s = datareader_lines(path, derive_line, &c, e);
+	enum mlk_status s = limit ? datareader_lines_lazy(path, derive_line,
+							   &c, e)
+				  : datareader_lines(path, derive_line, &c, e);
 	if ((int)s == SAMPLE_DONE)
 		s = MLK_OK;
 	buf_release(&c.key);
