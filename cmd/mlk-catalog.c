@@ -18,6 +18,7 @@
 #include "policy.h"
 #include "record.h"
 #include "scan.h"
+#include "snapshot.h"
 #include "status.h"
 #include "xalloc.h"
 #include "banned.h"
@@ -32,8 +33,8 @@ static const char usage_text[] =
 "       mlk-catalog search TERM ...\n"
 "       mlk-catalog refresh DATASET\n"
 "       mlk-catalog reindex\n"
-"       mlk-catalog scan ZONE/DATASET [--where CONDITIONS] [--purpose TEXT]\n"
-"                   [--project P]\n"
+"       mlk-catalog scan ZONE/DATASET [--version ID] [--where CONDITIONS]\n"
+"                   [--purpose TEXT] [--project P]\n"
 "       mlk-catalog request DATASET --purpose TEXT [--project P]\n"
 "                   [--action ACTION] [--zone ZONE]\n"
 "       mlk-catalog approve REQUEST\n"
@@ -52,6 +53,7 @@ static const char usage_text[] =
 "request access, decided by policy.yaml; register and promote models.\n"
 "\n"
 "  --lake DIR            the lake (else $MLK_LAKE, else the nearest one)\n"
+"  --version ID          a snapshot of curated or training (the latest)\n"
 "  --where CONDITIONS    KEY OP VALUE ..., OP one of = != < <= > >=\n"
 "  --purpose TEXT        why, for the audit log (and grant conditions)\n"
 "  --project P           the project asked for, for grant conditions\n"
@@ -220,12 +222,18 @@ static void keys_json(char **kv, int n, struct buf *out)
 	buf_addstr(out, "]}");
 }
 
+/* keys: save only these (set), so that a tool's concurrent update of
+ * the other keys is not lost; NULL: the whole descriptor. */
 static int save_and_audit(struct ctx *c, const char *action,
 			  const struct ynode *desc, const char *ds,
-			  const struct decision *d, const char *detail)
+			  const struct decision *d, const char *detail,
+			  char **keys, size_t nkeys)
 {
 	struct mlk_error e = MLK_ERROR_INIT;
-	if (catalog_save(&c->l, desc, &e) != MLK_OK) {
+	enum mlk_status s = keys ? catalog_save_keys(&c->l, desc, keys, nkeys,
+						     &e)
+				 : catalog_save(&c->l, desc, &e);
+	if (s != MLK_OK) {
 		mlk_error_print(mlk_progname, &e);
 		return e.status;
 	}
@@ -263,11 +271,24 @@ static int cmd_add_set(struct ctx *c, int add, int argc, char **argv)
 	struct ynode *desc = NULL;
 	struct decision d;
 	time_t now = lake_now(&c->l);
-	if (add) {
-		if (catalog_exists(&c->l, ds)) {
+	if (add && catalog_exists(&c->l, ds)) {
+		/* A descriptor that only ingest or snapshot made is
+		 * catalogued by a person once. */
+		if (catalog_load(&c->l, ds, &desc, &e) != MLK_OK) {
+			mlk_error_print(mlk_progname, &e);
+			return e.status;
+		}
+		const char *by = ynode_str(desc, "added_by");
+		if (!by || *by) {
 			mlk_warn("dataset '%s' is already in the catalog", ds);
+			ynode_free(desc);
 			return MLK_USAGE;
 		}
+		if ((st = may_edit(c, action, ds, desc, &d))) {
+			ynode_free(desc);
+			return st;
+		}
+	} else if (add) {
 		if ((st = may_edit(c, action, ds, NULL, &d)))
 			return st;
 		desc = catalog_new(ds, c->id.user, now);
@@ -288,6 +309,9 @@ static int cmd_add_set(struct ctx *c, int add, int argc, char **argv)
 			return e.status;
 		}
 	}
+	if (add)
+		catalog_map_put(desc, "added_by",
+				catalog_scalar(c->id.user, 1));
 	/* A new descriptor starts from what the lake already holds. */
 	if (add && catalog_refresh(&c->l, desc, now, &e) != MLK_OK) {
 		mlk_error_print(mlk_progname, &e);
@@ -296,7 +320,16 @@ static int cmd_add_set(struct ctx *c, int add, int argc, char **argv)
 	}
 	struct buf det = BUF_INIT;
 	keys_json(argv + 2, argc - 2, &det);
-	st = save_and_audit(c, action, desc, ds, &d, det.data);
+	/* The names of the keys set: set saves only those. */
+	char **names = xcalloc((size_t)argc, sizeof *names);
+	size_t nnames = 0;
+	for (int i = 2; i < argc; i++)
+		names[nnames++] = xstrndup(argv[i], strcspn(argv[i], "="));
+	st = save_and_audit(c, action, desc, ds, &d, det.data,
+			    add ? NULL : names, nnames);
+	for (size_t i = 0; i < nnames; i++)
+		free(names[i]);
+	free(names);
 	buf_release(&det);
 	if (!st)
 		print_json(desc);
@@ -327,8 +360,9 @@ static int cmd_refresh(struct ctx *c, int argc, char **argv)
 			mlk_error_print(mlk_progname, &e);
 			st = e.status;
 		} else {
+			char *dk[] = { "derived" };
 			st = save_and_audit(c, "catalog.refresh", desc, ds,
-					    &d, NULL);
+					    &d, NULL, dk, 1);
 			if (!st)
 				print_json(desc);
 		}
@@ -480,20 +514,100 @@ static int scan_out(void *ctx, const char *line, size_t len)
 	return 0;
 }
 
+/*
+ * scan of curated or training: a version's records (the latest when
+ * version is NULL), only the files whose partition --where allows.
+ */
+static int scan_snapshot(struct ctx *c, const char *zone, const char *ds,
+			 const char *version, const char *where,
+			 const char *purpose, const char *project)
+{
+	struct mlk_error e = MLK_ERROR_INIT;
+	struct snap_where *w = NULL;
+	if (where && snap_where_parse(where, &w, &e) != MLK_OK) {
+		mlk_error_print(mlk_progname, &e);
+		return e.status;
+	}
+	struct decision d;
+	struct policy_ctx pc = { purpose, project };
+	if (policy_check_ctx(&c->l, &c->id, "read", zone, ds, &pc, &d, &e) !=
+	    MLK_OK)
+		mlk_error_print(mlk_progname, &e);
+	if (!d.allow) {
+		audit(c, "read", purpose, zone, ds, &d, NULL, NULL,
+		      MLK_DENIED);
+		mlk_warn("read of %s/%s denied for user '%s' by policy rule "
+			 "'%s'", zone, ds, c->id.user, d.rule);
+		snap_where_free(w);
+		return MLK_DENIED;
+	}
+	struct snapshot sn;
+	enum mlk_status s;
+	int found = 1;
+	if (version)
+		s = snap_load(&c->l, version, &sn, &e);
+	else
+		s = snap_latest(&c->l, zone, ds, &sn, &found, &e);
+	if (s != MLK_OK) {
+		mlk_error_print(mlk_progname, &e);
+		snap_where_free(w);
+		return s;
+	}
+	if (!found) {
+		mlk_warn("%s/%s has no snapshots", zone, ds);
+		snap_where_free(w);
+		return MLK_USAGE;
+	}
+	const char *unknown = NULL;
+	if (strcmp(sn.zone, zone) || strcmp(sn.dataset, ds)) {
+		mlk_warn("snapshot %s is a version of %s/%s, not of %s/%s",
+			 sn.id, sn.zone, sn.dataset, zone, ds);
+		s = MLK_USAGE;
+	} else if (w && (unknown = snap_where_unknown(w, &sn))) {
+		mlk_warn("'%s' is not a partition key of %s/%s", unknown,
+			 zone, ds);
+		s = MLK_USAGE;
+	}
+	unsigned long long records = 0, files = 0;
+	if (s == MLK_OK) {
+		for (size_t i = 0; i < sn.nf; i++)
+			files += snap_where_match(w, sn.f[i].partition);
+		s = snap_cat(&c->l, &sn, w, scan_out, NULL, &records, &e);
+		if (fflush(stdout) && s == MLK_OK)
+			s = mlk_error_errno(&e, NULL, "cannot write records");
+		if (s != MLK_OK)
+			mlk_error_print(mlk_progname, &e);
+	}
+	char outputs[128], detail[192];
+	snprintf(outputs, sizeof outputs, "[{\"records\":%llu}]", records);
+	snprintf(detail, sizeof detail,
+		 "{\"snapshot\":\"%s\",\"version\":%lld,\"files\":%llu,"
+		 "\"pruned\":%llu}", sn.id, sn.version, files,
+		 (unsigned long long)sn.nf - files);
+	int ast = s == MLK_USAGE ? 0 :
+		  audit(c, "read", purpose, zone, ds, &d, outputs, detail, s);
+	snap_release(&sn);
+	snap_where_free(w);
+	return s ? (int)s : ast;
+}
+
 static int cmd_scan(struct ctx *c, int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "where", required_argument, NULL, 'w' },
 		{ "purpose", required_argument, NULL, 'p' },
 		{ "project", required_argument, NULL, 'P' },
+		{ "version", required_argument, NULL, 'v' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *where = NULL, *purpose = NULL, *project = NULL;
+	const char *version = NULL;
 	int ch;
 	optind = 0;
 	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'w': where = optarg; break;
+		case 'v': version = optarg; break;
 		case 'p': purpose = optarg; break;
 		case 'P': project = optarg; break;
 		default:
@@ -521,10 +635,18 @@ static int cmd_scan(struct ctx *c, int argc, char **argv)
 	int st = check_dataset(ds);
 	if (st)
 		return st;
-	if (strcmp(zone, "raw")) {
-		mlk_warn("only the raw zone can be scanned so far");
+	if (!strcmp(zone, "raw") && version) {
+		mlk_warn("raw/%s has batches, not versions: --version reads "
+			 "curated or training", ds);
 		return MLK_USAGE;
 	}
+	if (version && !snap_id_valid(version)) {
+		mlk_warn("'%s' is not a snapshot id", version);
+		return MLK_USAGE;
+	}
+	if (strcmp(zone, "raw"))
+		return scan_snapshot(c, zone, ds, version, where, purpose,
+				     project);
 	struct mlk_error e = MLK_ERROR_INIT;
 	struct scan_filter f;
 	if (scan_filter_parse(where ? where : "", &f, &e) != MLK_OK) {
@@ -786,6 +908,21 @@ struct grants_ctx {
 	time_t now;
 };
 
+static int policy_grant_cb(void *ctx, size_t index,
+			   const struct ynode *grant)
+{
+	struct grants_ctx *g = ctx;
+	struct buf b = BUF_INIT;
+	buf_addstr(&b, "{\"user\":");
+	buf_add_json_cstr(&b, g->user);
+	buf_addf(&b, ",\"rule\":\"grants[%zu]\",\"grant\":", index);
+	catalog_json(grant, &b);
+	buf_addstr(&b, "}\n");
+	fwrite(b.data, 1, b.len, stdout);
+	buf_release(&b);
+	return 0;
+}
+
 static int grants_cb(void *ctx, const struct access_req *r)
 {
 	struct grants_ctx *g = ctx;
@@ -818,6 +955,19 @@ static int cmd_grants(struct ctx *c, int argc, char **argv)
 	}
 	struct grants_ctx g = { user, lake_now(&c->l) };
 	struct mlk_error e = MLK_ERROR_INIT;
+	/* The policy's own grants for the user, then granted requests. */
+	struct identity other;
+	int self = !strcmp(user, c->id.user);
+	if (!self)
+		policy_identity_of(user, &other);
+	enum mlk_status s = policy_grants_of(&c->l, self ? &c->id : &other,
+					     policy_grant_cb, &g, &e);
+	if (!self)
+		identity_release(&other);
+	if (s != MLK_OK) {
+		mlk_error_print(mlk_progname, &e);
+		return e.status;
+	}
 	if (access_list(&c->l, grants_cb, &g, &e) != MLK_OK) {
 		mlk_error_print(mlk_progname, &e);
 		return e.status;

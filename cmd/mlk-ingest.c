@@ -19,6 +19,7 @@
 #include "audit.h"
 #include "batch.h"
 #include "buf.h"
+#include "catalog.h"
 #include "crypto.h"
 #include "ehr.h"
 #include "fsio.h"
@@ -186,6 +187,7 @@ struct run {
 	struct buf head, mid, tail;
 	const struct pspec *ps;  /* the current source's partition spec */
 	int ps_sys[PSPEC_MAX];   /* field i is source_system */
+	const struct vocab *vocab; /* controlled fields, or NULL */
 	int stdout_ok;
 	int progress, progress_shown;
 	unsigned long long emitted, rejected;
@@ -273,6 +275,11 @@ static size_t sink_format(void *ctx, const struct ehr_item *it, struct buf *l,
 			vn = v ? strlen(v) : 0;
 		} else if (!it->lookup(it, f->source, &v, &vn, &num)) {
 			v = NULL;
+		} else if (r->vocab && !num) {
+			const char *pv = vocab_field_preferred(r->vocab,
+				f->source, strlen(f->source), v, vn);
+			if (pv)
+				v = pv, vn = strlen(pv);
 		}
 		partition_add(f, v, vn, num, part);
 	}
@@ -283,7 +290,10 @@ static size_t sink_format(void *ctx, const struct ehr_item *it, struct buf *l,
 	 * is this line cut before them.
 	 */
 	char num[24];
-	buf_add(l, it->body, it->body_len);
+	if (r->vocab)
+		vocab_apply(r->vocab, it->body, it->body_len, l);
+	else
+		buf_add(l, it->body, it->body_len);
 	if (!it->empty)
 		buf_addch(l, ',');
 	buf_addstr(l, "\"_mlk\":{\"v\":1,\"kind\":\"ehr\",\"type\":");
@@ -987,6 +997,11 @@ int main(int argc, char **argv)
 	r.stdout_ok = 1;
 	r.e = &e;
 	r.progress = !quiet && mlk_isatty(2);
+	struct vocab voc;
+	if (s == MLK_OK && (s = vocab_load(&lake, &voc, &e)) == MLK_OK)
+		r.vocab = voc.nfields ? &voc : NULL;
+	else
+		memset(&voc, 0, sizeof voc);
 	static const char *const fams[4] = { "fhir", "csv", "ndjson",
 					     "hl7v2" };
 	for (int k = 0; k < 4 && s == MLK_OK && did_batch; k++) {
@@ -1117,6 +1132,16 @@ int main(int argc, char **argv)
 			struct mlk_error fe = MLK_ERROR_INIT;
 			if (audit_append(&lake, &id, &fail, &fe) != MLK_OK)
 				mlk_error_print(mlk_progname, &fe);
+		} else {
+			/* The batch has landed; its descriptor is a
+			 * summary that `mlk-catalog refresh` can rebuild. */
+			struct mlk_error ce = MLK_ERROR_INIT;
+			if (catalog_note_batch(&lake, dataset, b.id, id.user,
+					       lake_now(&lake), &ce) != MLK_OK) {
+				mlk_error_print(mlk_progname, &ce);
+				mlk_warn("catalog entry of %s not updated",
+					 dataset);
+			}
 		}
 	}
 	if (s != MLK_OK && did_batch)
@@ -1139,6 +1164,7 @@ int main(int argc, char **argv)
 	buf_release(&r.head);
 	buf_release(&r.mid);
 	buf_release(&r.tail);
+	vocab_release(&voc);
 	for (int k = 0; k < 4; k++)
 		if (r.have_spec[k])
 			pspec_release(&r.spec[k]);

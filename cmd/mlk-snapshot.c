@@ -17,6 +17,7 @@
 
 #include "audit.h"
 #include "buf.h"
+#include "catalog.h"
 #include "drift.h"
 #include "export.h"
 #include "fsio.h"
@@ -283,6 +284,14 @@ static int build_and_publish(struct ctx *c, struct snap_build *b,
 	}
 	if (snap_publish(b, e) != MLK_OK)
 		return fail(e);
+	/* The version is published; the catalog lists it (a summary that
+	 * `mlk-catalog refresh` can rebuild, so a failure only warns). */
+	struct mlk_error ce = MLK_ERROR_INIT;
+	if (catalog_note_snapshot(&c->lake, b->id, c->id.user,
+				  lake_now(&c->lake), &ce) != MLK_OK) {
+		mlk_error_print(mlk_progname, &ce);
+		mlk_warn("catalog entry of %s not updated", b->dataset);
+	}
 	summary(b, verb);
 	if (!c->o->quiet) {
 		if (b->existed)

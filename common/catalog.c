@@ -13,6 +13,7 @@
 #include "fsio.h"
 #include "manifest.h"
 #include "record.h"
+#include "snapshot.h"
 #include "xalloc.h"
 #include "banned.h"
 
@@ -24,7 +25,7 @@ static const char *const edit_keys[] = {
 };
 /* Keys only tools write. */
 static const char *const fixed_keys[] = {
-	"dataset", "created", "derived", "models", "versions",
+	"dataset", "created", "added_by", "derived", "models", "versions",
 };
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
@@ -110,6 +111,9 @@ struct ynode *catalog_new(const char *dataset, const char *owner,
 					catalog_scalar(v, 1));
 	}
 	catalog_map_put(d, "created", catalog_scalar(ts, 1));
+	/* Who catalogued it with `mlk-catalog add`; "" while only tools
+	 * (ingest, snapshot) have described it. */
+	catalog_map_put(d, "added_by", catalog_scalar("", 1));
 	catalog_map_put(d, "models", catalog_seq());
 	catalog_map_put(d, "versions", catalog_seq());
 	return d;
@@ -483,52 +487,56 @@ static enum mlk_status walk_descs(const struct lake *l, const char *dir,
 	return s;
 }
 
-enum mlk_status catalog_reindex(const struct lake *l, size_t *n,
-				struct mlk_error *e)
+static enum mlk_status reindex_locked(const struct lake *l, size_t *n,
+				      struct mlk_error *e)
 {
-	char *lock = lake_path(l, "catalog/.lock");
-	int fd;
-	enum mlk_status s = fsio_lock(lock, &fd, e);
-	free(lock);
-	if (s != MLK_OK)
-		return s;
 	struct lines ls = { NULL, 0, 0 };
 	char *dir = lake_path(l, "catalog/datasets");
-	s = walk_descs(l, dir, "", &ls, e);
+	enum mlk_status s = walk_descs(l, dir, "", &ls, e);
 	free(dir);
 	if (s == MLK_OK)
 		s = write_index(l, ls.v, ls.n, e);
 	if (n)
 		*n = ls.n;
 	lines_free(&ls);
+	return s;
+}
+
+static enum mlk_status catalog_lock(const struct lake *l, int *fd,
+				    struct mlk_error *e)
+{
+	char *lock = lake_path(l, "catalog/.lock");
+	enum mlk_status s = fsio_lock(lock, fd, e);
+	free(lock);
+	return s;
+}
+
+enum mlk_status catalog_reindex(const struct lake *l, size_t *n,
+				struct mlk_error *e)
+{
+	int fd;
+	enum mlk_status s = catalog_lock(l, &fd, e);
+	if (s != MLK_OK)
+		return s;
+	s = reindex_locked(l, n, e);
 	fsio_unlock(fd);
 	return s;
 }
 
-enum mlk_status catalog_save(const struct lake *l, const struct ynode *d,
-			     struct mlk_error *e)
+/* Write the descriptor and its index line; catalog/.lock is held. */
+static enum mlk_status save_locked(const struct lake *l, const struct ynode *d,
+				   struct mlk_error *e)
 {
 	const char *ds = ynode_str(d, "dataset");
-	if (!ds || !lake_dataset_valid(ds))
-		return mlk_error_set(e, MLK_USAGE, NULL, 0,
-				     "descriptor without a valid dataset");
 	char *path = catalog_desc_path(l, ds);
 	char *dir = xstrdup(path);
 	*strrchr(dir, '/') = '\0';
 	enum mlk_status s = fsio_mkdirs(dir, 0755, e);
 	free(dir);
-	char *lock = lake_path(l, "catalog/.lock");
-	int fd = -1;
-	if (s == MLK_OK)
-		s = fsio_lock(lock, &fd, e);
-	free(lock);
-	if (s != MLK_OK) {
-		free(path);
-		return s;
-	}
 	struct buf y = BUF_INIT;
 	catalog_yaml(d, &y);
-	s = fsio_write_atomic(path, y.data, y.len, 0644, e);
+	if (s == MLK_OK)
+		s = fsio_write_atomic(path, y.data, y.len, 0644, e);
 	buf_release(&y);
 	free(path);
 
@@ -540,10 +548,8 @@ enum mlk_status catalog_save(const struct lake *l, const struct ynode *d,
 	if (s == MLK_OK && have_index)
 		s = fsio_read_file(ip, &data, &len, e);
 	free(ip);
-	if (s == MLK_OK && !have_index) {
-		fsio_unlock(fd);
-		return catalog_reindex(l, NULL, e);
-	}
+	if (s == MLK_OK && !have_index)
+		return reindex_locked(l, NULL, e);
 	if (s == MLK_OK) {
 		struct buf pre = BUF_INIT, mine = BUF_INIT;
 		index_prefix(ds, &pre);
@@ -564,6 +570,69 @@ enum mlk_status catalog_save(const struct lake *l, const struct ynode *d,
 		buf_release(&pre);
 	}
 	free(data);
+	return s;
+}
+
+enum mlk_status catalog_save(const struct lake *l, const struct ynode *d,
+			     struct mlk_error *e)
+{
+	const char *ds = ynode_str(d, "dataset");
+	if (!ds || !lake_dataset_valid(ds))
+		return mlk_error_set(e, MLK_USAGE, NULL, 0,
+				     "descriptor without a valid dataset");
+	char *dir = lake_path(l, "catalog");
+	enum mlk_status s = fsio_mkdirs(dir, 0755, e);
+	free(dir);
+	int fd = -1;
+	if (s == MLK_OK)
+		s = catalog_lock(l, &fd, e);
+	if (s != MLK_OK)
+		return s;
+	s = save_locked(l, d, e);
+	fsio_unlock(fd);
+	return s;
+}
+
+static struct ynode *ynode_copy(const struct ynode *n)
+{
+	struct ynode *c = xcalloc(1, sizeof *c);
+	c->type = n->type;
+	c->line = n->line;
+	c->col = n->col;
+	c->quoted = n->quoted;
+	if (n->type == YNODE_SCALAR)
+		c->scalar = xstrdup(n->scalar);
+	for (size_t i = 0; n->type == YNODE_SEQ && i < n->n; i++)
+		catalog_seq_push(c, ynode_copy(n->items[i]));
+	for (size_t i = 0; n->type == YNODE_MAP && i < n->n; i++)
+		catalog_map_put(c, n->keys[i], ynode_copy(n->values[i]));
+	return c;
+}
+
+enum mlk_status catalog_save_keys(const struct lake *l, const struct ynode *d,
+				  char **keys, size_t nkeys,
+				  struct mlk_error *e)
+{
+	const char *ds = ynode_str(d, "dataset");
+	if (!ds || !lake_dataset_valid(ds))
+		return mlk_error_set(e, MLK_USAGE, NULL, 0,
+				     "descriptor without a valid dataset");
+	if (!catalog_exists(l, ds))
+		return catalog_save(l, d, e);
+	int fd;
+	enum mlk_status s = catalog_lock(l, &fd, e);
+	if (s != MLK_OK)
+		return s;
+	struct ynode *cur = NULL;
+	s = catalog_load(l, ds, &cur, e);
+	for (size_t i = 0; s == MLK_OK && i < nkeys; i++) {
+		const struct ynode *v = ynode_get(d, keys[i]);
+		if (v)
+			catalog_map_put(cur, keys[i], ynode_copy(v));
+	}
+	if (s == MLK_OK)
+		s = save_locked(l, cur, e);
+	ynode_free(cur);
 	fsio_unlock(fd);
 	return s;
 }
@@ -593,8 +662,10 @@ struct derive {
 	struct lines pkeys;
 	struct lines batches;
 	unsigned long long records;
-	/* Data files of the batch being read. */
+	/* Data files of the batch being read, and their record counts. */
 	struct lines files;
+	unsigned long long *frecs;
+	size_t frecalloc;
 	struct buf tmp;
 };
 
@@ -619,6 +690,11 @@ static int manifest_cb(void *ctx, const struct rec *r, int is_header)
 		return 0;
 	buf_reset(&dv->tmp);
 	rec_str(r, pth, &dv->tmp);
+	XGROW(dv->frecs, dv->frecalloc, dv->files.n + 1);
+	int nr = rec_get(r, 0, "records");
+	size_t rn = 0;
+	const char *rp = nr >= 0 ? rec_raw(r, nr, &rn) : NULL;
+	dv->frecs[dv->files.n] = rp ? strtoull(rp, NULL, 10) : 0;
 	lines_push(&dv->files, xstrdup(dv->tmp.data ? dv->tmp.data : ""));
 	buf_reset(&dv->tmp);
 	rec_str(r, part, &dv->tmp);
@@ -672,9 +748,14 @@ static unsigned value_type(const struct rec *r, int i)
 struct derive_file_ctx {
 	struct derive *dv;
 	const char *path;
+	unsigned long long limit;   /* records to read; 0: all */
+	unsigned long long seen;
 	struct rec r;
 	struct buf key;
 };
+
+/* What derive_line returns when the sample is complete. */
+#define SAMPLE_DONE 100
 
 static int derive_line(void *ctx, const char *line, size_t len,
 		       long long lineno, struct mlk_error *e)
@@ -683,6 +764,9 @@ static int derive_line(void *ctx, const char *line, size_t len,
 	struct derive *dv = c->dv;
 	struct rec *r = &c->r;
 	struct buf *key = &c->key;
+	if (c->limit && c->seen >= c->limit)
+		return SAMPLE_DONE;
+	c->seen++;
 	if (rec_parse(r, line, len, e) != MLK_OK)
 		return mlk_error_set(e, MLK_INTEGRITY, c->path, lineno,
 				     "stored record is not valid JSON");
@@ -712,12 +796,17 @@ static int derive_line(void *ctx, const char *line, size_t len,
 }
 
 static enum mlk_status derive_file(struct derive *dv, const char *path,
+				   unsigned long long limit,
 				   struct mlk_error *e)
 {
-	struct derive_file_ctx c = { .dv = dv, .path = path };
+	struct derive_file_ctx c = { .dv = dv, .path = path, .limit = limit };
 	rec_init(&c.r);
 	buf_init(&c.key);
-	enum mlk_status s = datareader_lines(path, derive_line, &c, e);
+	enum mlk_status s = limit ? datareader_lines_lazy(path, derive_line,
+							   &c, e)
+				  : datareader_lines(path, derive_line, &c, e);
+	if ((int)s == SAMPLE_DONE)
+		s = MLK_OK;
 	buf_release(&c.key);
 	rec_release(&c.r);
 	return s;
@@ -776,7 +865,7 @@ enum mlk_status catalog_refresh(const struct lake *l, struct ynode *d,
 		for (size_t i = 0; s == MLK_OK && i < dv.files.n; i++) {
 			char *fp = xasprintf("%s/batch=%s/%s", rawdir,
 					     dv.batches.v[b], dv.files.v[i]);
-			s = derive_file(&dv, fp, e);
+			s = derive_file(&dv, fp, 0, e);
 			free(fp);
 		}
 		lines_free(&dv.files);
@@ -827,7 +916,376 @@ enum mlk_status catalog_refresh(const struct lake *l, struct ynode *d,
 	lines_free(&dv.pkeys);
 	lines_free(&dv.batches);
 	lines_free(&dv.files);
+	free(dv.frecs);
 	buf_release(&dv.tmp);
+	return s;
+}
+
+/* Keeping derived parts current ------------------------------------------ */
+
+/* A batch's schema is read from at most this many of its records. */
+#define NOTE_SAMPLE 20000ULL
+
+struct mfield {
+	char *name;
+	unsigned types;
+	double nonnull;     /* records where it is present and not null */
+};
+
+struct merge {
+	struct mfield *f;
+	size_t n, alloc;
+};
+
+static struct mfield *mfield_get(struct merge *m, const char *name)
+{
+	for (size_t i = 0; i < m->n; i++)
+		if (!strcmp(m->f[i].name, name))
+			return &m->f[i];
+	if (m->n >= MAX_FIELDS)
+		return NULL;
+	XGROW(m->f, m->alloc, m->n + 1);
+	struct mfield *f = &m->f[m->n++];
+	f->name = xstrdup(name);
+	f->types = 0;
+	f->nonnull = 0;
+	return f;
+}
+
+static int cmp_mfield(const void *a, const void *b)
+{
+	return strcmp(((const struct mfield *)a)->name,
+		      ((const struct mfield *)b)->name);
+}
+
+static unsigned long long scalar_ull(const struct ynode *n)
+{
+	return n && n->type == YNODE_SCALAR ? strtoull(n->scalar, NULL, 10)
+					    : 0;
+}
+
+/* A sequence of scalars of the old derived map, with more added once. */
+static struct ynode *seq_union(const struct ynode *old,
+			       const struct lines *add, int sort)
+{
+	struct lines ls = { NULL, 0, 0 };
+	for (size_t i = 0; old && old->type == YNODE_SEQ && i < old->n; i++)
+		if (old->items[i]->type == YNODE_SCALAR &&
+		    !lines_has(&ls, old->items[i]->scalar,
+			       strlen(old->items[i]->scalar)))
+			lines_push(&ls, xstrdup(old->items[i]->scalar));
+	for (size_t i = 0; i < add->n; i++)
+		if (!lines_has(&ls, add->v[i], strlen(add->v[i])))
+			lines_push(&ls, xstrdup(add->v[i]));
+	if (sort && ls.n)
+		qsort(ls.v, ls.n, sizeof *ls.v, cmp_str);
+	struct ynode *r = lines_seq(&ls);
+	lines_free(&ls);
+	return r;
+}
+
+/*
+ * The new derived map: the old one's counts and schema plus what dv
+ * found in `sampled` records standing for `records` new ones.  Null
+ * shares are weighted by records, so merging batch by batch gives the
+ * shares of the whole (up to sampling).
+ */
+static struct ynode *merge_derived(const struct ynode *old,
+				   const struct derive *dv,
+				   unsigned long long records,
+				   time_t now)
+{
+	unsigned long long oldn = scalar_ull(ynode_get(old, "records"));
+	unsigned long long total = oldn + records;
+	struct merge m = { NULL, 0, 0 };
+	const struct ynode *os = ynode_get(old, "schema");
+	for (size_t i = 0; os && os->type == YNODE_SEQ && i < os->n; i++) {
+		const struct ynode *it = os->items[i];
+		const char *name = ynode_str(it, "field");
+		struct mfield *f = name ? mfield_get(&m, name) : NULL;
+		if (!f)
+			continue;
+		const struct ynode *ts = ynode_get(it, "types");
+		for (size_t j = 0; ts && ts->type == YNODE_SEQ && j < ts->n;
+		     j++)
+			for (unsigned t = 0; t < NELEM(type_names); t++)
+				if (ts->items[j]->type == YNODE_SCALAR &&
+				    !strcmp(ts->items[j]->scalar,
+					    type_names[t]))
+					f->types |= 1u << t;
+		const char *sh = ynode_str(it, "null_share");
+		double share = sh ? strtod(sh, NULL) : 1.0;
+		f->nonnull = (1.0 - share) * (double)oldn;
+	}
+	for (size_t i = 0; i < dv->nf; i++) {
+		struct mfield *f = mfield_get(&m, dv->f[i].name);
+		if (!f)
+			continue;
+		f->types |= dv->f[i].types;
+		if (dv->records)
+			f->nonnull += (double)dv->f[i].nonnull /
+				      (double)dv->records * (double)records;
+	}
+	struct ynode *d = new_map();
+	char ts[32], num[32];
+	lake_time_iso(now, ts);
+	catalog_map_put(d, "refreshed", catalog_scalar(ts, 1));
+	snprintf(num, sizeof num, "%llu", total);
+	catalog_map_put(d, "records", catalog_scalar(num, 0));
+	catalog_map_put(d, "batches",
+			seq_union(ynode_get(old, "batches"), &dv->batches, 1));
+	catalog_map_put(d, "partitions",
+			seq_union(ynode_get(old, "partitions"), &dv->pkeys,
+				  0));
+	catalog_map_put(d, "types",
+			seq_union(ynode_get(old, "types"), &dv->types, 1));
+	if (m.n)
+		qsort(m.f, m.n, sizeof *m.f, cmp_mfield);
+	struct ynode *schema = catalog_seq();
+	for (size_t i = 0; i < m.n; i++) {
+		struct ynode *fm = new_map();
+		catalog_map_put(fm, "field", catalog_scalar(m.f[i].name, 1));
+		struct ynode *tl = catalog_seq();
+		for (unsigned t = 0; t < NELEM(type_names); t++)
+			if (m.f[i].types & (1u << t))
+				catalog_seq_push(tl, catalog_scalar(
+					type_names[t], 1));
+		catalog_map_put(fm, "types", tl);
+		double share = total ? 1.0 - m.f[i].nonnull / (double)total
+				     : 0.0;
+		if (share < 0)
+			share = 0;
+		if (share > 1)
+			share = 1;
+		snprintf(num, sizeof num, "%.4f", share);
+		catalog_map_put(fm, "null_share", catalog_scalar(num, 0));
+		catalog_seq_push(schema, fm);
+		free(m.f[i].name);
+	}
+	free(m.f);
+	catalog_map_put(d, "schema", schema);
+	return d;
+}
+
+static void derive_release(struct derive *dv)
+{
+	for (size_t i = 0; i < dv->nf; i++)
+		free(dv->f[i].name);
+	free(dv->f);
+	lines_free(&dv->types);
+	lines_free(&dv->pkeys);
+	lines_free(&dv->batches);
+	lines_free(&dv->files);
+	free(dv->frecs);
+	buf_release(&dv->tmp);
+}
+
+/* Load the descriptor, or make one; *fresh says which. */
+static enum mlk_status load_or_new(const struct lake *l, const char *dataset,
+				   const char *user, time_t now,
+				   struct ynode **d, int *fresh,
+				   struct mlk_error *e)
+{
+	*fresh = !catalog_exists(l, dataset);
+	if (*fresh) {
+		*d = catalog_new(dataset, user, now);
+		return MLK_OK;
+	}
+	return catalog_load(l, dataset, d, e);
+}
+
+static int seq_has(const struct ynode *seq, const char *s)
+{
+	for (size_t i = 0; seq && seq->type == YNODE_SEQ && i < seq->n; i++)
+		if (seq->items[i]->type == YNODE_SCALAR &&
+		    !strcmp(seq->items[i]->scalar, s))
+			return 1;
+	return 0;
+}
+
+enum mlk_status catalog_note_batch(const struct lake *l, const char *dataset,
+				   const char *batch, const char *user,
+				   time_t now, struct mlk_error *e)
+{
+	if (!lake_dataset_valid(dataset))
+		return mlk_error_set(e, MLK_USAGE, NULL, 0,
+				     "'%s' is not a valid dataset name",
+				     dataset);
+	int fd;
+	enum mlk_status s = catalog_lock(l, &fd, e);
+	if (s != MLK_OK)
+		return s;
+	struct ynode *d = NULL;
+	int fresh;
+	s = load_or_new(l, dataset, user, now, &d, &fresh, e);
+	const struct ynode *old = s == MLK_OK ? ynode_get(d, "derived")
+					       : NULL;
+	struct derive dv;
+	memset(&dv, 0, sizeof dv);
+	char *rawdir = lake_path(l, "raw/%s", dataset);
+	if (s == MLK_OK && (!old || old->type != YNODE_MAP)) {
+		/* Nothing derived yet: the whole dataset when it holds
+		 * more than this batch (exact), else this batch alone. */
+		s = list_batches(rawdir, &dv.batches, e);
+		if (s == MLK_OK && (dv.batches.n > 1 ||
+				    (dv.batches.n == 1 &&
+				     strcmp(dv.batches.v[0], batch)))) {
+			s = catalog_refresh(l, d, now, e);
+			goto save;
+		}
+		lines_free(&dv.batches);
+		memset(&dv.batches, 0, sizeof dv.batches);
+		old = NULL;
+	} else if (s == MLK_OK && seq_has(ynode_get(old, "batches"), batch)) {
+		goto out;          /* already counted */
+	}
+	if (s != MLK_OK)
+		goto out;
+	lines_push(&dv.batches, xstrdup(batch));
+	char *bdir = xasprintf("%s/batch=%s", rawdir, batch);
+	char *mp = xasprintf("%s/_manifest.json", bdir);
+	s = manifest_read(mp, manifest_cb, &dv, e);
+	free(mp);
+	unsigned long long brecs = 0;
+	for (size_t i = 0; i < dv.files.n; i++)
+		brecs += dv.frecs[i];
+	/* A sample spread over the files in proportion to their size. */
+	for (size_t i = 0; s == MLK_OK && i < dv.files.n; i++) {
+		unsigned long long lim = 0;
+		if (brecs > NOTE_SAMPLE)
+			lim = (dv.frecs[i] * NOTE_SAMPLE + brecs - 1) / brecs;
+		if (brecs > NOTE_SAMPLE && !lim)
+			continue;
+		char *fp = xasprintf("%s/%s", bdir, dv.files.v[i]);
+		s = derive_file(&dv, fp, lim, e);
+		free(fp);
+	}
+	free(bdir);
+	if (s == MLK_OK)
+		catalog_map_put(d, "derived", merge_derived(old, &dv, brecs,
+							    now));
+save:
+	if (s == MLK_OK)
+		s = save_locked(l, d, e);
+out:
+	free(rawdir);
+	derive_release(&dv);
+	ynode_free(d);
+	fsio_unlock(fd);
+	return s;
+}
+
+struct snap_derive {
+	struct derive_file_ctx c;
+	long long line;
+	struct mlk_error *e;
+};
+
+static int snap_derive_line(void *ctx, const char *line, size_t len)
+{
+	struct snap_derive *sd = ctx;
+	return derive_line(&sd->c, line, len, ++sd->line, sd->e);
+}
+
+/* derived of a dataset that lives in snapshots only: from snapshot s. */
+static enum mlk_status derive_snapshot(const struct lake *l,
+				       const struct snapshot *sn,
+				       struct ynode *d, time_t now,
+				       struct mlk_error *e)
+{
+	struct derive dv;
+	memset(&dv, 0, sizeof dv);
+	struct snap_derive sd;
+	memset(&sd, 0, sizeof sd);
+	sd.c.dv = &dv;
+	sd.c.path = sn->id;
+	sd.c.limit = NOTE_SAMPLE;
+	sd.e = e;
+	rec_init(&sd.c.r);
+	buf_init(&sd.c.key);
+	enum mlk_status s = snap_each_line(l, sn, snap_derive_line, &sd, e);
+	if ((int)s == SAMPLE_DONE)
+		s = MLK_OK;
+	rec_release(&sd.c.r);
+	buf_release(&sd.c.key);
+	for (size_t i = 0; i < sn->nf; i++) {
+		const char *p = sn->f[i].partition ? sn->f[i].partition : "";
+		while (*p) {
+			const char *eq = strchr(p, '=');
+			const char *sl = strchr(p, '/');
+			if (!eq || (sl && sl < eq))
+				break;
+			if (!lines_has(&dv.pkeys, p, (size_t)(eq - p)))
+				lines_push(&dv.pkeys,
+					   xstrndup(p, (size_t)(eq - p)));
+			if (!sl)
+				break;
+			p = sl + 1;
+		}
+	}
+	if (s == MLK_OK) {
+		struct ynode *m = merge_derived(NULL, &dv, sn->records, now);
+		catalog_map_put(m, "snapshot", catalog_scalar(sn->id, 1));
+		catalog_map_put(d, "derived", m);
+	}
+	derive_release(&dv);
+	return s;
+}
+
+enum mlk_status catalog_note_snapshot(const struct lake *l, const char *id,
+				      const char *user, time_t now,
+				      struct mlk_error *e)
+{
+	struct snapshot sn;
+	enum mlk_status s = snap_load(l, id, &sn, e);
+	if (s != MLK_OK)
+		return s;
+	int fd;
+	s = catalog_lock(l, &fd, e);
+	if (s != MLK_OK) {
+		snap_release(&sn);
+		return s;
+	}
+	struct ynode *d = NULL;
+	int fresh;
+	s = load_or_new(l, sn.dataset, user, now, &d, &fresh, e);
+	if (s != MLK_OK)
+		goto out;
+	struct ynode *vs = (struct ynode *)ynode_get(d, "versions");
+	if (!vs || vs->type != YNODE_SEQ) {
+		catalog_map_put(d, "versions", catalog_seq());
+		vs = (struct ynode *)ynode_get(d, "versions");
+	}
+	int listed = 0;
+	for (size_t i = 0; i < vs->n; i++) {
+		const char *sid = ynode_str(vs->items[i], "snapshot");
+		listed |= sid && !strcmp(sid, sn.id);
+	}
+	if (listed)
+		goto out;          /* already noted */
+	struct ynode *v = new_map();
+	char num[32];
+	catalog_map_put(v, "snapshot", catalog_scalar(sn.id, 1));
+	catalog_map_put(v, "zone", catalog_scalar(sn.zone, 1));
+	snprintf(num, sizeof num, "%lld", sn.version);
+	catalog_map_put(v, "version", catalog_scalar(num, 0));
+	snprintf(num, sizeof num, "%llu", sn.records);
+	catalog_map_put(v, "records", catalog_scalar(num, 0));
+	catalog_map_put(v, "created",
+			catalog_scalar(sn.created ? sn.created : "", 1));
+	catalog_seq_push(vs, v);
+	/* A dataset without raw batches is described by its latest
+	 * snapshot. */
+	const struct ynode *old = ynode_get(d, "derived");
+	const struct ynode *ob = ynode_get(old, "batches");
+	if (!ob || ob->type != YNODE_SEQ || !ob->n)
+		s = derive_snapshot(l, &sn, d, now, e);
+	if (s == MLK_OK)
+		s = save_locked(l, d, e);
+out:
+	ynode_free(d);
+	fsio_unlock(fd);
+	snap_release(&sn);
 	return s;
 }
 
@@ -841,60 +1299,6 @@ static char *lower_dup(const char *s, size_t n)
 	return r;
 }
 
-static void vocab_add(struct vocab *v, const char *term, const char *pref)
-{
-	if (v->n == v->alloc) {
-		v->alloc = v->alloc ? 2 * v->alloc : 16;
-		v->term = xrealloc(v->term, v->alloc * sizeof *v->term);
-		v->pref = xrealloc(v->pref, v->alloc * sizeof *v->pref);
-	}
-	v->term[v->n] = lower_dup(term, strlen(term));
-	v->pref[v->n++] = xstrdup(pref);
-}
-
-enum mlk_status vocab_load(const struct lake *l, struct vocab *v,
-			   struct mlk_error *e)
-{
-	memset(v, 0, sizeof *v);
-	char *p = lake_path(l, "vocab.yaml");
-	struct ynode *y = NULL;
-	enum mlk_status s = MLK_OK;
-	if (fsio_exists(p))
-		s = ynode_load_file(p, &y, e);
-	free(p);
-	if (s != MLK_OK || !y)
-		return s;
-	const struct ynode *t = ynode_get(y, "terms");
-	if (t && t->type == YNODE_MAP) {
-		for (size_t i = 0; i < t->n; i++) {
-			const char *pref = t->keys[i];
-			vocab_add(v, pref, pref);
-			const struct ynode *syn = t->values[i];
-			if (syn->type == YNODE_SCALAR && !ynode_is_null(syn))
-				vocab_add(v, syn->scalar, pref);
-			else if (syn->type == YNODE_SEQ)
-				for (size_t j = 0; j < syn->n; j++)
-					if (syn->items[j]->type ==
-					    YNODE_SCALAR)
-						vocab_add(v,
-						  syn->items[j]->scalar, pref);
-		}
-	}
-	ynode_free(y);
-	return MLK_OK;
-}
-
-void vocab_release(struct vocab *v)
-{
-	for (size_t i = 0; i < v->n; i++) {
-		free(v->term[i]);
-		free(v->pref[i]);
-	}
-	free(v->term);
-	free(v->pref);
-	memset(v, 0, sizeof *v);
-}
-
 static int ieq(const char *a, size_t an, const char *b, size_t bn)
 {
 	if (an != bn)
@@ -904,14 +1308,6 @@ static int ieq(const char *a, size_t an, const char *b, size_t bn)
 		    tolower((unsigned char)b[i]))
 			return 0;
 	return 1;
-}
-
-const char *vocab_preferred(const struct vocab *v, const char *s, size_t n)
-{
-	for (size_t i = 0; v && i < v->n; i++)
-		if (ieq(v->term[i], strlen(v->term[i]), s, n))
-			return v->pref[i];
-	return NULL;
 }
 
 /*

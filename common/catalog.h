@@ -13,13 +13,11 @@
  * read.  Descriptors hold no record values: a schema names fields, JSON
  * types and null shares only.
  *
- * Vocabulary: vocab.yaml maps preferred terms to synonyms; a search term
- * matches a value when both name the same preferred term
- * (case-insensitively), or as text otherwise.
+ * Vocabulary (vocab.h): a search term matches a value when both name
+ * the same preferred term (case-insensitively), or as text otherwise.
  *
  * Ownership: descriptor trees are the caller's (ynode_free); strings
- * returned are malloc'd and the caller's; struct vocab is caller-owned
- * (vocab_load/vocab_release).
+ * returned are malloc'd and the caller's.
  */
 #ifndef MLK_CATALOG_H
 #define MLK_CATALOG_H
@@ -30,6 +28,7 @@
 #include "buf.h"
 #include "lake.h"
 #include "status.h"
+#include "vocab.h"
 #include "yamltree.h"
 
 /* catalog/datasets/<dataset>.yaml */
@@ -45,6 +44,16 @@ enum mlk_status catalog_load(const struct lake *l, const char *dataset,
 /* Write the YAML atomically and update the index (under the lock). */
 enum mlk_status catalog_save(const struct lake *l, const struct ynode *d,
 			     struct mlk_error *e);
+
+/*
+ * Save only the given top-level keys of d into the descriptor as it is
+ * on disk now, under the lock, so that what a tool changed since d was
+ * loaded (derived, versions, models) is kept.  No descriptor yet: d is
+ * saved whole.
+ */
+enum mlk_status catalog_save_keys(const struct lake *l, const struct ynode *d,
+				  char **keys, size_t nkeys,
+				  struct mlk_error *e);
 
 /*
  * Set one person-edited key from "KEY=VALUE" (a new key must be
@@ -71,20 +80,33 @@ void catalog_json(const struct ynode *n, struct buf *out);
 enum mlk_status catalog_refresh(const struct lake *l, struct ynode *d,
 				time_t now, struct mlk_error *e);
 
+/*
+ * Keep a descriptor's derived parts current as the lake changes, under
+ * catalog/.lock, touching no person-edited key; a dataset without a
+ * descriptor gets a new one (owner: user).
+ *
+ * catalog_note_batch: raw batch `batch` of dataset was just published.
+ * Its records, batch id, partition keys, record types and schema are
+ * merged into `derived` (null shares weighted by records) without
+ * reading the other batches; the schema is read from at most 20,000
+ * of the batch's records, spread over its files.  A descriptor without
+ * `derived` is refreshed whole when the dataset holds other batches.
+ * Noting a batch twice changes nothing.
+ *
+ * catalog_note_snapshot: snapshot id was just published; it is added
+ * to `versions` (snapshot, zone, version, records, created), and a
+ * dataset without raw batches gets `derived` from it.
+ */
+enum mlk_status catalog_note_batch(const struct lake *l, const char *dataset,
+				   const char *batch, const char *user,
+				   time_t now, struct mlk_error *e);
+enum mlk_status catalog_note_snapshot(const struct lake *l, const char *id,
+				      const char *user, time_t now,
+				      struct mlk_error *e);
+
 /* Rebuild catalog/index.ndjson from every descriptor; *n: how many. */
 enum mlk_status catalog_reindex(const struct lake *l, size_t *n,
 				struct mlk_error *e);
-
-struct vocab {
-	char **term;      /* lowercased: preferred terms and synonyms */
-	char **pref;      /* the preferred term each one means */
-	size_t n, alloc;
-};
-enum mlk_status vocab_load(const struct lake *l, struct vocab *v,
-			   struct mlk_error *e);
-void vocab_release(struct vocab *v);
-/* The preferred term for s (any case), or NULL when s is not a term. */
-const char *vocab_preferred(const struct vocab *v, const char *s, size_t n);
 
 /*
  * Search the index: terms "key=value" must equal the descriptor's key

@@ -7,11 +7,17 @@
 #include "record.h"
 #include "banned.h"
 
+struct gz_src {
+	gzFile gz;
+	size_t cap;             /* bytes to inflate per read at most */
+};
+
 static ssize_t gz_read_cb(void *ctx, void *p, size_t n)
 {
-	gzFile gz = ctx;
-	if (n > (1u << 30))
-		n = 1u << 30;
+	struct gz_src *src = ctx;
+	gzFile gz = src->gz;
+	if (n > src->cap)
+		n = src->cap;
 	int r = gzread(gz, p, (unsigned)n);
 	if (r == 0) {
 		int err = Z_OK;
@@ -22,8 +28,8 @@ static ssize_t gz_read_cb(void *ctx, void *p, size_t n)
 	return r;
 }
 
-enum mlk_status datareader_lines(const char *path, datareader_fn fn,
-				 void *ctx, struct mlk_error *e)
+static enum mlk_status read_lines(const char *path, datareader_fn fn,
+				  void *ctx, size_t cap, struct mlk_error *e)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
@@ -35,7 +41,8 @@ enum mlk_status datareader_lines(const char *path, datareader_fn fn,
 	}
 	gzbuffer(gz, 1 << 17);
 	struct linereader lr;
-	lr_init(&lr, gz_read_cb, gz);
+	struct gz_src src = { gz, cap };
+	lr_init(&lr, gz_read_cb, &src);
 	enum mlk_status s = MLK_OK;
 	const char *line;
 	size_t len;
@@ -54,4 +61,16 @@ enum mlk_status datareader_lines(const char *path, datareader_fn fn,
 	lr_release(&lr);
 	gzclose(gz);
 	return s;
+}
+
+enum mlk_status datareader_lines(const char *path, datareader_fn fn,
+				 void *ctx, struct mlk_error *e)
+{
+	return read_lines(path, fn, ctx, (size_t)1 << 30, e);
+}
+
+enum mlk_status datareader_lines_lazy(const char *path, datareader_fn fn,
+				      void *ctx, struct mlk_error *e)
+{
+	return read_lines(path, fn, ctx, (size_t)16 << 10, e);
 }

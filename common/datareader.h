@@ -22,5 +22,9 @@ typedef int (*datareader_fn)(void *ctx, const char *line, size_t len,
 
 enum mlk_status datareader_lines(const char *path, datareader_fn fn,
 				 void *ctx, struct mlk_error *e);
+/* The same, inflating 16 KiB at a time, for callers that stop after a
+ * few lines (a sample): what they never see is never decompressed. */
+enum mlk_status datareader_lines_lazy(const char *path, datareader_fn fn,
+				      void *ctx, struct mlk_error *e);
 
 #endif

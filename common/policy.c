@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "access.h"
@@ -139,14 +140,76 @@ char *policy_sensitivity(const struct lake *l, const char *dataset)
 	return r ? r : xstrdup("restricted");
 }
 
+/* Is word (n bytes) a term of the scope, case-insensitively? */
+static int scope_has(const struct ynode *scope, const char *word, size_t n)
+{
+	if (!scope)
+		return 0;
+	if (scope->type == YNODE_SEQ) {
+		for (size_t i = 0; i < scope->n; i++)
+			if (scope_has(scope->items[i], word, n))
+				return 1;
+		return 0;
+	}
+	if (scope->type != YNODE_SCALAR || ynode_is_null(scope))
+		return 0;
+	/* A scalar scope lists its terms separated by commas or blanks. */
+	const char *p = scope->scalar;
+	while (*p) {
+		while (*p == ',' || *p == ' ' || *p == '\t')
+			p++;
+		const char *t = p;
+		while (*p && *p != ',' && *p != ' ' && *p != '\t')
+			p++;
+		if ((size_t)(p - t) == n && !strncasecmp(t, word, n))
+			return 1;
+	}
+	return 0;
+}
+
+static int purpose_char(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+	       (c >= '0' && c <= '9') || c == '-' || c == '_';
+}
+
+int policy_consent_allows(const struct lake *l, const char *dataset,
+			  const char *purpose)
+{
+	if (!dataset || !purpose || !*purpose)
+		return 0;
+	char *p = lake_path(l, "catalog/datasets/%s.yaml", dataset);
+	struct ynode *d = NULL;
+	struct mlk_error e = MLK_ERROR_INIT;
+	int ok = 0;
+	if (fsio_exists(p) && ynode_load_file(p, &d, &e) == MLK_OK) {
+		const struct ynode *scope = ynode_get(d, "consent");
+		for (const char *w = purpose; *w && !ok;) {
+			while (*w && !purpose_char(*w))
+				w++;
+			const char *t = w;
+			while (purpose_char(*w))
+				w++;
+			if (w > t)
+				ok = scope_has(scope, t, (size_t)(w - t));
+		}
+	}
+	ynode_free(d);
+	free(p);
+	return ok;
+}
+
 /*
  * The conditions a grant or request rule may carry beyond role, action,
  * zone and dataset.  Fails closed: a condition that cannot be checked
- * does not hold.
+ * does not hold.  *consent_only is set when every condition but the
+ * consent scope held.
  */
 static int conditions_hold(const struct lake *l, const struct ynode *g,
-			   const char *dataset, const struct policy_ctx *ctx)
+			   const char *dataset, const struct policy_ctx *ctx,
+			   int *consent_only)
 {
+	*consent_only = 0;
 	const struct ynode *sens = ynode_get(g, "sensitivity");
 	if (sens) {
 		if (!dataset)
@@ -172,6 +235,13 @@ static int conditions_hold(const struct lake *l, const struct ynode *g,
 		 * ends at the start of that day. */
 		if (strcmp(now, exp) >= 0)
 			return 0;
+	}
+	const char *consent = ynode_str(g, "consent");
+	if (consent && strcmp(consent, "any") &&
+	    !policy_consent_allows(l, dataset,
+				   ctx ? ctx->purpose : NULL)) {
+		*consent_only = 1;
+		return 0;
 	}
 	return 1;
 }
@@ -220,6 +290,8 @@ enum mlk_status policy_check_ctx(const struct lake *l,
 	}
 	const struct ynode *roles = ynode_get(pol, "roles");
 	const struct ynode *grants = ynode_get(pol, "grants");
+	long consent_rule = -1;
+	int consent_only;
 	if (grants && grants->type == YNODE_SEQ) {
 		for (size_t i = 0; i < grants->n; i++) {
 			const struct ynode *g = grants->items[i];
@@ -233,8 +305,12 @@ enum mlk_status policy_check_ctx(const struct lake *l,
 			const struct ynode *ds = ynode_get(g, "datasets");
 			if (dataset && ds && !list_has(ds, dataset, 1))
 				continue;
-			if (!conditions_hold(l, g, dataset, ctx))
+			if (!conditions_hold(l, g, dataset, ctx,
+					     &consent_only)) {
+				if (consent_only && consent_rule < 0)
+					consent_rule = (long)i;
 				continue;
+			}
 			d->allow = 1;
 			snprintf(d->rule, sizeof d->rule, "grants[%zu]", i);
 			snprintf(d->role, sizeof d->role, "%s", role);
@@ -250,7 +326,12 @@ enum mlk_status policy_check_ctx(const struct lake *l,
 		snprintf(d->rule, sizeof d->rule, "request:%s", rid);
 		return MLK_OK;
 	}
-	snprintf(d->rule, sizeof d->rule, "default-deny");
+	/* A grant that failed on consent alone is the rule that denied. */
+	if (consent_rule >= 0)
+		snprintf(d->rule, sizeof d->rule, "grants[%ld]:consent",
+			 consent_rule);
+	else
+		snprintf(d->rule, sizeof d->rule, "default-deny");
 	return MLK_OK;
 }
 
@@ -287,8 +368,13 @@ enum mlk_status policy_request(const struct lake *l,
 		const struct ynode *ds = ynode_get(g, "datasets");
 		if (ds && !list_has(ds, dataset, 1))
 			continue;
-		if (!conditions_hold(l, g, dataset, ctx))
+		int consent_only;
+		if (!conditions_hold(l, g, dataset, ctx, &consent_only)) {
+			if (consent_only && !strcmp(rd->rule, "default-deny"))
+				snprintf(rd->rule, sizeof rd->rule,
+					 "requests[%zu]:consent", i);
 			continue;
+		}
 		const char *dec = ynode_str(g, "decide");
 		snprintf(rd->rule, sizeof rd->rule, "requests[%zu]", i);
 		const char *days = ynode_str(g, "days");
@@ -322,4 +408,54 @@ enum mlk_status policy_request(const struct lake *l,
 	}
 	ynode_free(pol);
 	return s;
+}
+
+enum mlk_status policy_identity_of(const char *user, struct identity *id)
+{
+	memset(id, 0, sizeof *id);
+	size_t alloc = 0;
+	snprintf(id->user, sizeof id->user, "%s", user);
+	id->uid = -1;
+	struct passwd *pw = getpwnam(user);
+	if (!pw)
+		return MLK_OK;
+	id->uid = (long)pw->pw_uid;
+	gid_t gs[256];
+	int n = 256;
+	if (getgrouplist(user, pw->pw_gid, gs, &n) < 0)
+		n = 0;
+	for (int i = 0; i < n; i++) {
+		struct group *gr = getgrgid(gs[i]);
+		if (gr)
+			add_group(id, &alloc, gr->gr_name);
+	}
+	return MLK_OK;
+}
+
+enum mlk_status policy_grants_of(const struct lake *l,
+				 const struct identity *id,
+				 policy_grant_fn fn, void *ctx,
+				 struct mlk_error *e)
+{
+	struct ynode *pol = NULL;
+	if (load_policy(l, &pol, e) != MLK_OK)
+		return e->status;
+	const struct ynode *roles = ynode_get(pol, "roles");
+	const struct ynode *grants = ynode_get(pol, "grants");
+	char now[32];
+	lake_time_iso(lake_now(l), now);
+	for (size_t i = 0; grants && grants->type == YNODE_SEQ &&
+			   i < grants->n; i++) {
+		const struct ynode *g = grants->items[i];
+		const char *role = ynode_str(g, "role");
+		if (!role || !in_role(roles, role, id))
+			continue;
+		const char *exp = ynode_str(g, "expires");
+		if (exp && strcmp(now, exp) >= 0)
+			continue;
+		if (fn(ctx, i, g))
+			break;
+	}
+	ynode_free(pol);
+	return MLK_OK;
 }

@@ -13,7 +13,9 @@
  *
  * Grants may carry conditions: the dataset's sensitivity (from its
  * catalog descriptor, "restricted" when it has none), the project, a
- * required purpose, and an expiry.  After the policy's own grants, a
+ * required purpose, an expiry, and `consent: required`: the purpose must
+ * name a term of the descriptor's consent scope.  A denial where some
+ * grant failed on consent alone names it ("grants[1]:consent").  After the policy's own grants, a
  * granted and unexpired access request (access.h) of the user's for the
  * same action, zone and dataset allows, by rule "request:<id>".
  * policy_request() decides a new request by the policy's `requests`
@@ -30,6 +32,7 @@
 
 #include "lake.h"
 #include "status.h"
+#include "yamltree.h"
 
 struct identity {
 	char user[256];
@@ -79,6 +82,15 @@ enum mlk_status policy_check_ctx(const struct lake *l,
 int policy_in_role(const struct lake *l, const struct identity *id,
 		   const char *role);
 
+/*
+ * Consent scope: 1 when purpose names (as a word of letters, digits, '-'
+ * and '_', case-insensitively) a term of the dataset descriptor's
+ * `consent` (a list, or terms separated by commas or blanks); 0 when it
+ * does not, or there is no descriptor, scope or purpose.
+ */
+int policy_consent_allows(const struct lake *l, const char *dataset,
+			  const char *purpose);
+
 /* The sensitivity label of a dataset's descriptor; "restricted" when
  * there is none.  Caller frees. */
 char *policy_sensitivity(const struct lake *l, const char *dataset);
@@ -103,5 +115,18 @@ enum mlk_status policy_request(const struct lake *l,
 			       const struct policy_ctx *ctx,
 			       struct request_decision *rd,
 			       struct mlk_error *e);
+
+/* The identity of another user, by name: the user and the OS groups
+ * the user belongs to (none when there is no such OS user). */
+enum mlk_status policy_identity_of(const char *user, struct identity *id);
+
+/* Each grant of the policy whose role holds id and that has not
+ * expired, with its 0-based index; a non-zero return stops. */
+typedef int (*policy_grant_fn)(void *ctx, size_t index,
+			       const struct ynode *grant);
+enum mlk_status policy_grants_of(const struct lake *l,
+				 const struct identity *id,
+				 policy_grant_fn fn, void *ctx,
+				 struct mlk_error *e);
 
 #endif

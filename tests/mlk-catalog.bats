@@ -199,19 +199,20 @@ last_event() {
 		"$MLK_LAKE/catalog/datasets/ehr/hl7.yaml"
 	run mlk-catalog search sensitivity=public
 	assert_output ''
+	# Three descriptors: ingest made one for ehr/synthea too.
 	run mlk-catalog reindex
-	assert_output '{"indexed":2}'
+	assert_output '{"indexed":3}'
 	run mlk-catalog search sensitivity=public
 	assert_equal "$(jq -r .dataset <<<"$output")" "ehr/hl7"
 	! ls -a "$MLK_LAKE/catalog" | grep -q '^\.tmp-'
 	rm "$MLK_LAKE/catalog/index.ndjson"
 	run mlk-catalog list
-	assert_equal "${#lines[@]}" 2
+	assert_equal "${#lines[@]}" 3
 	assert_file_exists "$MLK_LAKE/catalog/index.ndjson"
 	echo 'not json' >>"$MLK_LAKE/catalog/index.ndjson"
 	run --separate-stderr mlk-catalog list
 	assert_failure 4
-	[[ $stderr == "mlk-catalog: 'catalog/index.ndjson':3: not a valid index line"* ]]
+	[[ $stderr == "mlk-catalog: 'catalog/index.ndjson':4: not a valid index line"* ]]
 }
 
 @test "set: reserved keys refused; owner and steward may edit; others are denied and audited" {
@@ -539,4 +540,274 @@ last_event() {
 	run --separate-stderr mlk-catalog scan raw/ehr/hl7
 	assert_failure 4
 	[[ $stderr == *"stored record does not end its envelope" ]]
+}
+
+# --- catalog 3 ---
+
+# Records as jq -S lines without the envelope, sorted: what a version holds.
+bodies() {
+	jq -S -c 'del(._mlk)' "$@" | sort
+}
+
+@test "scan --version gives exactly a snapshot's records, --where pruned, audited" {
+	land
+	mlk-deid --project t fhir.ndjson 2>/dev/null >deid.ndjson
+	v1=$(mlk-snapshot create --quiet curated/ehr/fhir <deid.ndjson | jq -r .snapshot)
+	jq -c 'select(._mlk.type == "fhir:Patient")' deid.ndjson >pat.ndjson
+	[ -s pat.ndjson ]
+	v2=$(mlk-snapshot create --quiet curated/ehr/fhir <pat.ndjson | jq -r .snapshot)
+	[ "$v1" != "$v2" ]
+	run --separate-stderr mlk-catalog scan curated/ehr/fhir --version "$v1"
+	assert_success
+	[ -z "$stderr" ]
+	[ "$(wc -l <deid.ndjson)" -gt "$(wc -l <pat.ndjson)" ]
+	cmp <(bodies deid.ndjson) <(printf '%s\n' "$output" | bodies)
+	run jq -r '[._mlk.zone, ._mlk.dataset, ._mlk.snapshot] | join(" ")' <<<"$output"
+	assert_equal "$(printf '%s\n' "$output" | sort -u)" "curated ehr/fhir $v1"
+	run last_event '[.action, .zone, .dataset, .decision, .outputs[0].records, .detail.snapshot, .detail.version]'
+	assert_output "[\"read\",\"curated\",\"ehr/fhir\",\"allow\",$(wc -l <deid.ndjson),\"$v1\",1]"
+	# Without --version: the latest.
+	run mlk-catalog scan curated/ehr/fhir
+	assert_success
+	cmp <(bodies pat.ndjson) <(printf '%s\n' "$output" | bodies)
+	# --where opens only the files whose partition it allows: take the
+	# others away, and the scan still succeeds.
+	want=$(jq -c 'select(._mlk.type == "fhir:Patient") | del(._mlk)' deid.ndjson | sort)
+	[ -n "$want" ]
+	dir=$MLK_LAKE/curated/ehr/fhir/snapshot=$v1
+	chmod u+w "$dir"
+	for f in "$dir"/*/*.gz; do
+		case $f in */type=fhir%3APatient/*) ;; *) rm "$f" ;; esac
+	done
+	run --separate-stderr mlk-catalog scan curated/ehr/fhir --version "$v1" --where 'type=fhir:Patient'
+	assert_success
+	[ "$(printf '%s\n' "$output" | jq -c 'del(._mlk)' | sort)" = "$want" ]
+	run last_event '.detail.pruned > 0 and .detail.files > 0'
+	assert_output true
+	# Misuse: raw has no versions; another dataset's version; unknown key.
+	run --separate-stderr mlk-catalog scan raw/ehr/fhir --version "$v1"
+	assert_failure 2
+	[[ $stderr == *"--version reads curated or training"* ]]
+	mlk-deid --project t hl7.ndjson 2>/dev/null | mlk-snapshot create --quiet curated/ehr/hl7 >/dev/null
+	run --separate-stderr mlk-catalog scan curated/ehr/hl7 --version "$v1"
+	assert_failure 2
+	assert_equal "$stderr" "mlk-catalog: snapshot $v1 is a version of curated/ehr/fhir, not of curated/ehr/hl7"
+	run --separate-stderr mlk-catalog scan curated/ehr/fhir --version "$v1" --where 'facility=north'
+	assert_failure 2
+	assert_equal "$stderr" "mlk-catalog: 'facility' is not a partition key of curated/ehr/fhir"
+	run --separate-stderr mlk-catalog scan training/none --version "$v1"
+	assert_failure 2
+	run --separate-stderr mlk-catalog scan training/none
+	assert_failure 2
+	assert_equal "$stderr" "mlk-catalog: training/none has no snapshots"
+	# A reader without a grant: denied, exit 3, audited.
+	MLK_TEST_USER=eve run --separate-stderr mlk-catalog scan curated/ehr/fhir \
+		--version "$v1" --purpose cohort
+	assert_failure 3
+	assert_output ''
+	run last_event '[.actor.user, .action, .zone, .decision, .rule, .status]'
+	assert_output '["eve","read","curated","deny","default-deny",3]'
+}
+
+@test "ingest keeps the descriptor's derived parts current; person-edited keys survive" {
+	mklake
+	head -n 40 "$DATA/synthea-csv/encounters.csv" >enc1.csv
+	{ head -n 1 "$DATA/synthea-csv/encounters.csv"; sed -n '41,90p' "$DATA/synthea-csv/encounters.csv"; } >enc2.csv
+	mlk-ingest --quiet --dataset ehr/enc enc1.csv >one.ndjson
+	f=$MLK_LAKE/catalog/datasets/ehr/enc.yaml
+	assert_file_exists "$f"
+	run mlk-catalog show ehr/enc
+	assert_success
+	run jq -c '[.owner, .sensitivity, .added_by, .derived.records, (.derived.batches | length), .derived.partitions, .derived.types]' <<<"$output"
+	assert_output "[\"$(id -un)\",\"restricted\",\"\",39,1,[\"table\",\"year\",\"month\"],[\"csv:enc1\"]]"
+	# The listing and search see it at once.
+	run mlk-catalog search csv:enc1
+	assert_equal "$(jq -r .dataset <<<"$output")" "ehr/enc"
+	mlk-catalog set ehr/enc steward=sam description="encounters export" \
+		consent="research" >/dev/null
+	mlk-ingest --quiet --dataset ehr/enc enc2.csv >two.ndjson
+	run mlk-catalog show ehr/enc
+	run jq -c '[.steward, .description, .consent, .derived.records, (.derived.batches | length), .derived.types]' <<<"$output"
+	assert_output '["sam","encounters export","research",89,2,["csv:enc1","csv:enc2"]]'
+	# The merged schema is what a full refresh finds (small batches are
+	# read whole).
+	merged=$(mlk-catalog show ehr/enc | jq -c '.derived | del(.refreshed)')
+	fresh=$(mlk-catalog refresh ehr/enc | jq -c '.derived | del(.refreshed)')
+	assert_equal "$merged" "$fresh"
+	[ "$(jq '.schema | length' <<<"$merged")" -gt 5 ]
+	# Without values: no field value of the records is in the descriptor.
+	val=$(jq -r '.Id' one.ndjson | head -n 1)
+	! grep -qF "$val" "$f"
+	# Ingesting the same bytes again changes nothing.
+	before=$(sha256sum <"$f")
+	mlk-ingest --quiet --dataset ehr/enc enc1.csv >/dev/null 2>&1
+	[ "$(sha256sum <"$f")" = "$before" ]
+	# add catalogues a tool-made descriptor once, keeping what it has.
+	run --separate-stderr mlk-catalog add ehr/enc sensitivity=internal
+	assert_success
+	run jq -c '[.added_by, .sensitivity, .steward, .derived.records]' <<<"$output"
+	assert_output "[\"$(id -un)\",\"internal\",\"sam\",89]"
+	run --separate-stderr mlk-catalog add ehr/enc
+	assert_failure 2
+	assert_equal "$stderr" "mlk-catalog: dataset 'ehr/enc' is already in the catalog"
+	run --separate-stderr mlk-catalog set ehr/enc added_by=eve
+	assert_failure 2
+}
+
+@test "snapshot create lists the version in the descriptor; a training set is described by it" {
+	land
+	mlk-deid --project t hl7.ndjson 2>/dev/null >deid.ndjson
+	made=$(mlk-snapshot create --quiet curated/ehr/hl7 <deid.ndjson)
+	id=$(jq -r .snapshot <<<"$made")
+	run mlk-catalog show ehr/hl7
+	run jq -c '.versions' <<<"$output"
+	assert_output --regexp "^\[\{\"snapshot\":\"$id\",\"zone\":\"curated\",\"version\":1,\"records\":$(wc -l <deid.ndjson),\"created\":\"[0-9TZ:-]+\"\}\]$"
+	# The same records again: the same version, listed once.
+	mlk-snapshot create --quiet curated/ehr/hl7 <deid.ndjson >/dev/null
+	run mlk-catalog show ehr/hl7
+	run jq '.versions | length' <<<"$output"
+	assert_output 1
+	# A dataset that only exists as snapshots: derived from the snapshot.
+	head -n 7 deid.ndjson | mlk-snapshot create --quiet training/hl7-cohort >/dev/null
+	run mlk-catalog show hl7-cohort
+	assert_success
+	run jq -c '[.derived.records, .derived.batches, (.derived.schema | map(.field) | index("MSH") != null), .versions[0].zone]' <<<"$output"
+	assert_output '[7,[],true,"training"]'
+}
+
+@test "vocabulary at ingest: synonyms become preferred terms in records and partition folders" {
+	mklake
+	cat >"$MLK_LAKE/vocab.yaml" <<-'EOF'
+	version: 1
+	keys: [modality]
+	fields:
+	  modality: modality
+	  assay: assay
+	terms:
+	  cardiology: [cardiac]
+	vocabularies:
+	  modality:
+	    CT: [computed tomography, thoracic CT, CT chest]
+	    MR: [MRI, magnetic resonance]
+	  assay:
+	    WGS: [whole genome sequencing, whole-genome]
+	EOF
+	sed -i 's|^datasets: {}$|datasets:\n  img/studies:\n    partitions:\n      ndjson: [modality]\n      csv: [modality, assay]|' \
+		"$MLK_LAKE/mlk.yaml"
+	printf '%s\n' '{"id":"a","modality":"thoracic CT","note":{"modality":"MRI"}}' \
+		'{"id":"b","modality":"mri","assay":"whole-genome"}' \
+		'{"id":"c","modality":"cardiac"}' '{"id":"d","modality":7}' >s.ndjson
+	printf 'id,modality,assay\ne,CT chest,whole genome sequencing\nf,PET,panel\n' >s.csv
+	run --separate-stderr mlk-ingest --quiet --dataset img/studies s.ndjson s.csv
+	assert_success
+	run jq -c '[.id, .modality, .assay, .note.modality, ._mlk.partition]' <<<"$output"
+	assert_output - <<-'EOF'
+	["a","CT",null,"MRI","modality=CT"]
+	["b","MR","WGS",null,"modality=MR"]
+	["c","cardiac",null,null,"modality=cardiac"]
+	["d",7,null,null,"modality=7"]
+	["e","CT","WGS",null,"modality=CT/assay=WGS"]
+	["f","PET","panel",null,"modality=PET/assay=panel"]
+	EOF
+	raw=$MLK_LAKE/raw/img/studies
+	run bash -c "cd '$raw' && find . -name '*.gz' | sed 's|^./batch=[^/]*/||; s|/[^/]*$||' | sort -u"
+	assert_output - <<-'EOF'
+	modality=7
+	modality=CT
+	modality=CT/assay=WGS
+	modality=MR
+	modality=PET/assay=panel
+	modality=cardiac
+	EOF
+	# What scan gives back is what ingest printed.
+	run mlk-catalog scan raw/img/studies --where 'modality=CT'
+	[ "$(printf '%s\n' "$output" | jq -r .id | sort | tr '\n' ' ')" = "a e " ]
+	# vocab check keeps working on descriptors.
+	mlk-catalog set img/studies modality="CT chest" >/dev/null
+	run mlk-catalog vocab check
+	assert_success
+	mlk-catalog set img/studies modality=ultrasound >/dev/null
+	run --separate-stderr mlk-catalog vocab check
+	assert_failure 1
+	assert_output '{"dataset":"img/studies","key":"modality","value":"ultrasound"}'
+	# A field naming no vocabulary is refused before anything lands.
+	printf 'fields:\n  modality: imaging\n' >"$MLK_LAKE/vocab.yaml"
+	echo '{"id":"z","modality":"MRI"}' >z.ndjson
+	run --separate-stderr mlk-ingest --quiet --dataset img/studies z.ndjson
+	assert_failure 2
+	[[ $stderr == *"vocab.yaml':2: field 'modality' names no vocabulary 'imaging'"* ]]
+	[ "$(ls "$raw" | grep -c '^batch=')" -eq 1 ]
+}
+
+@test "consent scope: a grant with consent: required allows only purposes in scope; denials audited" {
+	land
+	cat >"$MLK_LAKE/policy.yaml" <<-EOF
+	version: 1
+	owner: $(id -un)
+	test_identity_override: true
+	roles:
+	  researcher: {users: [rita]}
+	grants:
+	  - role: researcher
+	    actions: [read]
+	    zones: [raw]
+	    datasets: [ehr/fhir, ehr/hl7]
+	    consent: required
+	requests:
+	  - role: researcher
+	    datasets: [ehr/synthea]
+	    consent: required
+	    decide: grant
+	    days: 7
+	EOF
+	mlk-catalog set ehr/fhir 'consent=research, ai-training' >/dev/null
+	mlk-catalog set ehr/synthea consent=quality-improvement >/dev/null
+	export MLK_TEST_USER=rita
+	run --separate-stderr mlk-catalog scan raw/ehr/fhir --purpose "marketing analysis"
+	assert_failure 3
+	assert_output ''
+	assert_equal "$stderr" "mlk-catalog: read of raw/ehr/fhir denied for user 'rita' by policy rule 'grants[0]:consent'"
+	run last_event '[.actor.user, .action, .purpose, .decision, .rule, .status]'
+	assert_output '["rita","read","marketing analysis","deny","grants[0]:consent",3]'
+	# No purpose is never in scope; a word inside another is not either.
+	run mlk-catalog scan raw/ehr/fhir
+	assert_failure 3
+	run mlk-catalog scan raw/ehr/fhir --purpose "non-research use"
+	assert_failure 3
+	# In scope (case-insensitively, as a word of the purpose): granted.
+	run --separate-stderr mlk-catalog scan raw/ehr/fhir --purpose "AI-training: HF readmission"
+	assert_success
+	[ "$(printf '%s\n' "$output" | wc -l)" -eq "$(wc -l <fhir.ndjson)" ]
+	run last_event '[.decision, .rule, .purpose]'
+	assert_output '["allow","grants[0]","AI-training: HF readmission"]'
+	# A consent list in the YAML works the same; no scope at all denies.
+	sed -i 's/^consent: .*/consent: [research]/' "$MLK_LAKE/catalog/datasets/ehr/fhir.yaml"
+	run mlk-catalog scan raw/ehr/fhir --purpose research
+	assert_success
+	run mlk-catalog scan raw/ehr/hl7 --purpose research
+	assert_failure 3
+	# Requests: the rule that failed on consent alone is named.
+	run --separate-stderr mlk-catalog request ehr/synthea --purpose research
+	assert_failure 3
+	run jq -r '[.status, .rule] | join(" ")' <<<"$output"
+	assert_output 'denied requests[0]:consent'
+	run last_event '[.action, .decision, .rule]'
+	assert_output '["access.decide","deny","requests[0]:consent"]'
+	run --separate-stderr mlk-catalog request ehr/synthea --purpose "quality-improvement audit"
+	assert_success
+	rid=$(jq -r .id <<<"$output")
+	run jq -r .status <<<"$output"
+	assert_output granted
+	# grants lists the policy's grants in force for the user, then the
+	# granted requests.
+	run --separate-stderr mlk-catalog grants
+	assert_success
+	run jq -c '[.user, (if .grant then .rule else .id end), .grant.consent // .status]' <<<"$output"
+	assert_output - <<-EOF
+	["rita","grants[0]","required"]
+	["rita","$rid","granted"]
+	EOF
+	MLK_TEST_USER= run mlk-catalog grants --user nobody-here
+	assert_success
+	assert_output ''
 }

@@ -10,6 +10,7 @@
 #include "buf.h"
 #include "catalog.h"
 #include "scan.h"
+#include "vocab.h"
 #include "yamltree.h"
 #include "tap.h"
 #include "banned.h"
@@ -103,10 +104,94 @@ static void test_descriptor(void)
 	buf_release(&j2);
 }
 
+
+/* vocab.c: which fields are normalised, by which vocabulary, and how
+ * vocab_apply rewrites a record's text. */
+static const char vocab_text[] =
+	"version: 1\n"
+	"fields: {modality: modality, assay: assay, dept: terms}\n"
+	"terms:\n"
+	"  cardiology: [cardiac]\n"
+	"vocabularies:\n"
+	"  modality:\n"
+	"    CT: [computed tomography, thoracic CT, CT chest]\n"
+	"    MR: [MRI]\n"
+	"  assay:\n"
+	"    WGS: whole genome sequencing\n";
+
+static char *applied(const struct vocab *v, const char *obj, size_t *n)
+{
+	struct buf b = BUF_INIT;
+	*n = vocab_apply(v, obj, strlen(obj), &b);
+	buf_addch(&b, '\0');
+	return buf_detach(&b);
+}
+
+static void test_vocab(void)
+{
+	struct ynode *y = NULL;
+	struct mlk_error e = MLK_ERROR_INIT;
+	struct vocab v;
+	check(ynode_load_mem("vocab.yaml", vocab_text, sizeof vocab_text - 1,
+			     &y, &e) == MLK_OK, "vocab.yaml parses");
+	check(vocab_from_tree(y, "vocab.yaml", &v, &e) == MLK_OK &&
+	      v.nfields == 3, "three controlled fields");
+	ynode_free(y);
+	const char *p = vocab_field_preferred(&v, "modality", 8, "ct CHEST",
+					      8);
+	check(p && !strcmp(p, "CT"), "a synonym in any case gives its term");
+	check(!vocab_field_preferred(&v, "modality", 8, "cardiac", 7),
+	      "another vocabulary's term is not the field's");
+	p = vocab_field_preferred(&v, "dept", 4, "Cardiac", 7);
+	check(p && !strcmp(p, "cardiology"), "terms: the general list");
+	check(!vocab_field_preferred(&v, "other", 5, "MRI", 3),
+	      "an uncontrolled field is left alone");
+	p = vocab_preferred(&v, "whole genome sequencing", 23);
+	check(p && !strcmp(p, "WGS"), "search sees every vocabulary");
+
+	size_t n;
+	char *out = applied(&v, "{\"id\":\"x\",\"modality\":\"thoracic CT\","
+			    "\"note\":{\"modality\":\"MRI\"},\"assay\":"
+			    "\"whole genome sequencing\",\"n\":[1,{\"a\":\"}\"}]",
+			    &n);
+	check(n == 2 && !strcmp(out, "{\"id\":\"x\",\"modality\":\"CT\","
+				"\"note\":{\"modality\":\"MRI\"},\"assay\":"
+				"\"WGS\",\"n\":[1,{\"a\":\"}\"}]"),
+	      "top-level synonyms rewritten, nested ones and the rest kept "
+	      "(the object's closing brace may be missing)");
+	free(out);
+	out = applied(&v, "{\"modality\":\"CT\",\"x\":1}", &n);
+	check(n == 0 && !strcmp(out, "{\"modality\":\"CT\",\"x\":1}"),
+	      "a preferred term stays as it is");
+	free(out);
+	out = applied(&v, "{\"modality\":7,\"assay\":null,\"dept\":\"x\\\"y\"}",
+		      &n);
+	check(n == 0 && !strcmp(out, "{\"modality\":7,\"assay\":null,"
+				"\"dept\":\"x\\\"y\"}"),
+	      "numbers, nulls and non-terms are kept");
+	free(out);
+	out = applied(&v, "{\"modality\":\"MRI\"", &n);
+	check(n == 1 && !strcmp(out, "{\"modality\":\"MR\""),
+	      "a body without its closing brace");
+	free(out);
+	out = applied(&v, "{", &n);
+	check(n == 0 && !strcmp(out, "{"), "an empty body");
+	free(out);
+	vocab_release(&v);
+
+	y = NULL;
+	static const char bad[] = "fields:\n  modality: imaging\n";
+	ynode_load_mem("vocab.yaml", bad, sizeof bad - 1, &y, &e);
+	check(vocab_from_tree(y, "vocab.yaml", &v, &e) == MLK_USAGE &&
+	      e.line == 2, "a field naming no vocabulary is refused, by line");
+	ynode_free(y);
+}
+
 int main(void)
 {
 	(void)mem_read;   /* tap.h's reader is not needed here */
 	test_where();
 	test_descriptor();
+	test_vocab();
 	return tap_done();
 }
