@@ -33,6 +33,10 @@ struct pnode {
 	int label;               /* 0 unknown, 1 none, 2 name, 3 address */
 	int notid;               /* 0 unknown, 1 may hold an id, 2 a code */
 	unsigned long long dropped;
+	/* Records repeat their layout: the child met first under this node
+	 * and the sibling met after this one, last time (index + 1, 0
+	 * none).  A hint is only a guess, checked before it is used. */
+	uint32_t first_hint, next_hint;
 };
 
 struct ptab {
@@ -94,6 +98,7 @@ struct deid {
 	struct crypto_hmac *mac; /* keyed with the project key */
 	int has_scrub;
 	int has_encrypt;
+	int has_shift;           /* a dateshift rule: patients need offsets */
 	size_t *type_rules;      /* the datatype and value rules */
 	size_t ntype;
 	size_t *value_rules;     /* the value rules alone */
@@ -635,16 +640,20 @@ static void add_str(struct buf *o, const char *p, size_t n)
 	buf_add_json_str(o, p, n);
 }
 
-/* The decoded string (or the raw number) of leaf v in t->tmp. */
+/* The decoded string (or the raw number) of leaf v: the record's own
+ * bytes when there is nothing to decode, else a copy in t->tmp.  Valid
+ * until the next call; not NUL-terminated. */
 static const char *leaf_text(struct tls *t, int v, size_t *n)
 {
-	buf_reset(&t->tmp);
 	size_t rn;
 	const char *p = rec_raw(&t->r, v, &rn);
-	if (rec_type(&t->r, v) == REC_STRING && memchr(p, '\\', rn))
-		rec_str(&t->r, v, &t->tmp);
-	else
-		buf_add(&t->tmp, p, rn);
+	if (!t->r.has_escape || rec_type(&t->r, v) != REC_STRING ||
+	    !memchr(p, '\\', rn)) {
+		*n = rn;
+		return p;
+	}
+	buf_reset(&t->tmp);
+	rec_str(&t->r, v, &t->tmp);
 	*n = t->tmp.len;
 	return t->tmp.data ? t->tmp.data : "";
 }
@@ -1220,6 +1229,8 @@ static int walk_object(struct tls *t, int v, uint32_t node, size_t sp,
 	const int *sk = r->skip;
 	size_t mark = o->len;
 	int any = 0;
+	uint32_t prev = UINT32_MAX;
+	uint32_t hint = t->pt.v[node].first_hint;
 	buf_addch(o, '{');
 	for (int k = v + 1; k < sk[v]; k = sk[k + 1]) {
 		size_t kn;
@@ -1232,18 +1243,33 @@ static int walk_object(struct tls *t, int v, uint32_t node, size_t sp,
 		struct buf kb = BUF_INIT;
 		const char *name = kp;
 		size_t nn = kn;
-		if (memchr(kp, '\\', kn)) {
+		if (r->has_escape && memchr(kp, '\\', kn)) {
 			rec_str(r, k, &kb);
 			name = kb.data;
 			nn = kb.len;
 		}
-		uint32_t child = ptab_child(&t->pt, node, name, nn);
+		uint32_t child = UINT32_MAX;
+		if (hint) {
+			const struct pnode *h = &t->pt.v[hint - 1];
+			if (h->parent == node && h->klen == nn &&
+			    !memcmp(h->key, name, nn))
+				child = hint - 1;
+		}
+		if (child == UINT32_MAX)
+			child = ptab_child(&t->pt, node, name, nn);
 		buf_release(&kb);
 		if (child == UINT32_MAX) {
 			/* The path cache is full: fail closed. */
 			t->c.dropped_values++;
+			hint = 0;
 			continue;
 		}
+		if (prev == UINT32_MAX)
+			t->pt.v[node].first_hint = child + 1;
+		else
+			t->pt.v[prev].next_hint = child + 1;
+		prev = child;
+		hint = t->pt.v[child].next_hint;
 		size_t before = o->len;
 		/* ,"key": in one go */
 		buf_grow(o, kn + 4);
@@ -1622,7 +1648,10 @@ static void map(void *ctx, void *tl, const char *line, size_t len,
 		/* the raw id is PHI: it lives only in tmp2, reset below */
 		tok_cached(t, t->tmp2.data, t->tmp2.len, t->ptoken);
 		struct tcache *c = tcache_slot(t, t->tmp2.data, t->tmp2.len);
-		if (c && c->shift_ok && c->len == t->tmp2.len &&
+		/* Only a dateshift rule reads the offset: no HMAC without. */
+		if (!d->has_shift) {
+			t->shift = 0;
+		} else if (c && c->shift_ok && c->len == t->tmp2.len &&
 		    !memcmp(c->v, t->tmp2.data, c->len)) {
 			t->shift = c->shift;
 		} else {
@@ -2083,6 +2112,8 @@ struct deid *deid_new(const struct deid_params *p,
 			d->value_rules[d->nvalue++] = i;
 		if (d->prof->rules[i].method == DM_SCRUB)
 			d->has_scrub = 1;
+		if (d->prof->rules[i].method == DM_DATESHIFT)
+			d->has_shift = 1;
 		if (d->prof->rules[i].method == DM_ENCRYPT)
 			d->has_encrypt = p->vault;
 	}

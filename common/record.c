@@ -351,6 +351,7 @@ enum mlk_status rec_parse(struct rec *r, const char *text, size_t len,
 	r->len = len;
 	r->ntok = 0;
 	r->has_space = 0;
+	r->has_escape = 1;
 
 	/* Strip trailing whitespace (including a CRLF's '\r'). */
 	size_t n = len;
@@ -404,6 +405,9 @@ enum mlk_status rec_parse(struct rec *r, const char *text, size_t len,
 		free(r->skip);
 		r->skip = xmalloc(r->skip_alloc * sizeof(int));
 	}
+	/* Without a backslash no string needs decoding: lookups and
+	 * callers skip their per-string search for one. */
+	r->has_escape = memchr(text, '\\', n) != NULL;
 	struct vstate v = { r, e, text, plain_ascii(text, n) };
 	int end = validate(&v, 0, 0);
 	if (end < 0)
@@ -458,7 +462,7 @@ int rec_key_eq(const struct rec *r, int k, const char *s)
 	const jsmntok_t *t = &TOK(r)[k];
 	size_t n = (size_t)(t->end - t->start);
 	const char *p = r->text + t->start;
-	if (memchr(p, '\\', n))
+	if (r->has_escape && memchr(p, '\\', n))
 		return key_eq_decoded(r, k, s);
 	return strlen(s) == n && !memcmp(p, s, n);
 }
@@ -475,7 +479,8 @@ int rec_get(const struct rec *r, int obj, const char *key)
 		if (n == kn && !memcmp(p, key, n))
 			return k + 1;
 		/* An escaped name is never shorter than its text. */
-		if (n > kn && memchr(p, '\\', n) && key_eq_decoded(r, k, key))
+		if (n > kn && r->has_escape && memchr(p, '\\', n) &&
+		    key_eq_decoded(r, k, key))
 			return k + 1;
 	}
 	return -1;

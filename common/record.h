@@ -38,6 +38,7 @@ struct rec {
 	int *skip;
 	size_t tok_alloc, skip_alloc;
 	int has_space;  /* insignificant whitespace between tokens */
+	int has_escape; /* a backslash somewhere: some string has escapes */
 	void *parser;   /* private */
 };
 

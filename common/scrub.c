@@ -1139,6 +1139,9 @@ static int is_state(const unsigned char *w, size_t k, int need_upper)
 
 static int is_stop(const char *w, size_t k)
 {
+	/* Every stop word and state is letters: most ids stop here. */
+	if (!is_alpha((unsigned char)w[0]))
+		return 0;
 	if (k < sizeof stop_words / sizeof stop_words[0])
 		for (const char *sw = stop_words[k]; *sw; sw += k)
 			if (sw[0] == w[0] && !memcmp(sw, w, k))
@@ -1328,21 +1331,22 @@ void scrub_add_known(struct scrub *sc, const char *v, size_t n,
 		sc->nspans = first_span;
 		return;
 	}
+	uint32_t head = 0;
 	for (size_t j = 0; j < nw; j++) {
 		struct kspan sp = sc->spans[first_span + j];
 		const char *w = sc->arena.data + sp.off;
 		size_t d = 0;
 		uint32_t idx = word_entry(sc, sp.off, sp.len, ki);
+		if (j == 0)
+			head = idx;
 		while (d < sp.len && is_digit((unsigned char)w[d]))
 			d++;
-		if (sp.len >= 2 && !is_stop(w, sp.len) &&
-		    !(d == sp.len && d < 4))
+		if (sp.len >= 2 && !(d == sp.len && d < 4) &&
+		    !is_stop(w, sp.len))
 			make_alone(sc, idx, ki);
 	}
 
 	/* The phrase, in its first word's list, longest first. */
-	uint32_t head = word_entry(sc, sc->spans[first_span].off,
-				   sc->spans[first_span].len, ki);
 	int32_t *link = &sc->words[head].phrases;
 	XGROW(sc->phrases, sc->aphrases, sc->nphrases + 1);
 	struct kphrase *ph = &sc->phrases[sc->nphrases];
