@@ -1441,7 +1441,39 @@ static int raw_is(const struct rec *r, int i, const char *s)
 	return n == strlen(s) && !memcmp(p, s, n);
 }
 
-static enum rkind record_kind(const struct rec *r, int m)
+/* The top-level members the kind and envelope depend on, found in one
+ * pass, each the first of its name (as rec_get finds it); -1 absent. */
+struct top {
+	int mlk, rt, msh;
+};
+
+static struct top top_members(const struct rec *r)
+{
+	struct top tp = { -1, -1, -1 };
+	const int *sk = r->skip;
+	for (int k = 1; k < sk[0]; k = sk[k + 1]) {
+		size_t n;
+		const char *p = rec_raw(r, k, &n);
+		if (r->has_escape) {
+			if (tp.mlk < 0 && rec_key_eq(r, k, "_mlk"))
+				tp.mlk = k + 1;
+			else if (tp.rt < 0 && rec_key_eq(r, k, "resourceType"))
+				tp.rt = k + 1;
+			else if (tp.msh < 0 && rec_key_eq(r, k, "MSH"))
+				tp.msh = k + 1;
+		} else if (n == 4 && tp.mlk < 0 && !memcmp(p, "_mlk", 4)) {
+			tp.mlk = k + 1;
+		} else if (n == 12 && tp.rt < 0 &&
+			   !memcmp(p, "resourceType", 12)) {
+			tp.rt = k + 1;
+		} else if (n == 3 && tp.msh < 0 && !memcmp(p, "MSH", 3)) {
+			tp.msh = k + 1;
+		}
+	}
+	return tp;
+}
+
+static enum rkind record_kind(const struct rec *r, int m, int rt, int msh)
 {
 	int ty = m > 0 ? rec_get(r, m, "type") : -1;
 	if (ty > 0 && rec_type(r, ty) == REC_STRING) {
@@ -1453,14 +1485,13 @@ static enum rkind record_kind(const struct rec *r, int m)
 			return RK_HL7;
 		return RK_FLAT;
 	}
-	int rt = rec_get(r, 0, "resourceType");
 	if (rt > 0 && rec_type(r, rt) == REC_STRING)
 		return RK_FHIR;
-	int msh = rec_get(r, 0, "MSH");
 	if (msh > 0 && rec_type(r, msh) == REC_ARRAY)
 		return RK_HL7;
 	return RK_FLAT;
 }
+
 
 /* The patient's id as the source has it, in out; 0 when none. */
 static int ref_id(const struct rec *r, int i, struct buf *out)
@@ -1638,8 +1669,9 @@ static void map(void *ctx, void *tl, const char *line, size_t len,
 		return;
 	}
 	const struct rec *r = &t->r;
-	int m = rec_get(r, 0, "_mlk");
-	t->kind = record_kind(r, m);
+	struct top tp = top_members(r);
+	int m = tp.mlk;
+	t->kind = record_kind(r, m, tp.rt, tp.msh);
 	t->pout = d->has_encrypt ? out : NULL;
 	size_t aux_off = out->aux.len;
 	buf_reset(&t->tmp2);
@@ -1808,8 +1840,9 @@ static void scan_map(void *ctx, void *tl, const char *line, size_t len,
 		return;
 	if (rec_parse(&t->r, line, len, &e) != MLK_OK)
 		return;
-	int m = rec_get(&t->r, 0, "_mlk");
-	t->kind = record_kind(&t->r, m);
+	struct top tp = top_members(&t->r);
+	int m = tp.mlk;
+	t->kind = record_kind(&t->r, m, tp.rt, tp.msh);
 	if (!describes_patient(t, m))
 		return;
 	buf_reset(&t->tmp2);
