@@ -1656,6 +1656,33 @@ static void write_envelope(struct tls *t, int m, struct buf *o)
 	buf_addch(o, '}');
 }
 
+/*
+ * Whether the record's identifiers must go to the scrubber: only when a
+ * word of one of them may be a word of a text to scrub (see
+ * scrub_probe_known), which most records' notes do not have.  With
+ * patients' identifiers from the scan, always.
+ */
+static int known_needed(struct tls *t)
+{
+	if (t->have_patient && t->d->npk)
+		return 1;
+	if (!t->nkv)
+		return 0;
+	scrub_probe_reset(t->sc);
+	for (size_t i = 0; i < t->ndv; i++) {
+		size_t n;
+		const char *p = leaf_text(t, t->dv[i].v, &n);
+		scrub_probe_text(t->sc, p, n);
+	}
+	for (size_t i = 0; i < t->nkv; i++) {
+		size_t n;
+		const char *p = leaf_text(t, t->kv[i].v, &n);
+		if (scrub_probe_known(t->sc, p, n))
+			return 1;
+	}
+	return 0;
+}
+
 static void map(void *ctx, void *tl, const char *line, size_t len,
 		long long lineno, unsigned long long offset,
 		struct pmap_out *out)
@@ -1726,10 +1753,14 @@ static void map(void *ctx, void *tl, const char *line, size_t len,
 		scrub_clear_known(t->sc);
 		if (t->have_patient && d->npk)
 			pk_add_known(t);
+		int need = known_needed(t);
 		for (size_t i = 0; i < t->nkv; i++) {
 			size_t n;
-			const char *p = leaf_text(t, t->kv[i].v, &n);
-			scrub_add_known(t->sc, p, n, t->kv[i].kind);
+			const char *p = need ? leaf_text(t, t->kv[i].v, &n) : "";
+			if (need)
+				scrub_add_known(t->sc, p, n, t->kv[i].kind);
+			else
+				scrub_add_kind(t->sc, t->kv[i].kind);
 		}
 		/* Now that every identifier of the record is known, the
 		 * text: splice it in where the placeholders are. */
