@@ -55,6 +55,10 @@ struct frame {
  * every record of theirs), and a lookup is cheaper than an HMAC. */
 #define TCACHE 1024
 #define TCACHE_MAX 64
+/* Patients recur (every record of theirs names them) among ids that do
+ * not (an encounter's): their tokens and offsets have a cache of their
+ * own, which the one-off ids do not evict. */
+#define PCACHE 16384
 struct tcache {
 	uint8_t len;             /* 0 empty */
 	char v[TCACHE_MAX];
@@ -66,6 +70,8 @@ struct tcache {
 struct tls {
 	struct deid *d;
 	struct tcache *tc;
+	struct tcache *pc;       /* patients, PCACHE entries */
+	struct mlk_error err;    /* of the last rec_parse */
 	struct rec r;
 	struct crypto_hmac *mac;
 	struct scrub *sc;
@@ -164,14 +170,37 @@ static void token_of(struct crypto_hmac *h, const char *v, size_t n,
 	crypto_wipe(md, sizeof md);
 }
 
-static struct tcache *tcache_slot(struct tls *t, const char *v, size_t n)
+static struct tcache *cache_slot(struct tcache *tc, size_t size,
+				 const char *v, size_t n)
 {
 	if (n == 0 || n > TCACHE_MAX)
 		return NULL;
 	uint64_t h = 0xcbf29ce484222325ULL;
 	for (size_t i = 0; i < n; i++)
 		h = (h ^ (unsigned char)v[i]) * 0x100000001b3ULL;
-	return &t->tc[h & (TCACHE - 1)];
+	return &tc[h & (size - 1)];
+}
+
+static struct tcache *tcache_slot(struct tls *t, const char *v, size_t n)
+{
+	return cache_slot(t->tc, TCACHE, v, n);
+}
+
+static int cache_has(const struct tcache *c, const char *v, size_t n)
+{
+	return c && c->len == n && !memcmp(c->v, v, n);
+}
+
+/* Remember v's token (shift unknown) in slot c unless it is there. */
+static void cache_put(struct tcache *c, const char *v, size_t n,
+		      const char *tok)
+{
+	if (!c || cache_has(c, v, n))
+		return;
+	c->len = (uint8_t)n;
+	memcpy(c->v, v, n);
+	memcpy(c->tok, tok, DEID_TOKEN_LEN + 1);
+	c->shift_ok = 0;
 }
 
 /* token_of under the thread's key, through the cache. */
@@ -1150,14 +1179,20 @@ static void collect_known(struct tls *t, const struct prule *ru, int v,
 	 * five digits, a phone or SSN) need not be known. */
 	if (memchr(p, '@', n))
 		return;
+	/* 1 a digit, 2 what a phone number has besides, 0 the rest */
+	static const unsigned char cls[256] = {
+		['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1,
+		['5'] = 1, ['6'] = 1, ['7'] = 1, ['8'] = 1, ['9'] = 1,
+		[' '] = 2, ['('] = 2, [')'] = 2, ['-'] = 2, ['.'] = 2,
+		['+'] = 2,
+	};
 	size_t run = 0, digits = 0, other = 0;
 	for (size_t i = 0; i < n && run < 5; i++) {
-		if (p[i] >= '0' && p[i] <= '9')
+		unsigned c = cls[(unsigned char)p[i]];
+		if (c == 1)
 			run++, digits++;
 		else
-			run = 0, other += !(p[i] == ' ' || p[i] == '(' ||
-					    p[i] == ')' || p[i] == '-' ||
-					    p[i] == '.' || p[i] == '+');
+			run = 0, other += c == 0;
 	}
 	if (run >= 5 || (!other && digits >= 7))
 		return;
@@ -1689,9 +1724,10 @@ static void map(void *ctx, void *tl, const char *line, size_t len,
 {
 	struct deid *d = ctx;
 	struct tls *t = tl;
-	struct mlk_error e = MLK_ERROR_INIT;
-	if (rec_parse(&t->r, line, len, &e) != MLK_OK) {
-		pmap_add_reject(out, NULL, 0, e.msg, lineno, offset);
+	/* rec_parse fills it on failure: no 1 KiB to clear per line */
+	struct mlk_error *e = &t->err;
+	if (rec_parse(&t->r, line, len, e) != MLK_OK) {
+		pmap_add_reject(out, NULL, 0, e->msg, lineno, offset);
 		t->c.rejected++;
 		return;
 	}
@@ -1705,22 +1741,28 @@ static void map(void *ctx, void *tl, const char *line, size_t len,
 	t->have_patient = find_patient(t, m, &t->tmp2);
 	if (t->have_patient) {
 		/* the raw id is PHI: it lives only in tmp2, reset below */
-		tok_cached(t, t->tmp2.data, t->tmp2.len, t->ptoken);
-		struct tcache *c = tcache_slot(t, t->tmp2.data, t->tmp2.len);
+		const char *pv = t->tmp2.data;
+		size_t pn = t->tmp2.len;
+		struct tcache *c = cache_slot(t->pc, PCACHE, pv, pn);
+		if (cache_has(c, pv, pn)) {
+			memcpy(t->ptoken, c->tok, DEID_TOKEN_LEN + 1);
+		} else {
+			token_of(t->mac, pv, pn, t->ptoken);
+			cache_put(c, pv, pn, t->ptoken);
+		}
+		/* the walk meets the id again, through the field cache */
+		cache_put(tcache_slot(t, pv, pn), pv, pn, t->ptoken);
 		/* Only a dateshift rule reads the offset: no HMAC without. */
 		if (!d->has_shift) {
 			t->shift = 0;
-		} else if (c && c->shift_ok && c->len == t->tmp2.len &&
-		    !memcmp(c->v, t->tmp2.data, c->len)) {
-			t->shift = c->shift;
+		} else if (c && c->shift_ok) {
+			t->shift = c->shift;   /* c holds pv: see above */
 		} else {
-			uint64_t h = mac64(t->mac, "shift", t->tmp2.data,
-					   t->tmp2.len);
+			uint64_t h = mac64(t->mac, "shift", pv, pn);
 			int span = d->prof->shift_days;
 			int off = (int)(h % (uint64_t)(2 * span)) - span;
 			t->shift = off >= 0 ? off + 1 : off;
-			if (c && c->len == t->tmp2.len &&
-			    !memcmp(c->v, t->tmp2.data, c->len)) {
+			if (c) {
 				c->shift = t->shift;
 				c->shift_ok = 1;
 			}
@@ -1842,7 +1884,6 @@ static void scan_map(void *ctx, void *tl, const char *line, size_t len,
 		     struct pmap_out *out)
 {
 	struct tls *t = tl;
-	struct mlk_error e = MLK_ERROR_INIT;
 	(void)ctx;
 	(void)offset;
 	/* Most lines describe no patient: look before parsing.  A FHIR
@@ -1869,7 +1910,7 @@ static void scan_map(void *ctx, void *tl, const char *line, size_t len,
 	}
 	if (!maybe)
 		return;
-	if (rec_parse(&t->r, line, len, &e) != MLK_OK)
+	if (rec_parse(&t->r, line, len, &t->err) != MLK_OK)
 		return;
 	struct top tp = top_members(&t->r);
 	int m = tp.mlk;
@@ -2003,6 +2044,7 @@ static void *tls_new(void *ctx)
 	rec_init(&t->r);
 	t->mac = crypto_hmac_dup(d->mac);
 	t->tc = xcalloc(TCACHE, sizeof *t->tc);
+	t->pc = xcalloc(PCACHE, sizeof *t->pc);
 	t->sc = scrub_new(SCRUB_ALL);
 	ptab_init(&t->pt);
 	return t;
@@ -2092,6 +2134,8 @@ static void tls_release(struct tls *t)
 	/* the cache holds ids as they came: wipe them */
 	crypto_wipe(t->tc, TCACHE * sizeof *t->tc);
 	free(t->tc);
+	crypto_wipe(t->pc, PCACHE * sizeof *t->pc);
+	free(t->pc);
 	free(t);
 }
 
