@@ -1,5 +1,6 @@
 /* FNM_CASEFOLD and strcasestr(3) are GNU extensions (glibc, musl). */
 #define _GNU_SOURCE
+#define MLK_REC_INLINE          /* rec_raw, rec_type inline: see record.h */
 #include "deid.h"
 
 #include <ctype.h>

@@ -1,6 +1,7 @@
 #include "record.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -440,6 +441,21 @@ const char *rec_raw(const struct rec *r, int i, size_t *n)
 	*n = (size_t)(t->end - t->start);
 	return r->text + t->start;
 }
+
+/* What the inline accessors of record.h (MLK_REC_INLINE) take for
+ * granted. */
+_Static_assert(sizeof(jsmntok_t) == REC_TOK_INTS * sizeof(int) &&
+	       sizeof(jsmntype_t) == sizeof(int) &&
+	       offsetof(jsmntok_t, type) == 0 &&
+	       offsetof(jsmntok_t, start) == 1 * sizeof(int) &&
+	       offsetof(jsmntok_t, end) == 2 * sizeof(int) &&
+	       offsetof(jsmntok_t, size) == 3 * sizeof(int),
+	       "jsmntok_t is not five ints");
+_Static_assert((int)JSMN_OBJECT == (int)REC_OBJECT &&
+	       (int)JSMN_ARRAY == (int)REC_ARRAY &&
+	       (int)JSMN_STRING == (int)REC_STRING &&
+	       (int)JSMN_PRIMITIVE == (int)REC_PRIMITIVE,
+	       "jsmn's types are not numbered as enum rec_type");
 
 void rec_span(const struct rec *r, int i, size_t *begin, size_t *end)
 {
