@@ -1,5 +1,6 @@
 /* FNM_CASEFOLD and strcasestr(3) are GNU extensions (glibc, musl). */
 #define _GNU_SOURCE
+#define MLK_REC_INLINE          /* rec_raw, rec_type inline: see record.h */
 #include "deid.h"
 
 #include <ctype.h>
@@ -33,6 +34,10 @@ struct pnode {
 	int label;               /* 0 unknown, 1 none, 2 name, 3 address */
 	int notid;               /* 0 unknown, 1 may hold an id, 2 a code */
 	unsigned long long dropped;
+	/* Records repeat their layout: the child met first under this node
+	 * and the sibling met after this one, last time (index + 1, 0
+	 * none).  A hint is only a guess, checked before it is used. */
+	uint32_t first_hint, next_hint;
 };
 
 struct ptab {
@@ -51,6 +56,10 @@ struct frame {
  * every record of theirs), and a lookup is cheaper than an HMAC. */
 #define TCACHE 1024
 #define TCACHE_MAX 64
+/* Patients recur (every record of theirs names them) among ids that do
+ * not (an encounter's): their tokens and offsets have a cache of their
+ * own, which the one-off ids do not evict. */
+#define PCACHE 16384
 struct tcache {
 	uint8_t len;             /* 0 empty */
 	char v[TCACHE_MAX];
@@ -62,6 +71,8 @@ struct tcache {
 struct tls {
 	struct deid *d;
 	struct tcache *tc;
+	struct tcache *pc;       /* patients, PCACHE entries */
+	struct mlk_error err;    /* of the last rec_parse */
 	struct rec r;
 	struct crypto_hmac *mac;
 	struct scrub *sc;
@@ -94,6 +105,7 @@ struct deid {
 	struct crypto_hmac *mac; /* keyed with the project key */
 	int has_scrub;
 	int has_encrypt;
+	int has_shift;           /* a dateshift rule: patients need offsets */
 	size_t *type_rules;      /* the datatype and value rules */
 	size_t ntype;
 	size_t *value_rules;     /* the value rules alone */
@@ -159,14 +171,37 @@ static void token_of(struct crypto_hmac *h, const char *v, size_t n,
 	crypto_wipe(md, sizeof md);
 }
 
-static struct tcache *tcache_slot(struct tls *t, const char *v, size_t n)
+static struct tcache *cache_slot(struct tcache *tc, size_t size,
+				 const char *v, size_t n)
 {
 	if (n == 0 || n > TCACHE_MAX)
 		return NULL;
 	uint64_t h = 0xcbf29ce484222325ULL;
 	for (size_t i = 0; i < n; i++)
 		h = (h ^ (unsigned char)v[i]) * 0x100000001b3ULL;
-	return &t->tc[h & (TCACHE - 1)];
+	return &tc[h & (size - 1)];
+}
+
+static struct tcache *tcache_slot(struct tls *t, const char *v, size_t n)
+{
+	return cache_slot(t->tc, TCACHE, v, n);
+}
+
+static int cache_has(const struct tcache *c, const char *v, size_t n)
+{
+	return c && c->len == n && !memcmp(c->v, v, n);
+}
+
+/* Remember v's token (shift unknown) in slot c unless it is there. */
+static void cache_put(struct tcache *c, const char *v, size_t n,
+		      const char *tok)
+{
+	if (!c || cache_has(c, v, n))
+		return;
+	c->len = (uint8_t)n;
+	memcpy(c->v, v, n);
+	memcpy(c->tok, tok, DEID_TOKEN_LEN + 1);
+	c->shift_ok = 0;
 }
 
 /* token_of under the thread's key, through the cache. */
@@ -635,16 +670,20 @@ static void add_str(struct buf *o, const char *p, size_t n)
 	buf_add_json_str(o, p, n);
 }
 
-/* The decoded string (or the raw number) of leaf v in t->tmp. */
+/* The decoded string (or the raw number) of leaf v: the record's own
+ * bytes when there is nothing to decode, else a copy in t->tmp.  Valid
+ * until the next call; not NUL-terminated. */
 static const char *leaf_text(struct tls *t, int v, size_t *n)
 {
-	buf_reset(&t->tmp);
 	size_t rn;
 	const char *p = rec_raw(&t->r, v, &rn);
-	if (rec_type(&t->r, v) == REC_STRING && memchr(p, '\\', rn))
-		rec_str(&t->r, v, &t->tmp);
-	else
-		buf_add(&t->tmp, p, rn);
+	if (!t->r.has_escape || rec_type(&t->r, v) != REC_STRING ||
+	    !memchr(p, '\\', rn)) {
+		*n = rn;
+		return p;
+	}
+	buf_reset(&t->tmp);
+	rec_str(&t->r, v, &t->tmp);
 	*n = t->tmp.len;
 	return t->tmp.data ? t->tmp.data : "";
 }
@@ -1141,14 +1180,20 @@ static void collect_known(struct tls *t, const struct prule *ru, int v,
 	 * five digits, a phone or SSN) need not be known. */
 	if (memchr(p, '@', n))
 		return;
+	/* 1 a digit, 2 what a phone number has besides, 0 the rest */
+	static const unsigned char cls[256] = {
+		['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1,
+		['5'] = 1, ['6'] = 1, ['7'] = 1, ['8'] = 1, ['9'] = 1,
+		[' '] = 2, ['('] = 2, [')'] = 2, ['-'] = 2, ['.'] = 2,
+		['+'] = 2,
+	};
 	size_t run = 0, digits = 0, other = 0;
 	for (size_t i = 0; i < n && run < 5; i++) {
-		if (p[i] >= '0' && p[i] <= '9')
+		unsigned c = cls[(unsigned char)p[i]];
+		if (c == 1)
 			run++, digits++;
 		else
-			run = 0, other += !(p[i] == ' ' || p[i] == '(' ||
-					    p[i] == ')' || p[i] == '-' ||
-					    p[i] == '.' || p[i] == '+');
+			run = 0, other += c == 0;
 	}
 	if (run >= 5 || (!other && digits >= 7))
 		return;
@@ -1220,6 +1265,8 @@ static int walk_object(struct tls *t, int v, uint32_t node, size_t sp,
 	const int *sk = r->skip;
 	size_t mark = o->len;
 	int any = 0;
+	uint32_t prev = UINT32_MAX;
+	uint32_t hint = t->pt.v[node].first_hint;
 	buf_addch(o, '{');
 	for (int k = v + 1; k < sk[v]; k = sk[k + 1]) {
 		size_t kn;
@@ -1232,18 +1279,33 @@ static int walk_object(struct tls *t, int v, uint32_t node, size_t sp,
 		struct buf kb = BUF_INIT;
 		const char *name = kp;
 		size_t nn = kn;
-		if (memchr(kp, '\\', kn)) {
+		if (r->has_escape && memchr(kp, '\\', kn)) {
 			rec_str(r, k, &kb);
 			name = kb.data;
 			nn = kb.len;
 		}
-		uint32_t child = ptab_child(&t->pt, node, name, nn);
+		uint32_t child = UINT32_MAX;
+		if (hint) {
+			const struct pnode *h = &t->pt.v[hint - 1];
+			if (h->parent == node && h->klen == nn &&
+			    !memcmp(h->key, name, nn))
+				child = hint - 1;
+		}
+		if (child == UINT32_MAX)
+			child = ptab_child(&t->pt, node, name, nn);
 		buf_release(&kb);
 		if (child == UINT32_MAX) {
 			/* The path cache is full: fail closed. */
 			t->c.dropped_values++;
+			hint = 0;
 			continue;
 		}
+		if (prev == UINT32_MAX)
+			t->pt.v[node].first_hint = child + 1;
+		else
+			t->pt.v[prev].next_hint = child + 1;
+		prev = child;
+		hint = t->pt.v[child].next_hint;
 		size_t before = o->len;
 		/* ,"key": in one go */
 		buf_grow(o, kn + 4);
@@ -1415,7 +1477,39 @@ static int raw_is(const struct rec *r, int i, const char *s)
 	return n == strlen(s) && !memcmp(p, s, n);
 }
 
-static enum rkind record_kind(const struct rec *r, int m)
+/* The top-level members the kind and envelope depend on, found in one
+ * pass, each the first of its name (as rec_get finds it); -1 absent. */
+struct top {
+	int mlk, rt, msh;
+};
+
+static struct top top_members(const struct rec *r)
+{
+	struct top tp = { -1, -1, -1 };
+	const int *sk = r->skip;
+	for (int k = 1; k < sk[0]; k = sk[k + 1]) {
+		size_t n;
+		const char *p = rec_raw(r, k, &n);
+		if (r->has_escape) {
+			if (tp.mlk < 0 && rec_key_eq(r, k, "_mlk"))
+				tp.mlk = k + 1;
+			else if (tp.rt < 0 && rec_key_eq(r, k, "resourceType"))
+				tp.rt = k + 1;
+			else if (tp.msh < 0 && rec_key_eq(r, k, "MSH"))
+				tp.msh = k + 1;
+		} else if (n == 4 && tp.mlk < 0 && !memcmp(p, "_mlk", 4)) {
+			tp.mlk = k + 1;
+		} else if (n == 12 && tp.rt < 0 &&
+			   !memcmp(p, "resourceType", 12)) {
+			tp.rt = k + 1;
+		} else if (n == 3 && tp.msh < 0 && !memcmp(p, "MSH", 3)) {
+			tp.msh = k + 1;
+		}
+	}
+	return tp;
+}
+
+static enum rkind record_kind(const struct rec *r, int m, int rt, int msh)
 {
 	int ty = m > 0 ? rec_get(r, m, "type") : -1;
 	if (ty > 0 && rec_type(r, ty) == REC_STRING) {
@@ -1427,14 +1521,13 @@ static enum rkind record_kind(const struct rec *r, int m)
 			return RK_HL7;
 		return RK_FLAT;
 	}
-	int rt = rec_get(r, 0, "resourceType");
 	if (rt > 0 && rec_type(r, rt) == REC_STRING)
 		return RK_FHIR;
-	int msh = rec_get(r, 0, "MSH");
 	if (msh > 0 && rec_type(r, msh) == REC_ARRAY)
 		return RK_HL7;
 	return RK_FLAT;
 }
+
 
 /* The patient's id as the source has it, in out; 0 when none. */
 static int ref_id(const struct rec *r, int i, struct buf *out)
@@ -1599,40 +1692,78 @@ static void write_envelope(struct tls *t, int m, struct buf *o)
 	buf_addch(o, '}');
 }
 
+/*
+ * Whether the record's identifiers must go to the scrubber: only when a
+ * word of one of them may be a word of a text to scrub (see
+ * scrub_probe_known), which most records' notes do not have.  With
+ * patients' identifiers from the scan, always.
+ */
+static int known_needed(struct tls *t)
+{
+	if (t->have_patient && t->d->npk)
+		return 1;
+	if (!t->nkv)
+		return 0;
+	scrub_probe_reset(t->sc);
+	for (size_t i = 0; i < t->ndv; i++) {
+		size_t n;
+		const char *p = leaf_text(t, t->dv[i].v, &n);
+		scrub_probe_text(t->sc, p, n);
+	}
+	for (size_t i = 0; i < t->nkv; i++) {
+		size_t n;
+		const char *p = leaf_text(t, t->kv[i].v, &n);
+		if (scrub_probe_known(t->sc, p, n))
+			return 1;
+	}
+	return 0;
+}
+
 static void map(void *ctx, void *tl, const char *line, size_t len,
 		long long lineno, unsigned long long offset,
 		struct pmap_out *out)
 {
 	struct deid *d = ctx;
 	struct tls *t = tl;
-	struct mlk_error e = MLK_ERROR_INIT;
-	if (rec_parse(&t->r, line, len, &e) != MLK_OK) {
-		pmap_add_reject(out, NULL, 0, e.msg, lineno, offset);
+	/* rec_parse fills it on failure: no 1 KiB to clear per line */
+	struct mlk_error *e = &t->err;
+	if (rec_parse(&t->r, line, len, e) != MLK_OK) {
+		pmap_add_reject(out, NULL, 0, e->msg, lineno, offset);
 		t->c.rejected++;
 		return;
 	}
 	const struct rec *r = &t->r;
-	int m = rec_get(r, 0, "_mlk");
-	t->kind = record_kind(r, m);
+	struct top tp = top_members(r);
+	int m = tp.mlk;
+	t->kind = record_kind(r, m, tp.rt, tp.msh);
 	t->pout = d->has_encrypt ? out : NULL;
 	size_t aux_off = out->aux.len;
 	buf_reset(&t->tmp2);
 	t->have_patient = find_patient(t, m, &t->tmp2);
 	if (t->have_patient) {
 		/* the raw id is PHI: it lives only in tmp2, reset below */
-		tok_cached(t, t->tmp2.data, t->tmp2.len, t->ptoken);
-		struct tcache *c = tcache_slot(t, t->tmp2.data, t->tmp2.len);
-		if (c && c->shift_ok && c->len == t->tmp2.len &&
-		    !memcmp(c->v, t->tmp2.data, c->len)) {
-			t->shift = c->shift;
+		const char *pv = t->tmp2.data;
+		size_t pn = t->tmp2.len;
+		struct tcache *c = cache_slot(t->pc, PCACHE, pv, pn);
+		if (cache_has(c, pv, pn)) {
+			memcpy(t->ptoken, c->tok, DEID_TOKEN_LEN + 1);
 		} else {
-			uint64_t h = mac64(t->mac, "shift", t->tmp2.data,
-					   t->tmp2.len);
+			token_of(t->mac, pv, pn, t->ptoken);
+			cache_put(c, pv, pn, t->ptoken);
+		}
+		/* the walk meets the id again, through the field cache */
+		cache_put(tcache_slot(t, pv, pn), pv, pn, t->ptoken);
+		/* Only a dateshift rule reads the offset: no HMAC without. */
+		if (!d->has_shift) {
+			t->shift = 0;
+		} else if (c && c->shift_ok) {
+			t->shift = c->shift;   /* c holds pv: see above */
+		} else {
+			uint64_t h = mac64(t->mac, "shift", pv, pn);
 			int span = d->prof->shift_days;
 			int off = (int)(h % (uint64_t)(2 * span)) - span;
 			t->shift = off >= 0 ? off + 1 : off;
-			if (c && c->len == t->tmp2.len &&
-			    !memcmp(c->v, t->tmp2.data, c->len)) {
+			if (c) {
 				c->shift = t->shift;
 				c->shift_ok = 1;
 			}
@@ -1665,10 +1796,14 @@ static void map(void *ctx, void *tl, const char *line, size_t len,
 		scrub_clear_known(t->sc);
 		if (t->have_patient && d->npk)
 			pk_add_known(t);
+		int need = known_needed(t);
 		for (size_t i = 0; i < t->nkv; i++) {
 			size_t n;
-			const char *p = leaf_text(t, t->kv[i].v, &n);
-			scrub_add_known(t->sc, p, n, t->kv[i].kind);
+			const char *p = need ? leaf_text(t, t->kv[i].v, &n) : "";
+			if (need)
+				scrub_add_known(t->sc, p, n, t->kv[i].kind);
+			else
+				scrub_add_kind(t->sc, t->kv[i].kind);
 		}
 		/* Now that every identifier of the record is known, the
 		 * text: splice it in where the placeholders are. */
@@ -1750,7 +1885,6 @@ static void scan_map(void *ctx, void *tl, const char *line, size_t len,
 		     struct pmap_out *out)
 {
 	struct tls *t = tl;
-	struct mlk_error e = MLK_ERROR_INIT;
 	(void)ctx;
 	(void)offset;
 	/* Most lines describe no patient: look before parsing.  A FHIR
@@ -1777,10 +1911,11 @@ static void scan_map(void *ctx, void *tl, const char *line, size_t len,
 	}
 	if (!maybe)
 		return;
-	if (rec_parse(&t->r, line, len, &e) != MLK_OK)
+	if (rec_parse(&t->r, line, len, &t->err) != MLK_OK)
 		return;
-	int m = rec_get(&t->r, 0, "_mlk");
-	t->kind = record_kind(&t->r, m);
+	struct top tp = top_members(&t->r);
+	int m = tp.mlk;
+	t->kind = record_kind(&t->r, m, tp.rt, tp.msh);
 	if (!describes_patient(t, m))
 		return;
 	buf_reset(&t->tmp2);
@@ -1910,6 +2045,7 @@ static void *tls_new(void *ctx)
 	rec_init(&t->r);
 	t->mac = crypto_hmac_dup(d->mac);
 	t->tc = xcalloc(TCACHE, sizeof *t->tc);
+	t->pc = xcalloc(PCACHE, sizeof *t->pc);
 	t->sc = scrub_new(SCRUB_ALL);
 	ptab_init(&t->pt);
 	return t;
@@ -1999,6 +2135,8 @@ static void tls_release(struct tls *t)
 	/* the cache holds ids as they came: wipe them */
 	crypto_wipe(t->tc, TCACHE * sizeof *t->tc);
 	free(t->tc);
+	crypto_wipe(t->pc, PCACHE * sizeof *t->pc);
+	free(t->pc);
 	free(t);
 }
 
@@ -2083,6 +2221,8 @@ struct deid *deid_new(const struct deid_params *p,
 			d->value_rules[d->nvalue++] = i;
 		if (d->prof->rules[i].method == DM_SCRUB)
 			d->has_scrub = 1;
+		if (d->prof->rules[i].method == DM_DATESHIFT)
+			d->has_shift = 1;
 		if (d->prof->rules[i].method == DM_ENCRYPT)
 			d->has_encrypt = p->vault;
 	}

@@ -21,7 +21,9 @@
  *
  * Memory: per thread, one record, the path cache (one entry per distinct
  * field path seen, capped at DEID_MAX_PATHS, then paths are matched
- * without caching) and the dropped-field counts (one per distinct path).
+ * without caching), the dropped-field counts (one per distinct path) and
+ * two fixed token caches (ids: 1,024 entries; patients: 16,384, about
+ * 1.8 MB), wiped when the thread's work ends.
  *
  * Ownership: struct deid is made by deid_new and freed by deid_free; it
  * borrows the profile, which must outlive it.

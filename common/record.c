@@ -1,6 +1,7 @@
 #include "record.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -351,6 +352,7 @@ enum mlk_status rec_parse(struct rec *r, const char *text, size_t len,
 	r->len = len;
 	r->ntok = 0;
 	r->has_space = 0;
+	r->has_escape = 1;
 
 	/* Strip trailing whitespace (including a CRLF's '\r'). */
 	size_t n = len;
@@ -404,6 +406,9 @@ enum mlk_status rec_parse(struct rec *r, const char *text, size_t len,
 		free(r->skip);
 		r->skip = xmalloc(r->skip_alloc * sizeof(int));
 	}
+	/* Without a backslash no string needs decoding: lookups and
+	 * callers skip their per-string search for one. */
+	r->has_escape = memchr(text, '\\', n) != NULL;
 	struct vstate v = { r, e, text, plain_ascii(text, n) };
 	int end = validate(&v, 0, 0);
 	if (end < 0)
@@ -437,6 +442,21 @@ const char *rec_raw(const struct rec *r, int i, size_t *n)
 	return r->text + t->start;
 }
 
+/* What the inline accessors of record.h (MLK_REC_INLINE) take for
+ * granted. */
+_Static_assert(sizeof(jsmntok_t) == REC_TOK_INTS * sizeof(int) &&
+	       sizeof(jsmntype_t) == sizeof(int) &&
+	       offsetof(jsmntok_t, type) == 0 &&
+	       offsetof(jsmntok_t, start) == 1 * sizeof(int) &&
+	       offsetof(jsmntok_t, end) == 2 * sizeof(int) &&
+	       offsetof(jsmntok_t, size) == 3 * sizeof(int),
+	       "jsmntok_t is not five ints");
+_Static_assert((int)JSMN_OBJECT == (int)REC_OBJECT &&
+	       (int)JSMN_ARRAY == (int)REC_ARRAY &&
+	       (int)JSMN_STRING == (int)REC_STRING &&
+	       (int)JSMN_PRIMITIVE == (int)REC_PRIMITIVE,
+	       "jsmn's types are not numbered as enum rec_type");
+
 void rec_span(const struct rec *r, int i, size_t *begin, size_t *end)
 {
 	span(&TOK(r)[i], begin, end);
@@ -458,7 +478,7 @@ int rec_key_eq(const struct rec *r, int k, const char *s)
 	const jsmntok_t *t = &TOK(r)[k];
 	size_t n = (size_t)(t->end - t->start);
 	const char *p = r->text + t->start;
-	if (memchr(p, '\\', n))
+	if (r->has_escape && memchr(p, '\\', n))
 		return key_eq_decoded(r, k, s);
 	return strlen(s) == n && !memcmp(p, s, n);
 }
@@ -475,7 +495,8 @@ int rec_get(const struct rec *r, int obj, const char *key)
 		if (n == kn && !memcmp(p, key, n))
 			return k + 1;
 		/* An escaped name is never shorter than its text. */
-		if (n > kn && memchr(p, '\\', n) && key_eq_decoded(r, k, key))
+		if (n > kn && r->has_escape && memchr(p, '\\', n) &&
+		    key_eq_decoded(r, k, key))
 			return k + 1;
 	}
 	return -1;

@@ -38,6 +38,7 @@ struct rec {
 	int *skip;
 	size_t tok_alloc, skip_alloc;
 	int has_space;  /* insignificant whitespace between tokens */
+	int has_escape; /* a backslash somewhere: some string has escapes */
 	void *parser;   /* private */
 };
 
@@ -64,11 +65,43 @@ int rec_str_eq(const struct rec *r, int i, const char *s);
 int rec_key_eq(const struct rec *r, int k, const char *s);
 /* Unescaped string value of token i appended to out; -1 if not a string. */
 int rec_str(const struct rec *r, int i, struct buf *out);
-/* Type (enum rec_type) and size (members or items) of token i. */
+/*
+ * Type (enum rec_type) and size (members or items) of token i; raw bytes
+ * of token i (strings without quotes, escapes as written).
+ *
+ * A module that calls these for every token it meets (deid.c) defines
+ * MLK_REC_INLINE before including this header and gets them inline: a
+ * token is REC_TOK_INTS ints (type, start, end, size, parent), which
+ * record.c checks against jsmn's layout at compile time, and jsmn's types
+ * are numbered as enum rec_type is (0, unused after rec_parse, reads as
+ * REC_PRIMITIVE).  Everyone else calls record.c's, which do the same.
+ */
+#define REC_TOK_INTS 5
+#ifdef MLK_REC_INLINE
+static inline const int *rec_tok_(const struct rec *r, int i)
+{
+	return (const int *)r->tok + (size_t)i * REC_TOK_INTS;
+}
+static inline int rec_type(const struct rec *r, int i)
+{
+	int ty = rec_tok_(r, i)[0];
+	return ty >= REC_OBJECT && ty <= REC_PRIMITIVE ? ty : REC_PRIMITIVE;
+}
+static inline int rec_size(const struct rec *r, int i)
+{
+	return rec_tok_(r, i)[3];
+}
+static inline const char *rec_raw(const struct rec *r, int i, size_t *n)
+{
+	const int *t = rec_tok_(r, i);
+	*n = (size_t)(t[2] - t[1]);
+	return r->text + t[1];
+}
+#else
 int rec_type(const struct rec *r, int i);
 int rec_size(const struct rec *r, int i);
-/* Raw bytes of token i (strings without quotes, escapes as written). */
 const char *rec_raw(const struct rec *r, int i, size_t *n);
+#endif
 /* Byte span of token i including quotes for strings. */
 void rec_span(const struct rec *r, int i, size_t *begin, size_t *end);
 

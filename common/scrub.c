@@ -1054,6 +1054,8 @@ static size_t title_name_at(const struct tx *t, size_t p, size_t *start)
 
 /* ---- known identifiers ----------------------------------------------- */
 
+#define SCRUB_PROBE_BITS 4096
+
 struct kword {
 	uint32_t hash;
 	uint32_t off, len;      /* lowercased bytes in arena */
@@ -1089,6 +1091,10 @@ struct scrub {
 	size_t nkinds;
 	uint32_t kwfirst[26];   /* keywords by first letter, bit j = keywords[j] */
 	uint32_t kwbylen[11];   /* keywords by length, the same way */
+	/* scrub_probe_*: a bit per hash of each word of the texts */
+	uint64_t probe[SCRUB_PROBE_BITS / 64];
+	size_t probe_words;
+	int probe_all;
 };
 
 static const char *const fixed_labels[] = {
@@ -1139,6 +1145,9 @@ static int is_state(const unsigned char *w, size_t k, int need_upper)
 
 static int is_stop(const char *w, size_t k)
 {
+	/* Every stop word and state is letters: most ids stop here. */
+	if (!is_alpha((unsigned char)w[0]))
+		return 0;
 	if (k < sizeof stop_words / sizeof stop_words[0])
 		for (const char *sw = stop_words[k]; *sw; sw += k)
 			if (sw[0] == w[0] && !memcmp(sw, w, k))
@@ -1328,21 +1337,22 @@ void scrub_add_known(struct scrub *sc, const char *v, size_t n,
 		sc->nspans = first_span;
 		return;
 	}
+	uint32_t head = 0;
 	for (size_t j = 0; j < nw; j++) {
 		struct kspan sp = sc->spans[first_span + j];
 		const char *w = sc->arena.data + sp.off;
 		size_t d = 0;
 		uint32_t idx = word_entry(sc, sp.off, sp.len, ki);
+		if (j == 0)
+			head = idx;
 		while (d < sp.len && is_digit((unsigned char)w[d]))
 			d++;
-		if (sp.len >= 2 && !is_stop(w, sp.len) &&
-		    !(d == sp.len && d < 4))
+		if (sp.len >= 2 && !(d == sp.len && d < 4) &&
+		    !is_stop(w, sp.len))
 			make_alone(sc, idx, ki);
 	}
 
 	/* The phrase, in its first word's list, longest first. */
-	uint32_t head = word_entry(sc, sc->spans[first_span].off,
-				   sc->spans[first_span].len, ki);
 	int32_t *link = &sc->words[head].phrases;
 	XGROW(sc->phrases, sc->aphrases, sc->nphrases + 1);
 	struct kphrase *ph = &sc->phrases[sc->nphrases];
@@ -1358,6 +1368,83 @@ void scrub_add_known(struct scrub *sc, const char *v, size_t n,
 	}
 	ph->next = *link;
 	*link = (int32_t)sc->nphrases++;
+}
+
+void scrub_add_kind(struct scrub *sc, const char *kind)
+{
+	(void)intern_kind(sc, kind);
+}
+
+void scrub_probe_reset(struct scrub *sc)
+{
+	memset(sc->probe, 0, sizeof sc->probe);
+	sc->probe_words = 0;
+	sc->probe_all = 0;
+}
+
+static inline void probe_bit(uint32_t h, size_t *word, uint64_t *bit)
+{
+	h = (h >> 12) ^ h;
+	*word = (h >> 6) & (SCRUB_PROBE_BITS / 64 - 1);
+	*bit = UINT64_C(1) << (h & 63);
+}
+
+/* The words of ASCII text are its runs of letters and digits, as the
+ * scanner sees them; with other bytes every value is taken as found. */
+void scrub_probe_text(struct scrub *sc, const char *in, size_t n)
+{
+	const unsigned char *s = (const unsigned char *)in;
+
+	for (size_t p = 0; p < n && !sc->probe_all;) {
+		if (s[p] >= 0x80) {
+			sc->probe_all = 1;
+			break;
+		}
+		if (!is_alnum(s[p])) {
+			p++;
+			continue;
+		}
+		/* c | 0x20 folds a letter and keeps a digit */
+		uint32_t h = HASH_INIT;
+		while (p < n && is_alnum(s[p]))
+			h = hash_step(h, s[p++] | 0x20);
+		if (p < n && s[p] >= 0x80) {
+			sc->probe_all = 1;
+			break;
+		}
+		if (++sc->probe_words > SCRUB_PROBE_WORDS) {
+			sc->probe_all = 1;
+			break;
+		}
+		size_t w;
+		uint64_t b;
+		probe_bit(h, &w, &b);
+		sc->probe[w] |= b;
+	}
+}
+
+/* Words split as scrub_add_known() splits them. */
+int scrub_probe_known(const struct scrub *sc, const char *v, size_t n)
+{
+	const unsigned char *s = (const unsigned char *)v;
+
+	if (sc->probe_all)
+		return 1;
+	for (size_t p = 0; p < n;) {
+		if (!is_word(s[p])) {
+			p++;
+			continue;
+		}
+		uint32_t h = HASH_INIT;
+		while (p < n && is_word(s[p]))
+			h = hash_step(h, fold(s[p++]));
+		size_t w;
+		uint64_t b;
+		probe_bit(h, &w, &b);
+		if (sc->probe[w] & b)
+			return 1;
+	}
+	return 0;
 }
 
 /* Separators allowed between the words of a known multi-word value. */

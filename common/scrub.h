@@ -87,6 +87,24 @@ void scrub_add_known(struct scrub *s, const char *v, size_t n,
 		     const char *kind);
 
 /*
+ * A shortcut for callers that know the text before the identifiers:
+ * the known set changes scrub_text()'s output only through a word of a
+ * known value that is also a word of the text, and through the value's
+ * kind (a "[KIND]" label in text is copied as it is).  So a caller may
+ * note the texts (scrub_probe_reset, then scrub_probe_text for each),
+ * and when scrub_probe_known() is false for every value, call
+ * scrub_add_kind() for each instead of scrub_add_known(): the output is
+ * the same.  scrub_probe_known() may say yes wrongly (a hash collision,
+ * text with non-ASCII bytes or more than SCRUB_PROBE_WORDS words), never
+ * no wrongly.
+ */
+#define SCRUB_PROBE_WORDS 512
+void scrub_add_kind(struct scrub *s, const char *kind);
+void scrub_probe_reset(struct scrub *s);
+void scrub_probe_text(struct scrub *s, const char *in, size_t n);
+int scrub_probe_known(const struct scrub *s, const char *v, size_t n);
+
+/*
  * Append the scrubbed text of in[0..n) to out; returns the number of
  * replacements made.  in is UTF-8 (already JSON-decoded); out receives
  * raw UTF-8 that the caller JSON-escapes.

@@ -382,6 +382,55 @@ static void note_cases(void)
 	}
 }
 
+/*
+ * scrub_probe_*: a value none of whose words is a word of the text is
+ * reported as absent, and adding only its kind scrubs the text as adding
+ * the value would; a value that shares a word (any case) is reported.
+ */
+static void probe_cases(void)
+{
+	static const struct {
+		const char *text, *value;
+		int found;
+	} pc[] = {
+		{ "Pt Jordan Kim seen today.", "Jordan", 1 },
+		{ "Pt JORDAN KIM seen today.", "kim", 1 },
+		{ "Pt Jordan Kim seen today.", "7351 Pine Ct", 0 },
+		{ "Pt Jordan Kim seen today.", "Salt Lake City", 0 },
+		{ "Seen at 7351 pine ct.", "7351 Pine Ct", 1 },
+		{ "Jordanson was here", "Jordan", 0 },
+		{ "Plan: recheck", "cce43d3b-88cd-400f-88ad-f5b5ee442da3", 0 },
+		{ "id cce43d3b here", "cce43d3b-88cd-400f-88ad-f5b5ee442da3", 1 },
+		/* non-ASCII text: every value is taken as found */
+		{ "Pt Jos\xc3\xa9 seen", "Kim", 1 },
+	};
+	struct buf a = BUF_INIT, b = BUF_INIT;
+
+	for (size_t i = 0; i < sizeof pc / sizeof pc[0]; i++) {
+		const char *text = pc[i].text, *v = pc[i].value;
+		scrub_probe_reset(sc);
+		scrub_probe_text(sc, text, strlen(text));
+		int got = scrub_probe_known(sc, v, strlen(v));
+		check(got == pc[i].found, "probe '%s' in '%s': %d", v, text,
+		      pc[i].found);
+		/* the shortcut's promise: absent -> the kind alone will do */
+		scrub_clear_known(sc);
+		scrub_add_known(sc, v, strlen(v), "NAME");
+		buf_reset(&a);
+		scrub_text(sc, text, strlen(text), &a);
+		scrub_clear_known(sc);
+		scrub_add_kind(sc, "NAME");
+		buf_reset(&b);
+		scrub_text(sc, text, strlen(text), &b);
+		if (!got)
+			check(a.len == b.len && !memcmp(a.data, b.data, a.len),
+			      "absent '%s': same text without it", v);
+	}
+	scrub_clear_known(sc);
+	buf_release(&a);
+	buf_release(&b);
+}
+
 int main(void)
 {
 	(void)mem_read;         /* tap.h's reader; scrub reads no stream */
@@ -394,6 +443,7 @@ int main(void)
 	known_cases();
 	mask_cases();
 	note_cases();
+	probe_cases();
 	scrub_free(sc);
 	return tap_done();
 }
