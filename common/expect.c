@@ -1748,6 +1748,8 @@ static double psi_of(const struct psi_bins *b)
 	return psi;
 }
 
+static int exp_pass(const struct expect_set *s, const struct exp *x);
+
 enum mlk_status expect_finish(struct expect_set *s, struct mlk_error *e)
 {
 	for (size_t i = 0; i < s->n; i++) {
@@ -1777,6 +1779,9 @@ enum mlk_status expect_finish(struct expect_set *s, struct mlk_error *e)
 						(double)x->checked : 0;
 		if (x->kind == K_PSI)
 			x->psi = psi_of(&x->pb);
+		/* Whole-stream kinds fail once, not per record. */
+		if (x->kind == K_PSI || x->kind == K_FRESHNESS)
+			x->failed = !exp_pass(s, x);
 	}
 	return MLK_OK;
 }
