@@ -314,11 +314,15 @@ static int gate_input(struct ctx *c, struct gate *g)
 	char *final = lake_path(&c->lake, "staging/expect-input");
 	char *tmp = NULL;
 	int fd = -1;
+	int made = !fsio_is_dir(dir);
 	enum mlk_status st = fsio_mkdirs(dir, 0755, &e);
 	if (st == MLK_OK)
 		st = fsio_temp_beside(final, &fd, &tmp, &e);
 	if (st == MLK_OK && unlink(tmp) != 0)
 		st = mlk_error_errno(&e, tmp, "cannot unlink");
+	/* A refused snapshot leaves nothing, not even staging/. */
+	if (made)
+		rmdir(dir);
 	static char chunk[1 << 16];
 	while (st == MLK_OK) {
 		ssize_t n = read(0, chunk, sizeof chunk);
