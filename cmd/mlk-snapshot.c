@@ -100,6 +100,7 @@ static int open_lake(struct ctx *c, const struct opts *o)
 {
 	struct mlk_error e = MLK_ERROR_INIT;
 	c->o = o;
+	c->quality = NULL;
 	if (lake_open(o->lake, &c->lake, &e) != MLK_OK)
 		return fail(&e);
 	if (policy_identity(&c->lake, &c->id, &e) != MLK_OK) {
