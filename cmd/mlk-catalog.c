@@ -12,6 +12,9 @@
 #include "audit.h"
 #include "buf.h"
 #include "catalog.h"
+#include "crypto.h"
+#include "expect.h"
+#include "fsio.h"
 #include "lake.h"
 #include "lifecycle.h"
 #include "model.h"
@@ -41,6 +44,8 @@ static const char usage_text[] =
 "       mlk-catalog deny REQUEST\n"
 "       mlk-catalog grants [--user U]\n"
 "       mlk-catalog vocab check\n"
+"       mlk-catalog check DATASET [--snapshot ID] [--expectations FILE]\n"
+"                   [--defaults NAME] [--reference ID] [--purpose TEXT]\n"
 "       mlk-catalog model register NAME --snapshot ID --code REF\n"
 "                   --params FILE --metrics FILE [--dataset DATASET]\n"
 "       mlk-catalog model promote NAME@VERSION --to STAGE\n"
@@ -60,7 +65,11 @@ static const char usage_text[] =
 "  --action ACTION       what a request asks for (read)\n"
 "  --zone ZONE           the zone a request is for (raw)\n"
 "  --user U              whose grants (you)\n"
-"  --snapshot ID         the snapshot a model was trained on\n"
+"  --snapshot ID         the snapshot a model was trained on; check: the\n"
+"                        snapshot whose records to check (else stdin)\n"
+"  --expectations FILE   check: expectations to use (mlk-expect(5))\n"
+"  --defaults NAME       check: built-in expectations, fhir or synthea\n"
+"  --reference ID        check: the reference snapshot of every psi\n"
 "  --code REF            the code it was trained with (a git commit)\n"
 "  --params FILE         its hyperparameters, stored as given\n"
 "  --metrics FILE        its validation metrics, stored as given\n"
@@ -1262,6 +1271,170 @@ static int cmd_model(struct ctx *c, int argc, char **argv)
 	return MLK_USAGE;
 }
 
+/* ---- check: quality gates (mlk-expect(5)) ---- */
+
+static int check_may_read(void *ctx, const char *zone, const char *dataset)
+{
+	struct ctx *c = ctx;
+	struct mlk_error e = MLK_ERROR_INIT;
+	struct decision d;
+	if (policy_check(&c->l, &c->id, "read", zone, dataset, &d, &e) !=
+	    MLK_OK)
+		mlk_error_print(mlk_progname, &e);
+	else if (d.allow)
+		return 0;
+	audit(c, "read", NULL, zone, dataset, &d, NULL, NULL, MLK_DENIED);
+	mlk_warn("read of %s/%s denied for user '%s' by policy rule '%s'",
+		 zone, dataset, c->id.user, d.rule);
+	return MLK_DENIED;
+}
+
+struct check_pass {
+	struct expect_set *s;
+	long long pos;          /* record position in the snapshot */
+};
+
+static int check_line(void *ctx, const char *line, size_t len)
+{
+	struct check_pass *p = ctx;
+	expect_record(p->s, line, len, ++p->pos);
+	return 0;
+}
+
+static int cmd_check(struct ctx *c, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "snapshot", required_argument, NULL, 's' },
+		{ "expectations", required_argument, NULL, 'e' },
+		{ "defaults", required_argument, NULL, 'd' },
+		{ "reference", required_argument, NULL, 'r' },
+		{ "purpose", required_argument, NULL, 'p' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *snap = NULL, *file = NULL, *defaults = NULL;
+	const char *reference = NULL, *purpose = NULL;
+	int ch;
+	optind = 0;
+	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (ch) {
+		case 's': snap = optarg; break;
+		case 'e': file = optarg; break;
+		case 'd': defaults = optarg; break;
+		case 'r': reference = optarg; break;
+		case 'p': purpose = optarg; break;
+		default:
+			mlk_warn("unknown option '%s'", argv[optind - 1]);
+			usage(MLK_USAGE);
+		}
+	}
+	if (argc - optind != 1) {
+		mlk_warn("check takes one DATASET");
+		usage(MLK_USAGE);
+	}
+	const char *ds = argv[optind];
+	int rc = check_dataset(ds);
+	if (rc)
+		return rc;
+	if (file && defaults) {
+		mlk_warn("--expectations and --defaults exclude each other");
+		return MLK_USAGE;
+	}
+	if (reference && !snap_id_valid(reference)) {
+		mlk_warn("--reference wants a snapshot id");
+		return MLK_USAGE;
+	}
+	struct mlk_error e = MLK_ERROR_INIT;
+	struct expect_set *s = NULL;
+	enum mlk_status st;
+	char *path = NULL;
+	if (defaults) {
+		const char *text = expect_default(defaults);
+		if (!text) {
+			mlk_warn("--defaults wants fhir or synthea");
+			return MLK_USAGE;
+		}
+		st = expect_load_mem(defaults, text, strlen(text), &s, &e);
+	} else {
+		path = file ? xstrdup(file) : expect_path(&c->l, ds);
+		if (!file && !fsio_exists(path)) {
+			mlk_warn("%s has no expectations (catalog/expectations/"
+				 "%s.yaml); name a file with --expectations",
+				 ds, ds);
+			free(path);
+			return MLK_USAGE;
+		}
+		st = expect_load_file(path, &s, &e);
+	}
+	struct snapshot sn;
+	int have_snap = 0;
+	if (st == MLK_OK && snap) {
+		st = snap_load(&c->l, snap, &sn, &e);
+		have_snap = st == MLK_OK;
+		if (have_snap && check_may_read(c, sn.zone, sn.dataset)) {
+			snap_release(&sn);
+			expect_free(s);
+			free(path);
+			return MLK_DENIED;
+		}
+	}
+	struct expect_env env = { &c->l, lake_now(&c->l), reference,
+				  check_may_read, c };
+	if (st == MLK_OK)
+		st = expect_prepare(s, &env, &e);
+	struct check_pass cp = { s, 0 };
+	if (st == MLK_OK && have_snap)
+		st = snap_each_line(&c->l, &sn, check_line, &cp, &e);
+	else if (st == MLK_OK)
+		st = expect_run_fd(s, 0, "-", &e);
+	if (st == MLK_OK)
+		st = expect_finish(s, &e);
+	if (st != MLK_OK) {
+		if (e.status != MLK_DENIED || e.msg[0])
+			mlk_error_print(mlk_progname, &e);
+		if (have_snap)
+			snap_release(&sn);
+		expect_free(s);
+		free(path);
+		return st;
+	}
+	struct buf extra = BUF_INIT, rep = BUF_INIT, det = BUF_INIT;
+	buf_addstr(&extra, "\"dataset\":");
+	buf_add_json_cstr(&extra, ds);
+	buf_addstr(&extra, ",\"source\":");
+	if (have_snap)
+		buf_addf(&extra, "{\"snapshot\":\"%s\"}", sn.id);
+	else
+		buf_addstr(&extra, "\"stdin\"");
+	buf_addstr(&extra, ",\"expectations_from\":");
+	buf_add_json_cstr(&extra, defaults ? defaults : file ? "file" :
+			  "catalog");
+	struct expect_summary sum;
+	expect_report(s, have_snap ? "records" : "lines", extra.data, &rep,
+		      &sum);
+	fwrite(rep.data, 1, rep.len, stdout);
+	char hex[SHA256_HEX];
+	sha256_hex_once(rep.data, rep.len, hex);
+	buf_addf(&det, "{\"verb\":\"check\",\"report_sha256\":\"%s\","
+		 "\"pass\":%s,\"records\":%llu,\"expectations\":%zu,"
+		 "\"failed_blocking\":", hex, sum.pass ? "true" : "false",
+		 sum.records, sum.expectations);
+	expect_failed_names(s, &det);
+	if (have_snap)
+		buf_addf(&det, ",\"snapshot\":\"%s\"", sn.id);
+	buf_addch(&det, '}');
+	rc = sum.pass ? MLK_OK : MLK_PARTIAL;
+	int ast = audit(c, "check", purpose, have_snap ? sn.zone : NULL, ds,
+			NULL, NULL, det.data, rc);
+	buf_release(&extra);
+	buf_release(&rep);
+	buf_release(&det);
+	if (have_snap)
+		snap_release(&sn);
+	expect_free(s);
+	free(path);
+	return ast ? ast : rc;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -1309,6 +1482,7 @@ int main(int argc, char **argv)
 		{ "grants", cmd_grants },
 		{ "vocab", cmd_vocab },
 		{ "model", cmd_model },
+		{ "check", cmd_check },
 	};
 	int add = !strcmp(cmd, "add");
 	int found = add || !strcmp(cmd, "set");

@@ -13,12 +13,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "audit.h"
 #include "buf.h"
 #include "catalog.h"
 #include "drift.h"
+#include "expect.h"
 #include "export.h"
 #include "fsio.h"
 #include "lake.h"
@@ -32,7 +34,8 @@
 
 static const char usage_text[] =
 "usage: mlk-snapshot create [--lake DIR] [--note TEXT] [--append]\n"
-"                    [--purpose TEXT] [--quiet] ZONE/DATASET\n"
+"                    [--purpose TEXT] [--quiet] [--accept-failures REF]\n"
+"                    ZONE/DATASET\n"
 "       mlk-snapshot list [--lake DIR] [ZONE/DATASET]\n"
 "       mlk-snapshot show [--lake DIR] ID\n"
 "       mlk-snapshot cat [--lake DIR] [--where FILTER] [--purpose TEXT] ID\n"
@@ -67,6 +70,8 @@ static const char usage_text[] =
 "  --append              the new version also holds the latest one's files\n"
 "  --purpose TEXT        why, for the audit log\n"
 "  --quiet               no summary message on stderr\n"
+"  --accept-failures REF  commit although blocking expectations fail,\n"
+"                        recording REF (a ticket, an approval)\n"
 "  --where FILTER        partition filter: COL=V[,V...] COL!=V COL<V\n"
 "                        COL<=V COL>V COL>=V, all must hold\n"
 "  --threshold PSI       flag fields whose PSI is above it (default 0.2)\n"
@@ -92,7 +97,7 @@ static void usage(int status)
 
 struct opts {
 	const char *lake, *note, *purpose, *where, *format, *output;
-	const char *threshold, *target;
+	const char *threshold, *target, *accept;
 	const char *reason, *who, *expires;     /* lifecycle verbs */
 	int append, quiet, all, apply;
 	int nargs;
@@ -103,6 +108,7 @@ struct ctx {
 	const struct opts *o;
 	struct lake lake;
 	struct identity id;
+	const char *quality;    /* create: the quality gate's result */
 };
 
 static int fail(const struct mlk_error *e)
@@ -115,6 +121,7 @@ static int open_lake(struct ctx *c, const struct opts *o)
 {
 	struct mlk_error e = MLK_ERROR_INIT;
 	c->o = o;
+	c->quality = NULL;
 	if (lake_open(o->lake, &c->lake, &e) != MLK_OK)
 		return fail(&e);
 	if (policy_identity(&c->lake, &c->id, &e) != MLK_OK) {
@@ -270,6 +277,8 @@ static int build_and_publish(struct ctx *c, struct snap_build *b,
 	if (b->by_input)
 		buf_addf(&det, ",\"known_by\":\"%s\"", b->by_stat ? "file"
 			 : "digest");
+	if (c->quality)
+		buf_addf(&det, ",\"quality\":%s", c->quality);
 	buf_addch(&det, '}');
 	/* The event first, then the version: nothing lands unaudited. */
 	int astatus = status;
@@ -307,6 +316,174 @@ static int build_and_publish(struct ctx *c, struct snap_build *b,
 	return finish_stdout(status);
 }
 
+/* ---- quality gate (mlk-expect(5)) ---- */
+
+struct gate {
+	int fd;                 /* the records to snapshot, rewound */
+	int gated;
+	char *quality;          /* JSON for the manifest header */
+	struct buf report;
+};
+
+static int gate_may_read(void *ctx, const char *zone, const char *dataset)
+{
+	struct decision d;
+	return allowed(ctx, "read", "snapshot-read", zone, dataset, &d);
+}
+
+/* Make stdin readable twice: a regular file is rewound; anything else
+ * is copied to an unlinked file in staging/, gone when we exit. */
+static int gate_input(struct ctx *c, struct gate *g)
+{
+	struct stat sb;
+	if (fstat(0, &sb) == 0 && S_ISREG(sb.st_mode) &&
+	    lseek(0, 0, SEEK_CUR) == 0)
+		return 0;
+	struct mlk_error e = MLK_ERROR_INIT;
+	char *dir = lake_path(&c->lake, "staging");
+	char *final = lake_path(&c->lake, "staging/expect-input");
+	char *tmp = NULL;
+	int fd = -1;
+	int made = !fsio_is_dir(dir);
+	enum mlk_status st = fsio_mkdirs(dir, 0755, &e);
+	if (st == MLK_OK)
+		st = fsio_temp_beside(final, &fd, &tmp, &e);
+	if (st == MLK_OK && unlink(tmp) != 0)
+		st = mlk_error_errno(&e, tmp, "cannot unlink");
+	/* A refused snapshot leaves nothing, not even staging/. */
+	if (made)
+		rmdir(dir);
+	static char chunk[1 << 16];
+	while (st == MLK_OK) {
+		ssize_t n = read(0, chunk, sizeof chunk);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			st = mlk_error_errno(&e, "-", "cannot read");
+		if (n <= 0)
+			break;
+		st = fsio_write_all(fd, chunk, (size_t)n, "staging", &e);
+	}
+	if (st == MLK_OK && lseek(fd, 0, SEEK_SET) != 0)
+		st = mlk_error_errno(&e, "staging", "cannot rewind");
+	free(dir);
+	free(final);
+	free(tmp);
+	if (st != MLK_OK) {
+		if (fd >= 0)
+			close(fd);
+		return fail(&e);
+	}
+	g->fd = fd;
+	return 0;
+}
+
+/*
+ * Run the target dataset's expectations (catalog/expectations/<dataset>
+ * .yaml; none: not gated) over the records before anything is prepared.
+ * 0 to go on, with g->fd rewound; else an exit status.  A blocking
+ * failure without --accept-failures is refused: audited, the report on
+ * stdout, nothing written.
+ */
+static int quality_gate(struct ctx *c, const char *zone, const char *dataset,
+			struct gate *g)
+{
+	memset(g, 0, sizeof *g);
+	char *path = expect_path(&c->lake, dataset);
+	if (!fsio_exists(path)) {
+		free(path);
+		return 0;
+	}
+	g->gated = 1;
+	struct mlk_error e = MLK_ERROR_INIT;
+	struct expect_set *s = NULL;
+	enum mlk_status st = expect_load_file(path, &s, &e);
+	free(path);
+	if (st != MLK_OK)
+		return fail(&e);
+	int rc = gate_input(c, g);
+	if (rc) {
+		expect_free(s);
+		return rc;
+	}
+	struct expect_env env = { &c->lake, lake_now(&c->lake), NULL,
+				  gate_may_read, c };
+	st = expect_prepare(s, &env, &e);
+	if (st == MLK_OK)
+		st = expect_run_fd(s, g->fd, "-", &e);
+	if (st == MLK_OK)
+		st = expect_finish(s, &e);
+	if (st == MLK_OK && lseek(g->fd, 0, SEEK_SET) != 0)
+		st = mlk_error_errno(&e, "-", "cannot rewind");
+	if (st != MLK_OK) {
+		expect_free(s);
+		return e.msg[0] ? fail(&e) : (int)st;
+	}
+	struct buf extra = BUF_INIT, q = BUF_INIT, failed = BUF_INIT;
+	buf_addstr(&extra, "\"zone\":");
+	buf_add_json_cstr(&extra, zone);
+	buf_addstr(&extra, ",\"dataset\":");
+	buf_add_json_cstr(&extra, dataset);
+	buf_addstr(&extra, ",\"source\":\"stdin\"");
+	struct expect_summary sum;
+	expect_report(s, "lines", extra.data, &g->report, &sum);
+	expect_failed_names(s, &failed);
+	expect_free(s);
+	char hex[SHA256_HEX];
+	sha256_hex_once(g->report.data, g->report.len, hex);
+	buf_addf(&q, "{\"report_sha256\":\"%s\",\"pass\":%s,"
+		 "\"records\":%llu,\"expectations\":%zu,\"failed\":%s", hex,
+		 sum.pass ? "true" : "false", sum.records, sum.expectations,
+		 failed.data);
+	if (!sum.pass && c->o->accept) {
+		buf_addstr(&q, ",\"accepted_failures\":");
+		buf_add_json_cstr(&q, c->o->accept);
+	}
+	buf_addch(&q, '}');
+	rc = 0;
+	if (!sum.pass && !c->o->accept) {
+		int status = MLK_PARTIAL;
+		struct buf det = BUF_INIT;
+		buf_addf(&det, "{\"verb\":\"create\",\"quality\":%s}", q.data);
+		audit(c, "snapshot-refused", zone, dataset, NULL, NULL, NULL,
+		      det.data, &status);
+		buf_release(&det);
+		fwrite(g->report.data, 1, g->report.len, stdout);
+		mlk_warn("%s/%s: refused: %zu blocking expectations failed%s; "
+			 "nothing was committed", zone, dataset,
+			 sum.failed_blocking, sum.invalid ?
+			 " or records were not JSON" : "");
+		rc = finish_stdout(status);
+	}
+	g->quality = buf_detach(&q);
+	buf_release(&extra);
+	buf_release(&failed);
+	return rc;
+}
+
+static void gate_release(struct gate *g)
+{
+	if (g->fd > 0)
+		close(g->fd);
+	free(g->quality);
+	buf_release(&g->report);
+}
+
+/* The report beside the manifest: snapshots/<id>.quality.json. */
+static void gate_store(struct ctx *c, const struct gate *g,
+		       const struct snap_build *b)
+{
+	if (!g->gated || !b->id[0])
+		return;
+	char *p = lake_path(&c->lake, "snapshots/%s.quality.json", b->id);
+	struct mlk_error e = MLK_ERROR_INIT;
+	if (!fsio_exists(p) && fsio_write_atomic(p, g->report.data,
+						 g->report.len, 0444, &e) !=
+	    MLK_OK)
+		mlk_error_print(mlk_progname, &e);
+	free(p);
+}
+
 static int cmd_create(struct ctx *c)
 {
 	const struct opts *o = c->o;
@@ -316,22 +493,33 @@ static int cmd_create(struct ctx *c)
 		return fail(&e);
 	struct decision d;
 	int rc = allowed(c, "write", "snapshot-create", zone, dataset, &d);
+	struct gate g;
+	if (!rc)
+		rc = quality_gate(c, zone, dataset, &g);
+	else
+		memset(&g, 0, sizeof g);
 	if (rc) {
+		gate_release(&g);
 		free(zone);
 		free(dataset);
 		return rc;
 	}
+	c->quality = g.quality;
 	char *tool = xasprintf("mlk-snapshot %s", MLK_VERSION);
 	struct snap_opts so = { zone, dataset, o->note, c->id.user, tool,
 				o->append,
 				(int)lake_conf_num(&c->lake, "snapshot",
-						   "threads", 2) };
+						   "threads", 2), g.quality };
 	struct snap_build b;
-	enum mlk_status st = snap_prepare(&b, &c->lake, &so, 0, on_reject,
+	enum mlk_status st = snap_prepare(&b, &c->lake, &so, g.fd, on_reject,
 					  NULL, &e);
 	rc = build_and_publish(c, &b, st, &e, &d, "create",
 			       "snapshot-create");
+	if (rc == MLK_OK || rc == MLK_PARTIAL)
+		gate_store(c, &g, &b);
 	snap_build_release(&b);
+	gate_release(&g);
+	c->quality = NULL;
 	free(tool);
 	free(zone);
 	free(dataset);
@@ -381,7 +569,7 @@ static int cmd_compact(struct ctx *c)
 	char *tool = xasprintf("mlk-snapshot %s", MLK_VERSION);
 	char *note = xasprintf("compacted to %llu bytes", target);
 	struct snap_opts so = { zone, dataset, o->note ? o->note : note,
-				c->id.user, tool, 0, 0 };
+				c->id.user, tool, 0, 0, NULL };
 	struct snap_build b;
 	enum mlk_status st = snap_prepare_compact(&b, &c->lake, &so, target,
 						  &e);
@@ -1541,6 +1729,7 @@ int main(int argc, char **argv)
 		{ "reason", required_argument, NULL, 'R' },
 		{ "for", required_argument, NULL, 'F' },
 		{ "expires", required_argument, NULL, 'E' },
+		{ "accept-failures", required_argument, NULL, 'X' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -1551,7 +1740,7 @@ int main(int argc, char **argv)
 		int (*run)(struct ctx *);
 		int minargs, maxargs;
 	} cmds[] = {
-		{ "create", "Lnapq", cmd_create, 1, 1 },
+		{ "create", "LnapqF", cmd_create, 1, 1 },
 		{ "list", "L", cmd_list, 0, 1 },
 		{ "show", "L", cmd_show, 1, 1 },
 		{ "cat", "Lwp", cmd_cat, 1, 1 },
@@ -1632,6 +1821,7 @@ int main(int argc, char **argv)
 		case 'R': o.reason = optarg; break;
 		case 'F': o.who = optarg; break;
 		case 'E': o.expires = optarg; break;
+		case 'X': o.accept = optarg; break;
 		}
 	}
 	o.nargs = argc - optind;
@@ -1645,6 +1835,11 @@ int main(int argc, char **argv)
 			 cmds[ci].minargs == 2 ? "two arguments"
 					       : "an argument");
 		usage(MLK_USAGE);
+	}
+	if (o.accept && (!*o.accept || strlen(o.accept) > 256)) {
+		mlk_warn("--accept-failures wants a reference of 1 to 256 "
+			 "bytes");
+		return MLK_USAGE;
 	}
 	if (o.note && strlen(o.note) > 4096) {
 		mlk_warn("--note is longer than 4096 bytes");

@@ -1020,6 +1020,8 @@ static enum mlk_status finish_build(struct snap_build *b,
 	manifest_set_num(&h, "files", (long long)nf);
 	manifest_set_num(&h, "bytes", (long long)b->bytes);
 	manifest_set_num(&h, "size", (long long)b->size);
+	if (o->quality)
+		manifest_set_json(&h, "quality", o->quality);
 	/* The entries are m's; h only lends its header. */
 	struct manifest out = *m;
 	out.head = h.head;

@@ -94,6 +94,8 @@ struct snap_opts {
 	const char *actor, *tool;
 	int append;             /* keep the latest version's entries too */
 	int threads;            /* parse threads (pmap) */
+	const char *quality;    /* the quality gate's result (a JSON object,
+				 * mlk-expect(5)) for the header, or NULL */
 };
 
 /* A record left out: line and reason (never a value). */

@@ -810,4 +810,253 @@ bodies() {
 	MLK_TEST_USER= run mlk-catalog grants --user nobody-here
 	assert_success
 	assert_output ''
+# --- check ---
+# Quality gates (mlk-expect(5)): expectations per dataset, a JSON report.
+
+# The shared FHIR sample as one stream (no lake needed to read it).
+fhir() {
+	cat "$DATA"/fhir/*.ndjson
+}
+
+# The line number of the first record of a resource type in fhir.
+first_of() {
+	fhir | grep -n "^{\"resourceType\":\"$1\"" | head -1 | cut -d: -f1
+}
+
+# fhir with line N replaced by jq's FILTER applied to it.
+seeded() {
+	local n=$1 filter=$2
+	fhir | awk -v n="$n" 'NR != n' >rest.ndjson
+	fhir | sed -n "${n}p" | jq -c "$filter" >one.ndjson
+	{ head -n $((n - 1)) rest.ndjson; cat one.ndjson
+	  tail -n +"$n" rest.ndjson; }
+}
+
+# check ARGS... < stdin: the report in report.json, validated by jq.
+check() {
+	run --separate-stderr mlk-catalog check "$@"
+	printf '%s\n' "$output" >report.json
+	jq -e 'type == "object" and (.expectations | type == "array")' \
+		report.json >/dev/null
+}
+
+failed_names() {
+	jq -c '[.expectations[] | select(.pass | not) | .name]' report.json
+}
+
+@test "check: the shared FHIR and Synthea samples pass their defaults" {
+	mklake
+	check ehr/fhir --defaults fhir < <(fhir)
+	assert_success
+	assert_equal "$(jq -r '.pass, .records, .invalid' report.json | xargs)" \
+		"true 5945 0"
+	assert_equal "$(failed_names)" "[]"
+	assert_equal "$(jq '.expectations | length' report.json)" 17
+	assert_equal "$(jq '[.expectations[] | select(.checked == 0)] | length' \
+		report.json)" 0
+	# Through the pipeline: records as mlk-ingest prints them.
+	mlk-ingest --quiet --dataset ehr/synthea "$DATA/synthea-csv" >syn.ndjson
+	check ehr/synthea --defaults synthea <syn.ndjson
+	assert_success
+	assert_equal "$(jq -r .pass report.json)" true
+	assert_equal "$(failed_names)" "[]"
+	assert_equal "$(jq -r '.expectations[] | select(.name == "patient-id-unique")
+		| .checked' report.json)" 27
+	# The audit log has the check, with the report's digest, no values.
+	ev=$(mlk-audit query --action check | tail -1)
+	assert_equal "$(jq -r .detail.report_sha256 <<<"$ev")" \
+		"$(sha256sum report.json | cut -d' ' -f1)"
+}
+
+@test "check: each seeded defect is caught by exactly its expectation" {
+	mklake
+	enc=$(first_of Encounter)
+	pat=$(first_of Patient)
+	# A record without its date.
+	check ehr/fhir --defaults fhir < <(seeded "$enc" 'del(.period.start)')
+	assert_failure 1
+	assert_equal "$(failed_names)" '["encounter-start"]'
+	assert_equal "$(jq -c '.expectations[] | select(.name == "encounter-start")
+		| [.failed, .first_lines]' report.json)" "[1,[$enc]]"
+	# A dangling reference.
+	check ehr/fhir --defaults fhir < <(seeded "$enc" \
+		'.subject.reference = "Patient/no-such-patient"')
+	assert_failure 1
+	assert_equal "$(failed_names)" '["encounter-subject-resolves"]'
+	assert_equal "$(jq -c '.expectations[] | select(.pass | not) |
+		.first_lines' report.json)" "[$enc]"
+	# A date in the future.
+	check ehr/fhir --defaults fhir < <(seeded "$enc" \
+		'.period.start = "2999-01-01T00:00:00Z"')
+	assert_failure 1
+	assert_equal "$(failed_names)" '["encounter-start-past"]'
+	# A duplicated key: the first Patient twice.
+	check ehr/fhir --defaults fhir < <(fhir; fhir | sed -n "${pat}p")
+	assert_failure 1
+	assert_equal "$(failed_names)" '["resource-id-unique"]'
+	assert_equal "$(jq -c '.expectations[] | select(.pass | not) |
+		.first_lines' report.json)" "[5946]"
+	# An unknown code.
+	check ehr/fhir --defaults fhir < <(seeded "$pat" '.gender = "robot"')
+	assert_failure 1
+	assert_equal "$(failed_names)" '["patient-gender"]'
+	# An age out of range.
+	check ehr/fhir --defaults fhir < <(seeded "$pat" '.birthDate = "1850-01-01"')
+	assert_failure 1
+	assert_equal "$(failed_names)" '["patient-age"]'
+	# No value of the input reaches the report or stderr.
+	run ! grep -q -e robot -e 1850 -e no-such-patient report.json
+	[[ -z $stderr ]]
+}
+
+@test "check: a shifted distribution fails psi against a reference snapshot" {
+	mklake
+	gen_ehr --format flat --records 400 --seed 5 |
+		jq -c '{sex, diagnosis_code, heart_rate, encounter_date,
+			_mlk: {v: 1, deid: {profile: "safe-harbor"}}}' >base.ndjson
+	ref=$(mlk-snapshot create --quiet curated/vitals <base.ndjson | jq -r .snapshot)
+	cat >exp.yaml <<'YAML'
+expectations:
+  - {name: sex-psi, kind: psi, field: sex, max: 0.1}
+  - {name: heart-rate-psi, kind: psi, field: heart_rate, max: 0.1}
+  - {name: date-required, kind: required, field: encounter_date}
+YAML
+	check curated/vitals --expectations exp.yaml --reference "$ref" <base.ndjson
+	assert_success
+	assert_equal "$(jq '[.expectations[].psi | select(. != null)] | max < 0.01' \
+		report.json)" true
+	# Every record "F": the sex distribution shifts, heart rate does not.
+	jq -c '.sex = "F"' base.ndjson >shifted.ndjson
+	check curated/vitals --expectations exp.yaml --reference "$ref" <shifted.ndjson
+	assert_failure 1
+	assert_equal "$(failed_names)" '["sex-psi"]'
+	assert_equal "$(jq '.expectations[0].psi > 0.1' report.json)" true
+	# Numeric bins come from the reference: a shift of +40 bpm fails.
+	jq -c '.heart_rate += 40' base.ndjson >faster.ndjson
+	check curated/vitals --expectations exp.yaml --reference "$ref" <faster.ndjson
+	assert_failure 1
+	assert_equal "$(failed_names)" '["heart-rate-psi"]'
+	# --snapshot checks a stored version; positions are record numbers.
+	check curated/vitals --expectations exp.yaml --reference "$ref" \
+		--snapshot "$ref"
+	assert_success
+	assert_equal "$(jq -c '.source, .records' report.json | xargs)" \
+		"{snapshot:$ref} 400"
+	assert_equal "$(jq -r '.expectations[2] | has("first_records")' \
+		report.json)" true
+}
+
+@test "check: types, null share, in_set, vocabulary, pattern, freshness, warnings" {
+	mklake
+	sed -i 's/^test_clock: false/test_clock: true/' "$MLK_LAKE/mlk.yaml"
+	grep -q '^test_clock: true' "$MLK_LAKE/mlk.yaml" ||
+		echo 'test_clock: true' >>"$MLK_LAKE/mlk.yaml"
+	export MLK_TEST_NOW=1780272000   # 2026-06-01
+	cat >"$MLK_LAKE/vocab.yaml" <<'YAML'
+version: 1
+terms:
+  heart failure: [HF, cardiac failure]
+  diabetes: [DM]
+YAML
+	cat >exp.yaml <<'YAML'
+expectations:
+  - {name: n-int, kind: type, field: n, type: integer}
+  - {name: d-date, kind: type, field: d, type: date}
+  - {name: x-null, kind: null_share, field: x, max: 0.7}
+  - {name: code, kind: in_set, field: 'codes[*]', values: [a, b]}
+  - {name: dx, kind: in_vocab, field: dx, preferred: [heart failure]}
+  - {name: loinc, kind: pattern, field: 'obs[*].code', pattern: '^[0-9]{1,5}-[0-9]$'}
+  - {name: n-range, kind: range, field: n, min: 0, max: 10}
+  - {name: fresh, kind: freshness, field: d, days: 30}
+  - {name: fresh-warn, kind: freshness, field: d, days: 1, severity: warning}
+YAML
+	cat >in.ndjson <<'NDJSON'
+{"n":1,"d":"2026-05-20","x":1,"codes":["a","b"],"dx":"HF","obs":[{"code":"2345-7"}]}
+{"n":2,"d":"2026-05-21","x":null,"codes":["a"],"dx":"Cardiac Failure","obs":[{"code":"718-7"},{"code":"4548-4"}]}
+{"n":3,"d":"2026-05-22","codes":[],"dx":"heart failure","obs":[]}
+NDJSON
+	check t/x --expectations exp.yaml <in.ndjson
+	assert_success
+	assert_equal "$(failed_names)" '["fresh-warn"]'
+	assert_equal "$(jq -c '.failed_blocking, .failed_warning' report.json | xargs)" "0 1"
+	assert_equal "$(jq -c '.expectations[] | select(.name == "x-null") |
+		[.checked, .failed, .share]' report.json)" '[3,2,0.666667]'
+	cat >bad.ndjson <<'NDJSON'
+{"n":1.5,"d":"2026-02-30","x":1,"codes":["c"],"dx":"DM","obs":[{"code":"12-345"}]}
+{"n":11,"d":"2020-01-01","x":2,"codes":["a"],"dx":"flu","obs":[{"code":"2345-7"}]}
+not json
+NDJSON
+	check t/x --expectations exp.yaml <bad.ndjson
+	assert_failure 1
+	assert_equal "$(jq -c '[.expectations[] | {(.name): .first_lines}] | add' \
+		report.json)" \
+		'{"n-int":[1],"d-date":[1],"x-null":[],"code":[1],"dx":[1,2],"loinc":[1],"n-range":[2],"fresh":[],"fresh-warn":[]}'
+	assert_equal "$(jq -c '[.invalid, .invalid_lines]' report.json)" '[1,[3]]'
+	assert_equal "$(failed_names)" \
+		'["n-int","d-date","code","dx","loinc","n-range","fresh","fresh-warn"]'
+}
+
+@test "check: unique and references stay correct when keys spill to disk" {
+	mklake
+	# A limit of 64 keys in memory: the FHIR sample spills ~90 runs.
+	fhir | sed -n "$(first_of Patient)p" >dup.ndjson
+	MLK_TEST_UNIQUE_RAM=64 check ehr/fhir --defaults fhir < <(fhir)
+	assert_success
+	MLK_TEST_UNIQUE_RAM=64 check ehr/fhir --defaults fhir < <(cat dup.ndjson; fhir)
+	assert_failure 1
+	assert_equal "$(failed_names)" '["resource-id-unique"]'
+	assert_equal "$(jq -c '.expectations[] | select(.pass | not) |
+		[.failed, .first_lines]' report.json)" "[1,[$(( $(first_of Patient) + 1 ))]]"
+	# References to another dataset of the lake (its raw zone).
+	mlk-ingest --quiet --dataset ehr/patients "$DATA/fhir/Patient.ndjson" >/dev/null
+	cat >exp.yaml <<'YAML'
+expectations:
+  - name: subject-resolves
+    kind: references
+    field: subject.reference
+    where: {resourceType: Encounter}
+    target: {dataset: ehr/patients, field: id, prefix: Patient/}
+YAML
+	check ehr/encounters --expectations exp.yaml <"$DATA/fhir/Encounter.ndjson"
+	assert_success
+	assert_equal "$(jq '.expectations[0].checked' report.json)" 1215
+	check ehr/encounters --expectations exp.yaml < <(sed '3s|Patient/|Patient/x|' \
+		"$DATA/fhir/Encounter.ndjson")
+	assert_failure 1
+	assert_equal "$(jq -c '.expectations[0] | [.failed, .first_lines]' \
+		report.json)" '[1,[3]]'
+}
+
+@test "check: expectations from the catalog; bad YAML and misuse exit 2" {
+	mklake
+	run --separate-stderr mlk-catalog check ehr/none </dev/null
+	assert_failure 2
+	[[ $stderr == *"ehr/none has no expectations"* ]]
+	mkdir -p "$MLK_LAKE/catalog/expectations/ehr"
+	printf 'expectations:\n  - {name: id, kind: required, field: id}\n' \
+		>"$MLK_LAKE/catalog/expectations/ehr/fhir.yaml"
+	check ehr/fhir < <(fhir)
+	assert_success
+	assert_equal "$(jq -r '.expectations_from, .expectations[0].checked' \
+		report.json | xargs)" "catalog 5945"
+	printf 'expectations:\n  - {name: a, kind: required, field: id}\n  - {name: b, kind: typo, field: id}\n' >bad.yaml
+	run --separate-stderr mlk-catalog check ehr/fhir --expectations bad.yaml </dev/null
+	assert_failure 2
+	assert_equal "$stderr" "mlk-catalog: 'bad.yaml':3: expectation 'b': kind wants one of required, type, null_share, in_set, in_vocab, range, age, pattern, unique, references, freshness, psi"
+	printf 'expectations:\n  - {name: p, kind: pattern, field: id, pattern: "a("}\n' >bad.yaml
+	run --separate-stderr mlk-catalog check ehr/fhir --expectations bad.yaml </dev/null
+	assert_failure 2
+	[[ $stderr == "mlk-catalog: 'bad.yaml':2: expectation 'p': pattern: "* ]]
+	printf 'expectations: [\n' >bad.yaml
+	run --separate-stderr mlk-catalog check ehr/fhir --expectations bad.yaml </dev/null
+	assert_failure 2
+	[[ $stderr == "mlk-catalog: 'bad.yaml':"* ]]
+	printf 'expectations:\n  - {name: p, kind: psi, field: id}\n' >psi.yaml
+	run --separate-stderr mlk-catalog check ehr/fhir --expectations psi.yaml </dev/null
+	assert_failure 2
+	[[ $stderr == *"psi needs a reference snapshot"* ]]
+	run --separate-stderr mlk-catalog check ehr/fhir --defaults nope </dev/null
+	assert_failure 2
+	run --separate-stderr mlk-catalog check </dev/null
+	assert_failure 2
 }

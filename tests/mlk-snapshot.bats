@@ -892,4 +892,115 @@ YAML
 	run --separate-stderr mlk-snapshot tier
 	assert_failure 2
 	[[ $stderr == *"tier 'hot' is always objects"* ]]
+# --- quality gate ---
+# mlk-snapshot create runs the target dataset's expectations (mlk-expect(5)).
+
+# 300 de-identified flat records, and expectations for curated/cohort/hf.
+gate_setup() {
+	gen_ehr --format flat --records 300 --seed 11 |
+		jq -c '{patient_id, encounter_id, encounter_date, sex,
+			diagnosis_code, _mlk: {v: 1, deid: {profile: "safe-harbor"}}}' \
+		>good.ndjson
+	mkdir -p "$MLK_LAKE/catalog/expectations/cohort"
+	cat >"$MLK_LAKE/catalog/expectations/cohort/hf.yaml" <<'YAML'
+expectations:
+  - {name: date-required, kind: required, field: encounter_date}
+  - {name: date-past, kind: range, field: encounter_date, max: now}
+  - {name: encounter-unique, kind: unique, field: encounter_id}
+  - name: icd10
+    kind: pattern
+    field: diagnosis_code
+    pattern: '^[A-TV-Z][0-9][0-9AB](\.[0-9A-TV-Z]{1,4})?$'
+  - {name: sex-known, kind: in_set, field: sex, values: [F, M], severity: warning}
+YAML
+}
+
+# Everything in the lake but the audit log, for "nothing left behind".
+lake_files() {
+	(cd "$MLK_LAKE" && find . -path ./audit -prune -o -print | sort)
+}
+
+@test "quality gate: passing records land, with the report beside the manifest" {
+	gate_setup
+	id=$(create curated/cohort/hf <good.ndjson)
+	assert_equal "$(jq -r .records made.json)" 300
+	run jq -c .quality "$MLK_LAKE/snapshots/$id.json"
+	assert_output --partial '"pass":true,"records":300,"expectations":5,"failed":[]'
+	q=$MLK_LAKE/snapshots/$id.quality.json
+	assert_file_exists "$q"
+	assert_equal "$(jq -r '.pass, .zone, .dataset' "$q" | xargs)" \
+		"true curated cohort/hf"
+	assert_equal "$(head -1 "$MLK_LAKE/snapshots/$id.json" |
+		jq -r .quality.report_sha256)" "$(sha256sum "$q" | cut -d' ' -f1)"
+	run mlk-snapshot verify "$id"
+	assert_success
+	# A dataset without expectations is not gated.
+	id2=$(create curated/other <good.ndjson)
+	run jq -c 'has("quality")' <(head -1 "$MLK_LAKE/snapshots/$id2.json")
+	assert_output false
+	assert_file_not_exists "$MLK_LAKE/snapshots/$id2.quality.json"
+}
+
+@test "quality gate: a blocking failure is refused, leaves nothing behind, and is audited" {
+	gate_setup
+	before=$(lake_files)
+	# A future date on line 7 and a duplicated encounter on line 301.
+	{ sed '7s/"encounter_date":"[0-9-]*"/"encounter_date":"2999-01-01"/' \
+		good.ndjson; sed -n 2p good.ndjson; } >bad.ndjson
+	run --separate-stderr mlk-snapshot create curated/cohort/hf <bad.ndjson
+	assert_failure 1
+	jq -e . <<<"$output" >/dev/null
+	assert_equal "$(jq -c '[.expectations[] | select(.pass | not) |
+		[.name, .first_lines]]' <<<"$output")" \
+		'[["date-past",[7]],["encounter-unique",[301]]]'
+	assert_equal "$stderr" "mlk-snapshot: curated/cohort/hf: refused: 2 blocking expectations failed; nothing was committed"
+	# Nothing new in snapshots/, the zones, the object store or staging.
+	assert_equal "$(lake_files)" "$before"
+	run mlk-snapshot list curated/cohort/hf
+	assert_output ''
+	# Audited, with the report's digest and the failed names, no values.
+	run mlk-audit query --action snapshot-refused
+	assert_success
+	assert_equal "$(jq -c '[.status, .dataset, .detail.quality.failed,
+		.detail.quality.pass]' <<<"$output")" \
+		'[1,"cohort/hf",["date-past","encounter-unique"],false]'
+	assert_equal "$(jq -r .detail.quality.report_sha256 <<<"$output")" \
+		"$(mlk-snapshot create curated/cohort/hf <bad.ndjson 2>/dev/null |
+			sha256sum | cut -d' ' -f1)"
+	run ! grep -q 2999 "$MLK_LAKE/audit/log.ndjson"
+	run mlk-audit verify
+	assert_success
+	# From a pipe (not a seekable file) the same.
+	run --separate-stderr mlk-snapshot create curated/cohort/hf < <(cat bad.ndjson)
+	assert_failure 1
+	assert_equal "$(lake_files)" "$before"
+}
+
+@test "quality gate: --accept-failures lands it, recorded in the manifest, lineage and report" {
+	gate_setup
+	sed '5s/"encounter_date":"[0-9-]*",//' good.ndjson >bad.ndjson
+	run --separate-stderr mlk-snapshot create --accept-failures CHG-1234 \
+		curated/cohort/hf < <(cat bad.ndjson)
+	assert_success
+	id=$(jq -r .snapshot <<<"$output")
+	assert_equal "$(jq -r .records <<<"$output")" 300
+	head -1 "$MLK_LAKE/snapshots/$id.json" >head.json
+	assert_equal "$(jq -c '.quality | [.pass, .failed, .accepted_failures]' \
+		head.json)" '[false,["date-required"],"CHG-1234"]'
+	assert_equal "$(jq -c '[.pass, (.expectations[0] | .first_lines)]' \
+		"$MLK_LAKE/snapshots/$id.quality.json")" '[false,[5]]'
+	run mlk-audit query --action snapshot-create
+	assert_equal "$(jq -r .detail.quality.accepted_failures <<<"$output")" CHG-1234
+	run mlk-snapshot verify "$id"
+	assert_success
+	# A warning alone does not block.
+	sed 's/"sex":"[FM]"/"sex":"X"/' good.ndjson >warn.ndjson
+	run --separate-stderr mlk-snapshot create curated/cohort/hf <warn.ndjson
+	assert_success
+	id=$(jq -r .snapshot <<<"$output")
+	assert_equal "$(jq -c '[.pass, .failed_warning]' \
+		"$MLK_LAKE/snapshots/$id.quality.json")" '[true,1]'
+	# --accept-failures wants a reference.
+	run --separate-stderr mlk-snapshot create --accept-failures '' curated/cohort/hf </dev/null
+	assert_failure 2
 }
