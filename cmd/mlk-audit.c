@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "audit.h"
@@ -116,6 +117,29 @@ static void out_buf(const struct buf *b)
 		fwrite(b->data, 1, b->len, stdout);
 }
 
+/* 1 when the log holds anything signed: a checkpoint or a segment's
+ * tree head. */
+static int signed_any(const struct lake *l)
+{
+	char *cpf = lake_path(l, "audit/checkpoints.ndjson");
+	char *seg = lake_path(l, "audit/segments");
+	struct stat st;
+	int any = stat(cpf, &st) == 0 && st.st_size > 0;
+	char **names = NULL;
+	size_t n = 0;
+	struct mlk_error ie = MLK_ERROR_INIT;
+	if (!any && fsio_exists(seg)) {
+		if (fsio_list(seg, ".head.json", &names, &n, &ie) != MLK_OK)
+			any = 1;        /* cannot tell: assume so */
+		else
+			any = n > 0;
+		fsio_list_free(names, n);
+	}
+	free(cpf);
+	free(seg);
+	return any;
+}
+
 /*
  * The key that checkpoints must verify with: --key, else the lake's
  * private key when this user can read it (and then the public copy must
@@ -153,7 +177,10 @@ static int verify_key(const struct opts *o, const struct lake *l,
 				th_key_release(&lk);
 			}
 		}
-	} else if (fsio_exists(priv)) {
+	} else if (fsio_exists(priv) && signed_any(l)) {
+		/* A rotation publishes the public key before it signs
+		 * anything; one killed in between leaves the private key
+		 * alone, with nothing signed, which is not tampering. */
 		mlk_error_set(e, MLK_INTEGRITY, pub, 0,
 			      "public checkpoint key is missing");
 		rc = MLK_INTEGRITY;
