@@ -491,6 +491,19 @@ static int read_sequence(struct rd *r, const struct hdr *sq, int implicit,
 	return emit(r, DICOM_SEQ_END, &se, be, encapsulated, NULL);
 }
 
+/* An unknown (private) element in implicit VR whose value starts with an
+ * item tag is a sequence, as dcmtk's private dictionaries and pydicom
+ * would read it. */
+static int looks_like_item(struct rd *r, int be)
+{
+	unsigned char b[4];
+	int bad = 0;
+	size_t k = src_get(&r->s, b, 4, &bad);
+	if (k)
+		src_unget(&r->s, b, k);
+	return k == 4 && DICOM_TAG(u16(b, be), u16(b + 2, be)) == DICOM_ITEM;
+}
+
 static int read_dataset(struct rd *r, int implicit, int be,
 			unsigned long long end, int undefined, int top)
 {
@@ -535,6 +548,9 @@ static int read_dataset(struct rd *r, int implicit, int be,
 			return fail(r, h.hoff, "undefined length outside a "
 				    "sequence");
 		}
+		if (implicit && !strcmp(h.vr, "UN") && h.len >= 8 &&
+		    looks_like_item(r, be))
+			memcpy(h.vr, "SQ", 3);
 		if (!strcmp(h.vr, "SQ")) {
 			if (read_sequence(r, &h, implicit, be, 0))
 				return -1;
