@@ -35,6 +35,8 @@ struct src {
 	unsigned char *zbuf;
 	const unsigned char *zp;
 	size_t zavail;
+	unsigned char zpre[8];        /* deflated bytes peeked at before */
+	size_t nzpre;
 	unsigned char pb[8];          /* pushed-back bytes */
 	size_t npb;
 	unsigned long long pos;       /* logical offset of the next byte */
@@ -138,19 +140,27 @@ static size_t z_get(struct src *s, unsigned char *dst, size_t n, int *bad)
 		}
 		if (s->z_end)
 			break;
-		if (!s->avail) {
+		int pre = s->nzpre > 0;
+		if (!pre && !s->avail) {
 			raw_refill(s);
 			if (!s->avail)
 				break;
 		}
-		s->zs.next_in = (unsigned char *)(uintptr_t)s->p;
-		s->zs.avail_in = (uInt)s->avail;
+		size_t have = pre ? s->nzpre : s->avail;
+		s->zs.next_in = pre ? s->zpre
+				    : (unsigned char *)(uintptr_t)s->p;
+		s->zs.avail_in = (uInt)have;
 		s->zs.next_out = s->zbuf;
 		s->zs.avail_out = RAW_BUF;
 		int rc = inflate(&s->zs, Z_NO_FLUSH);
-		size_t used = s->avail - s->zs.avail_in;
-		s->p += used;
-		s->avail -= used;
+		size_t used = have - s->zs.avail_in;
+		if (pre) {
+			memmove(s->zpre, s->zpre + used, s->nzpre - used);
+			s->nzpre -= used;
+		} else {
+			s->p += used;
+			s->avail -= used;
+		}
 		s->zp = s->zbuf;
 		s->zavail = RAW_BUF - s->zs.avail_out;
 		if (rc == Z_STREAM_END) {
@@ -629,19 +639,24 @@ static int read_meta(struct rd *r)
 static int start_inflate(struct rd *r)
 {
 	struct src *s = &r->s;
-	/* The bytes peeked at after the meta group are deflated ones. */
-	size_t k = s->npb;
+	/* The bytes peeked at after the meta group are deflated ones: they
+	 * go to inflate first. */
+	memcpy(s->zpre, s->pb, s->npb);
+	s->nzpre = s->npb;
 	s->npb = 0;
-	s->pos += k;
-	if (src_rewind(s, k))
-		return fail(r, s->pos, "cannot go back on a pipe");
+	unsigned char b[2];
+	size_t nb = 0;
+	for (size_t i = 0; i < s->nzpre && nb < 2; i++)
+		b[nb++] = s->zpre[i];
+	if (nb < 2 && !s->avail)
+		raw_refill(s);
+	for (size_t i = 0; i < s->avail && nb < 2; i++)
+		b[nb++] = s->p[i];
 	/* A few writers put a zlib header on the stream; PS3.5 says raw
 	 * deflate. */
-	if (!s->avail)
-		raw_refill(s);
 	int wbits = -MAX_WBITS;
-	if (s->avail >= 2 && (s->p[0] & 0x0f) == 8 &&
-	    ((unsigned)s->p[0] << 8 | s->p[1]) % 31 == 0)
+	if (nb == 2 && (b[0] & 0x0f) == 8 &&
+	    ((unsigned)b[0] << 8 | b[1]) % 31 == 0)
 		wbits = MAX_WBITS;
 	memset(&s->zs, 0, sizeof s->zs);
 	if (inflateInit2(&s->zs, wbits) != Z_OK)
@@ -668,6 +683,9 @@ static int walk(struct rd *r)
 	}
 	if (read_meta(r))
 		return -1;
+	if ((r->info.preamble || r->info.has_meta) && !r->info.ts_uid[0])
+		return fail(r, r->s.pos, "no transfer syntax in the file meta "
+			    "group");
 	const char *ts = r->info.ts_uid;
 	if (!r->info.has_meta) {
 		/* No meta: explicit VR when the first element says so. */
@@ -696,7 +714,12 @@ static int walk(struct rd *r)
 		return -1;
 	int implicit = r->info.syntax == DICOM_IMPLICIT_LE;
 	int be = r->info.syntax == DICOM_EXPLICIT_BE;
-	return read_dataset(r, implicit, be, 0, 1, 1);
+	unsigned long long start = r->s.pos;
+	if (read_dataset(r, implicit, be, 0, 1, 1))
+		return -1;
+	if (r->s.pos == start)
+		return fail(r, start, "empty data set");
+	return 0;
 }
 
 static int run(struct rd *r)
