@@ -1086,6 +1086,8 @@ static void member(struct jctx *j, uint32_t tag, const char *vr)
 static void capture(struct jctx *j, const struct dicom_elem *el)
 {
 	int f = -1;
+	if (!el->value)
+		return;
 	switch (el->tag) {
 	case DICOM_TAG(0x0008, 0x0060): f = DF_MODALITY; break;
 	case DICOM_TAG(0x0008, 0x0020): f = DF_STUDY_DATE; break;
@@ -1103,8 +1105,6 @@ static void capture(struct jctx *j, const struct dicom_elem *el)
 	}
 	default: return;
 	}
-	if (!el->value || strcmp(el->vr, "SQ") == 0)
-		return;
 	const unsigned char *p = el->value;
 	size_t n = el->len;
 	trim(&p, &n, 1);
@@ -1142,7 +1142,9 @@ static int on_event(void *ctx, enum dicom_event ev,
 	switch (ev) {
 	case DICOM_DATASET_BEGIN:
 		buf_reset(&j->d->f[DF_TRANSFER_SYNTAX]);
-		buf_addstr(&j->d->f[DF_TRANSFER_SYNTAX], el->info->ts_uid);
+		for (const char *c = el->info->ts_uid; *c; c++)
+			buf_addch(&j->d->f[DF_TRANSFER_SYNTAX],
+				  (unsigned char)*c < 0x80 ? *c : '?');
 		return 0;
 	case DICOM_ELEMENT:
 		if ((uint16_t)el->tag == 0)
