@@ -830,7 +830,8 @@ hl7_bare() {
 	[ ! -w "$obj" ] || [ "$(id -u)" -eq 0 ]
 	# The lake's copy of the record is the one on stdout, cut before dataset.
 	[ "$(count_gz "$MLK_LAKE"/raw/imaging/mr/batch=*/modality=MR/year=2006/month=12/*.gz)" -eq 1 ]
-	[ "$(jq -r '.kind' "$MLK_LAKE"/raw/imaging/mr/batch=*/_manifest.json)" = imaging ]
+	[ "$(head -1 "$MLK_LAKE"/raw/imaging/mr/batch=*/_manifest.json | jq -r .kind)" = imaging ]
+	[ "$(jq -r 'select(.entry == "source") | .format' "$MLK_LAKE"/raw/imaging/mr/batch=*/_manifest.json)" = dicom ]
 }
 
 @test "DICOM: pixel data and bulk data never reach the record" {
