@@ -756,14 +756,13 @@ int main(int argc, char **argv)
 		char *obj = object_read_path(&lake, &x->obj);
 		struct mlk_error pe = MLK_ERROR_INIT;
 		int dcm = fmt == EHR_AUTO && is_dicom(obj, x->fd, x->path);
+		struct ehr_sink sink = { &r, sink_begin, sink_format,
+					 sink_output, sink_commit,
+					 sink_reject, threads };
 		enum mlk_status ps = dcm ? ingest_dicom(&r, x, obj, &pe)
 				    : ehr_parse(obj ? obj : x->path,
-					       obj ? -1 : x->fd, fmt, &conf,
-					       &(struct ehr_sink){ &r, sink_begin,
-						       sink_format, sink_output,
-						       sink_commit, sink_reject,
-						       threads },
-					       &r.used, &pe);
+						obj ? -1 : x->fd, fmt, &conf,
+						&sink, &r.used, &pe);
 		free(obj);
 		free(table);
 		snprintf(b.src[r.si].format, sizeof b.src[r.si].format, "%s",
@@ -802,8 +801,14 @@ int main(int argc, char **argv)
 		mlk_warn("cannot write records to stdout: %s", strerror(errno));
 
 	/* The sources' bytes are durable before any batch names them. */
-	for (size_t i = 0; i < in.n && s == MLK_OK; i++)
-		s = object_publish(&lake, &in.v[i].obj, &e);
+	if (s == MLK_OK) {
+		struct object_info **objs = xcalloc(in.n ? in.n : 1,
+						    sizeof *objs);
+		for (size_t i = 0; i < in.n; i++)
+			objs[i] = &in.v[i].obj;
+		s = object_publish_many(&lake, objs, in.n, &e);
+		free(objs);
+	}
 	if (s == MLK_OK && did_batch) {
 		struct buf extra = BUF_INIT;
 		if (source_system) {

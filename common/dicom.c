@@ -694,7 +694,8 @@ static int walk(struct rd *r)
 		if (k)
 			src_unget(&r->s, b, k);
 		int expl = k == 6 && b[4] >= 'A' && b[4] <= 'Z' &&
-			   b[5] >= 'A' && b[5] <= 'Z' && is_known_vr((char *)b + 4);
+			   b[5] >= 'A' && b[5] <= 'Z' &&
+			   is_known_vr((char *)b + 4);
 		snprintf(r->info.ts_uid, sizeof r->info.ts_uid, "%s",
 			 expl ? TS_EXPLICIT : TS_IMPLICIT);
 	}
@@ -936,8 +937,8 @@ static void add_double(struct buf *o, double v, int prec)
 
 static void add_base64(struct buf *o, const unsigned char *p, size_t n)
 {
-	static const char a[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstu"
-				"vwxyz0123456789+/";
+	static const char a[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+				"abcdefghijklmnopqrstuvwxyz0123456789+/";
 	buf_addch(o, '"');
 	for (size_t i = 0; i < n; i += 3) {
 		uint32_t v = (uint32_t)p[i] << 16;
@@ -988,9 +989,10 @@ static void add_value(struct jctx *j, struct buf *o,
 			if (i)
 				buf_addch(o, ',');
 			uint64_t v64 = 0;
-			if (sz == 8)
-				v64 = be ? (uint64_t)u32(q, 1) << 32 | u32(q + 4, 1)
-					 : (uint64_t)u32(q + 4, 0) << 32 | u32(q, 0);
+			if (sz == 8 && be)
+				v64 = (uint64_t)u32(q, 1) << 32 | u32(q + 4, 1);
+			else if (sz == 8)
+				v64 = (uint64_t)u32(q + 4, 0) << 32 | u32(q, 0);
 			if (vr_is(vr, "US"))
 				buf_addf(o, "%u", u16(q, be));
 			else if (vr_is(vr, "SS"))
