@@ -35,9 +35,11 @@ struct src {
 	unsigned char *zbuf;
 	const unsigned char *zp;
 	size_t zavail;
-	unsigned char zpre[8];        /* deflated bytes peeked at before */
+	unsigned char zpre[16];       /* deflated bytes peeked at before */
 	size_t nzpre;
-	unsigned char pb[8];          /* pushed-back bytes */
+	/* Pushed-back bytes: peeks of at most 6 bytes, before a header of
+	 * at least 8 is read, so 16 always hold them. */
+	unsigned char pb[16];
 	size_t npb;
 	unsigned long long pos;       /* logical offset of the next byte */
 };

@@ -99,13 +99,16 @@ struct dicom_elem {
 	uint32_t tag;
 	char vr[3];              /* "PN", "SQ", ...; "UN" when unknown */
 	uint32_t len;            /* value length, or DICOM_UNDEFINED */
-	/* Offset of the value (of the element header for *_END events). */
+	/* Offset of the value; for *_END events, the offset just past the
+	 * item or sequence (after its delimiter, if any). */
 	unsigned long long offset;
-	unsigned long long header_offset; /* of the tag */
+	unsigned long long header_offset; /* of the tag (as offset for
+					     *_END events) */
 	int depth;               /* 0 at top level */
 	const struct dicom_level *path;   /* depth levels, outermost first */
 	int meta;                /* part of the file meta group */
-	int encapsulated;        /* SEQ_* / FRAGMENT of encapsulated pixels */
+	int encapsulated;        /* SEQ_* / FRAGMENT of encapsulated pixels
+				    (the SEQ_BEGIN's vr is OB or OW) */
 	int big_endian;          /* byte order of binary values */
 	/* The value for DICOM_ELEMENT when it was read, else NULL (bulk). */
 	const unsigned char *value;

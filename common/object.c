@@ -342,6 +342,14 @@ enum mlk_status object_publish_many(const struct lake *l,
 	for (size_t i = 0; i < k && s == MLK_OK; i++) {
 		struct object_info *o = p[i];
 		char *final = object_path(l, o->sha256);
+		/* A pipe's temp file is not in its directory yet. */
+		char *xx = lake_path(l, "objects/sha256/%.2s", o->sha256);
+		s = fsio_mkdirs(xx, 0755, e);
+		free(xx);
+		if (s != MLK_OK) {
+			free(final);
+			break;
+		}
 		if (fchmod(o->fd, 0444) != 0 || close(o->fd) != 0) {
 			s = mlk_error_errno(e, final, "cannot close");
 		} else {
