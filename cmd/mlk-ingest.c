@@ -388,13 +388,13 @@ static enum mlk_status ingest_dicom(struct run *r, const struct input *x,
 	buf_addstr(&l, ",\"_mlk\":{\"v\":1,\"kind\":\"imaging\",\"type\":"
 		   "\"dicom\",\"src\":{\"path\":");
 	buf_add_json_cstr(&l, x->path);
-	buf_addf(&l, ",\"sha256\":\"%s\",\"bytes\":%llu}", x->sha256,
-		 x->size);
+	/* As genomics objects: src, then blob and size, then source_system. */
+	buf_addf(&l, ",\"sha256\":\"%s\"},\"blob\":\"sha256:%s\",\"size\":%llu",
+		 x->sha256, x->sha256, x->size);
 	if (r->source_system) {
 		buf_addstr(&l, ",\"source_system\":");
 		buf_add_json_cstr(&l, r->source_system);
 	}
-	buf_addf(&l, ",\"blob\":\"sha256:%s\"", x->sha256);
 	size_t keep = l.len;
 	buf_add(&l, r->tail.data, r->tail.len);
 	buf_add_json_str(&l, part.data ? part.data : "", part.len);

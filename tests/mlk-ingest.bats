@@ -815,7 +815,7 @@ hl7_bare() {
 		.sop_instance_uid == .dicom["00080018"].Value[0] and
 		.transfer_syntax == "1.2.840.10008.1.2.1" and
 		._mlk.kind == "imaging" and ._mlk.type == "dicom" and
-		._mlk.src.sha256 == $sha and ._mlk.src.bytes == $size and
+		._mlk.src.sha256 == $sha and ._mlk.size == $size and
 		._mlk.blob == "sha256:" + $sha and
 		._mlk.source_system == "pacs" and
 		._mlk.partition == "modality=MR/year=2006/month=12" and
