@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -21,6 +22,7 @@
 #include "buf.h"
 #include "catalog.h"
 #include "crypto.h"
+#include "dicom.h"
 #include "ehr.h"
 #include "fsio.h"
 #include "genomics.h"
@@ -41,9 +43,9 @@ static const char usage_text[] =
 "                  FILE|DIR|- ...\n"
 "\n"
 "Land EHR sources (FHIR NDJSON, FHIR Bundles, CSV, NDJSON, HL7 v2; gzip\n"
-"or not), genomics files (VCF/BCF, SAM/BAM/CRAM, FASTQ) and zip and tar\n"
-"archives of them in the raw zone of a lake and write their records to\n"
-"stdout.\n"
+"or not), DICOM files, genomics files (VCF/BCF, SAM/BAM/CRAM, FASTQ) and\n"
+"zip and tar archives of them in the raw zone of a lake and write their\n"
+"records to stdout.\n"
 "\n"
 "  --lake DIR            the lake (default: $MLK_LAKE, then the nearest\n"
 "                        ancestor holding mlk.yaml)\n"
@@ -184,6 +186,8 @@ struct run {
 	enum ehr_format used;
 	struct pspec spec[4];    /* fhir, csv, ndjson, hl7v2 */
 	int have_spec[4];
+	struct pspec dspec;      /* dicom */
+	int have_dspec;
 	struct buf head, mid, tail;
 	const struct pspec *ps;  /* the current source's partition spec */
 	int ps_sys[PSPEC_MAX];   /* field i is source_system */
@@ -557,6 +561,95 @@ static enum mlk_status land_genomics(struct run *r, const struct origin *o,
 	return s;
 }
 
+/* DICOM (issue #3): one record per file; see dicom.h and mlk-record(5). */
+
+/* 1 when a source is DICOM by its first bytes, or is named .dcm (a .dcm
+ * that is not DICOM is then quarantined as such). */
+static int is_dicom(const struct origin *o)
+{
+	unsigned char head[132];
+	int f = o->fd >= 0 ? o->fd : open(o->read_path, O_RDONLY | O_CLOEXEC);
+	ssize_t n = f >= 0 ? pread(f, head, sizeof head, 0) : -1;
+	if (o->fd < 0 && f >= 0)
+		close(f);
+	if (n > 0 && dicom_detect(head, (size_t)n))
+		return 1;
+	const char *name = origin_name(o);
+	size_t l = name ? strlen(name) : 0;
+	return l > 4 && !strcasecmp(name + l - 4, ".dcm");
+}
+
+/* One record describing one DICOM file, its bytes the blob. */
+static enum mlk_status land_dicom(struct run *r, const struct origin *o,
+				  size_t si)
+{
+	snprintf(r->b->src[si].format, sizeof r->b->src[si].format, "dicom");
+	struct mlk_error pe = MLK_ERROR_INIT;
+	int fd = o->fd >= 0 ? o->fd : open(o->read_path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		mlk_error_errno(r->e, o->label, "cannot open");
+		return r->e->status;
+	}
+	struct dicom_doc doc;
+	enum mlk_status s = (enum mlk_status)dicom_json_fd(fd, o->label, &doc,
+							  &pe);
+	if (o->fd < 0)
+		close(fd);
+	if (s != MLK_OK) {
+		dicom_doc_release(&doc);
+		if (s == MLK_PARTIAL)
+			return quarantine_whole(r, si, o->label, &pe);
+		*r->e = pe;
+		return s;
+	}
+	struct buf part = BUF_INIT, l = BUF_INIT;
+	for (size_t i = 0; i < r->dspec.n; i++) {
+		const struct pfield *f = &r->dspec.f[i];
+		const char *v = NULL;
+		size_t vn = 0;
+		if (i)
+			buf_addch(&part, '/');
+		if (!strcmp(f->source, "source_system")) {
+			v = r->source_system;
+			vn = v ? strlen(v) : 0;
+		} else if (!strcmp(f->source, "type")) {
+			v = "dicom";
+			vn = 5;
+		} else if (!dicom_doc_lookup(&doc, f->source, &v, &vn)) {
+			v = NULL;
+		}
+		partition_add(f, v, vn, 0, &part);
+	}
+	buf_addch(&l, '{');
+	buf_add(&l, doc.json.data, doc.json.len);
+	buf_addstr(&l, ",\"_mlk\":{\"v\":1,\"kind\":\"imaging\",\"type\":"
+		   "\"dicom\",");
+	/* As genomics objects: src, then blob and size, then source_system. */
+	add_src(&l, o);
+	buf_addf(&l, "},\"blob\":\"sha256:%s\",\"size\":%llu", o->sha256,
+		 o->size);
+	if (r->source_system) {
+		buf_addstr(&l, ",\"source_system\":");
+		buf_add_json_cstr(&l, r->source_system);
+	}
+	size_t keep = l.len;
+	buf_addstr(&l, ",\"dataset\":");
+	buf_add_json_cstr(&l, r->dataset);
+	buf_addf(&l, ",\"batch\":\"%s\",\"zone\":\"raw\",\"partition\":",
+		 r->b->id);
+	buf_add_json_str(&l, part.data ? part.data : "", part.len);
+	buf_add(&l, "}}\n", 3);
+	write_stdout(r, l.data, l.len);
+	r->emitted++;
+	r->b->src[si].records++;
+	s = batch_add(r->b, part.data ? part.data : "", part.len, l.data, keep,
+		      "}}\n", 3, r->e);
+	buf_release(&part);
+	buf_release(&l);
+	dicom_doc_release(&doc);
+	return s;
+}
+
 /* Each regular member through land(), as if it had been named. */
 static enum mlk_status land_archive(struct run *r, const struct origin *o,
 				    size_t si, const char *type)
@@ -669,6 +762,8 @@ static enum mlk_status land(struct run *r, const struct origin *o,
 			return land_genomics(r, o, si);
 		if ((t = unpack_detect(o->read_path)))
 			return land_archive(r, o, si, t);
+		if (is_dicom(o))
+			return land_dicom(r, o, si);
 	}
 	return land_ehr(r, o, si);
 }
@@ -985,7 +1080,10 @@ int main(int argc, char **argv)
 					   "compression_level", 1),
 			(int)lake_conf_num(&lake, "ingest", "threads", 2),
 		};
-		s = batch_begin(&b, &lake, dataset, "ehr", bid, &dwo, &e);
+		s = batch_begin(&b, &lake, dataset,
+				!strncmp(dataset, "imaging/", 8) ? "imaging"
+								 : "ehr",
+				bid, &dwo, &e);
 		did_batch = 1;
 	}
 
@@ -1007,6 +1105,10 @@ int main(int argc, char **argv)
 	for (int k = 0; k < 4 && s == MLK_OK && did_batch; k++) {
 		s = lake_pspec(&lake, dataset, fams[k], &r.spec[k], &e);
 		r.have_spec[k] = s == MLK_OK;
+	}
+	if (s == MLK_OK && did_batch) {
+		s = lake_pspec(&lake, dataset, "dicom", &r.dspec, &e);
+		r.have_dspec = s == MLK_OK;
 	}
 	static char stdout_buf[1 << 20];
 	setvbuf(stdout, stdout_buf, _IOFBF, sizeof stdout_buf);
@@ -1066,10 +1168,17 @@ int main(int argc, char **argv)
 		mlk_warn("cannot write records to stdout: %s", strerror(errno));
 
 	/* The sources' bytes are durable before any batch names them. */
-	for (size_t i = 0; i < in.n && s == MLK_OK; i++)
-		s = object_publish(&lake, &in.v[i].obj, &e);
-	for (size_t i = 0; i < r.nobjs && s == MLK_OK; i++)
-		s = object_publish(&lake, &r.objs[i], &e);
+	if (s == MLK_OK) {
+		size_t nall = in.n + r.nobjs;
+		struct object_info **objs = xcalloc(nall ? nall : 1,
+						    sizeof *objs);
+		for (size_t i = 0; i < in.n; i++)
+			objs[i] = &in.v[i].obj;
+		for (size_t i = 0; i < r.nobjs; i++)
+			objs[in.n + i] = &r.objs[i];
+		s = object_publish_many(&lake, objs, nall, &e);
+		free(objs);
+	}
 	if (s == MLK_OK && did_batch) {
 		struct buf extra = BUF_INIT;
 		if (source_system) {
@@ -1170,6 +1279,8 @@ int main(int argc, char **argv)
 			pspec_release(&r.spec[k]);
 	if (r.have_gspec)
 		pspec_release(&r.gspec);
+	if (r.have_dspec)
+		pspec_release(&r.dspec);
 	genomics_meta_release(&r.side);
 	free(r.side_dir);
 	for (size_t i = 0; i < r.nobjs; i++)

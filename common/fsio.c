@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -134,6 +135,51 @@ enum mlk_status fsio_commit(int fd, const char *tmp, const char *final,
 	if (!nodirsync)
 		return fsio_fsync_parent(final, e);
 	return MLK_OK;
+}
+
+struct sync_job {
+	const int *fds;
+	size_t n, next;
+	int err;
+	size_t bad;
+	pthread_mutex_t mu;
+};
+
+static void *sync_worker(void *arg)
+{
+	struct sync_job *j = arg;
+	for (;;) {
+		pthread_mutex_lock(&j->mu);
+		size_t i = j->next++;
+		pthread_mutex_unlock(&j->mu);
+		if (i >= j->n)
+			return NULL;
+		if (fsync(j->fds[i]) != 0 && errno != EINVAL) {
+			int err = errno;
+			pthread_mutex_lock(&j->mu);
+			if (!j->err) {
+				j->err = err;
+				j->bad = i;
+			}
+			pthread_mutex_unlock(&j->mu);
+		}
+	}
+}
+
+int fsio_fsync_many(const int *fds, size_t n, size_t *bad)
+{
+	struct sync_job j = { fds, n, 0, 0, 0, PTHREAD_MUTEX_INITIALIZER };
+	pthread_t th[16];
+	size_t nth = 0;
+	while (n > 1 && nth < n && nth < sizeof th / sizeof th[0] &&
+	       pthread_create(&th[nth], NULL, sync_worker, &j) == 0)
+		nth++;
+	sync_worker(&j);
+	for (size_t i = 0; i < nth; i++)
+		pthread_join(th[i], NULL);
+	pthread_mutex_destroy(&j.mu);
+	*bad = j.bad;
+	return j.err;
 }
 
 enum mlk_status fsio_write_atomic(const char *path, const void *data,

@@ -318,6 +318,86 @@ enum mlk_status object_publish(const struct lake *l, struct object_info *info,
 	return s;
 }
 
+static unsigned hexval(char c)
+{
+	if (c <= '9')
+		return (unsigned)(c - '0');
+	return (unsigned)((c | 0x20) - 'a' + 10);
+}
+
+enum mlk_status object_publish_many(const struct lake *l,
+				    struct object_info *const *v, size_t n,
+				    struct mlk_error *e)
+{
+	struct object_info **p = xcalloc(n ? n : 1, sizeof *p);
+	int *fds = xcalloc(n ? n : 1, sizeof *fds);
+	size_t k = 0;
+	enum mlk_status s = MLK_OK;
+	for (size_t i = 0; i < n && s == MLK_OK; i++) {
+		if (!v[i]->tmp)
+			continue;
+		s = object_wait(v[i], v[i]->tmp, e);
+		p[k] = v[i];
+		fds[k++] = v[i]->fd;
+	}
+	size_t bad;
+	int err = s == MLK_OK ? fsio_fsync_many(fds, k, &bad) : 0;
+	if (err) {
+		errno = err;
+		s = mlk_error_errno(e, p[bad]->tmp, "cannot sync");
+	}
+	/* Renamed one by one; each of the 256 directories synced once. */
+	unsigned char seen[256] = { 0 };
+	size_t ndirs = 0;
+	for (size_t i = 0; i < k && s == MLK_OK; i++) {
+		struct object_info *o = p[i];
+		char *final = object_path(l, o->sha256);
+		/* A pipe's temp file is not in its directory yet. */
+		char *xx = lake_path(l, "objects/sha256/%.2s", o->sha256);
+		s = fsio_mkdirs(xx, 0755, e);
+		free(xx);
+		if (s != MLK_OK) {
+			free(final);
+			break;
+		}
+		if (fchmod(o->fd, 0444) != 0 || close(o->fd) != 0) {
+			s = mlk_error_errno(e, final, "cannot close");
+		} else {
+			o->fd = -1;
+			if (rename(o->tmp, final) != 0)
+				s = mlk_error_errno(e, final, "cannot rename "
+						    "into place");
+		}
+		free(final);
+		if (s != MLK_OK)
+			break;
+		free(o->tmp);
+		o->tmp = NULL;
+		unsigned hi = hexval(o->sha256[0]) << 4 | hexval(o->sha256[1]);
+		if (!seen[hi & 255]) {
+			seen[hi & 255] = 1;
+			char *dir = lake_path(l, "objects/sha256/%.2s",
+					      o->sha256);
+			int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+			if (fd < 0)
+				s = mlk_error_errno(e, dir, "cannot open");
+			else
+				fds[ndirs++] = fd;
+			free(dir);
+		}
+	}
+	err = fsio_fsync_many(fds, ndirs, &bad);
+	for (size_t i = 0; i < ndirs; i++)
+		close(fds[i]);
+	if (err && s == MLK_OK) {
+		errno = err;
+		s = mlk_error_errno(e, "objects/sha256", "cannot sync");
+	}
+	free(fds);
+	free(p);
+	return s;
+}
+
 void object_discard(struct object_info *info)
 {
 	if (info->copy) {

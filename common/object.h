@@ -44,6 +44,16 @@ enum mlk_status object_wait(struct object_info *info, const char *src,
 			    struct mlk_error *e);
 enum mlk_status object_publish(const struct lake *l, struct object_info *info,
 			       struct mlk_error *e);
+/*
+ * object_publish() for n objects at once: their files and then their
+ * directories are fsynced together (fsio_fsync_many), so that landing
+ * many small files costs a few commits of the file system, not two each.
+ * On failure, the objects not yet published are left for
+ * object_discard().
+ */
+enum mlk_status object_publish_many(const struct lake *l,
+				    struct object_info *const *v, size_t n,
+				    struct mlk_error *e);
 void object_discard(struct object_info *info);
 /*
  * Where the object's bytes can be read now: NULL while a copy from the

@@ -1092,3 +1092,160 @@ PY
 	# whatever came out of the halves before the cut is in the lake
 	[ "$(jq -r 'select(.resourceType) | ._mlk.src.path' out.ndjson | sort -u | paste -sd,)" = half.tgz,half.zip ]
 }
+
+# --- DICOM ---
+# DICOM Part 10 files (common/dicom.c): one record per SOP instance, checked
+# against dcmtk's dcmdump, which nobody here wrote.
+
+@test "DICOM: every sample file is one record whose attributes match dcmdump" {
+	run --separate-stderr mlk-ingest --dataset imaging/samples "$DATA/dicom"
+	assert_success
+	[ "$(grep -c . <<<"$output")" -eq 9 ]
+	# jq validates every line.
+	while IFS= read -r l; do jq -e 'type == "object"' <<<"$l" >/dev/null; done <<<"$output"
+	printf '%s\n' "$output" >records.ndjson
+	run /usr/bin/python3 "$MLK_ROOT/tests/dicom-vs-dcmdump.py" records.ndjson
+	assert_success
+	assert_output --regexp 'checked [0-9]{4,} elements in 9 files, 0 differences'
+	# Each syntax of the sample set was read.
+	[ "$(jq -r .transfer_syntax records.ndjson | sort -u | paste -sd' ')" = \
+	  "1.2.840.10008.1.2 1.2.840.10008.1.2.1 1.2.840.10008.1.2.1.99 1.2.840.10008.1.2.4.50 1.2.840.10008.1.2.4.51 1.2.840.10008.1.2.4.70" ]
+}
+
+@test "DICOM: the record's convenience fields, envelope, blob and stored object" {
+	f=$DATA/dicom/MR_tcia_prostate_mri_3.dcm
+	run --separate-stderr mlk-ingest --dataset imaging/mr --source-system pacs "$f"
+	assert_success
+	sha=$(sha256sum "$f" | cut -d' ' -f1)
+	jq -e --arg sha "$sha" --argjson size "$(stat -c %s "$f")" '
+		.modality == "MR" and .date == "2006-12-17" and
+		.study_date == "20061217" and .body_part == "PROSTATE" and
+		(.study_instance_uid | test("^[0-9.]+$")) and
+		.sop_instance_uid == .dicom["00080018"].Value[0] and
+		.transfer_syntax == "1.2.840.10008.1.2.1" and
+		._mlk.kind == "imaging" and ._mlk.type == "dicom" and
+		._mlk.src.sha256 == $sha and ._mlk.size == $size and
+		._mlk.blob == "sha256:" + $sha and
+		._mlk.source_system == "pacs" and
+		._mlk.partition == "modality=MR/year=2006/month=12" and
+		.dicom["00100010"] == {"vr": "PN"} and
+		.dicom["0040A075"].Value == [{"Alphabetic": "Removed by CTP"}] and
+		(.dicom["00280010"].Value[0] | type) == "number" and
+		.dicom["7FE00010"] == {"vr": "OW"} and
+		(.dicom | has("00020010") | not)' <<<"$output"
+	# The file is in the object store, byte for byte, read-only.
+	obj=$MLK_LAKE/objects/sha256/${sha:0:2}/$sha
+	cmp "$f" "$obj"
+	[ ! -w "$obj" ] || [ "$(id -u)" -eq 0 ]
+	# The lake's copy of the record is the one on stdout, cut before dataset.
+	[ "$(count_gz "$MLK_LAKE"/raw/imaging/mr/batch=*/modality=MR/year=2006/month=12/*.gz)" -eq 1 ]
+	[ "$(head -1 "$MLK_LAKE"/raw/imaging/mr/batch=*/_manifest.json | jq -r .kind)" = imaging ]
+	[ "$(jq -r 'select(.entry == "source") | .format' "$MLK_LAKE"/raw/imaging/mr/batch=*/_manifest.json)" = dicom ]
+}
+
+@test "DICOM: pixel data and bulk data never reach the record" {
+	run --separate-stderr mlk-ingest --quiet --dataset imaging/mr "$DATA/dicom/MR_deid_example.dcm" "$DATA/dicom/US_IM00001.fragmented_no_bot_jpeg_baseline.50.dcm"
+	assert_success
+	# 854 KB and 322 KB files: their records hold the header only.
+	while IFS= read -r l; do [ "${#l}" -lt 65536 ]; done <<<"$output"
+	[ "$(jq -c '.dicom["7FE00010"]' <<<"$output" | sort -u)" = '{"vr":"OB"}
+{"vr":"OW"}' ]
+}
+
+@test "DICOM: truncated files and a .dcm that is not DICOM are quarantined, the rest lands, exit 1" {
+	for n in 200 1400 9000 60000; do
+		head -c $n "$DATA/dicom/CT_CT1_UNC.explicit_little_endian.dcm" >ct-$n.dcm
+	done
+	head -c 700 "$DATA/dicom/SR_report_dfl.dcm" >sr-deflated-cut.dcm
+	head -c 30000 "$DATA/dicom/MR_deid_example.dcm" >mr-implicit-cut.dcm
+	printf 'Patient Doe, John: see attached\n' >notes.dcm
+	cp "$DATA/dicom/PT_tcia_acrin_flt_breast_1.dcm" good.dcm
+	run --separate-stderr mlk-ingest --dataset imaging/mixed ct-*.dcm sr-deflated-cut.dcm mr-implicit-cut.dcm notes.dcm good.dcm
+	assert_failure 1
+	[ "$(grep -c . <<<"$output")" -eq 1 ]
+	[ "$(jq -r .modality <<<"$output")" = PT ]
+	for f in ct-200 ct-1400 ct-9000 ct-60000 sr-deflated-cut mr-implicit-cut; do
+		grep -qF "'$f.dcm': not valid DICOM: truncated at byte" <<<"$stderr"
+	done
+	grep -qF "'notes.dcm': not valid DICOM: no DICM prefix and no data set at byte 0; quarantined" <<<"$stderr"
+	# Reasons are in the quarantine, never the content.
+	q=$(echo "$MLK_LAKE"/quarantine/imaging/mixed/b*)
+	[ "$(ls "$q"/q*.json | wc -l)" -eq 7 ]
+	jq -e -s 'all(.[]; (.reason | test("^not valid DICOM: ")) and (.object | startswith("sha256:")))' "$q"/q*.json >/dev/null
+	# No PHI on stderr: not the patient names of the files cut short.
+	for f in ct-60000 mr-implicit-cut good; do
+		[[ $stderr != *Doe* ]]
+	done
+	! grep -qiE 'anonymized|thomas|smith' <<<"$stderr"
+}
+
+@test "DICOM: partitions.dicom in mlk.yaml is honoured, per dataset too" {
+	sed -i 's/^  dicom: .*/  dicom: [modality, body_part]/' "$MLK_LAKE/mlk.yaml"
+	sed -i 's/^datasets: {}$/datasets:\n  imaging\/day:\n    partitions:\n      dicom: [day(date), type]/' "$MLK_LAKE/mlk.yaml"
+	run --separate-stderr mlk-ingest --dataset imaging/pt "$DATA/dicom/PT_tcia_acrin_flt_breast_1.dcm"
+	assert_success
+	[ "$(jq -r ._mlk.partition <<<"$output")" = 'modality=PT/body_part=BREAST' ]
+	run --separate-stderr mlk-ingest --dataset imaging/day "$DATA/dicom/PT_tcia_acrin_flt_breast_1.dcm"
+	assert_success
+	[ "$(jq -r ._mlk.partition <<<"$output")" = 'day=14/type=dicom' ]
+	# A lake made before DICOM support has no dicom line: the default.
+	sed -i '/^  dicom:/d' "$MLK_LAKE/mlk.yaml"
+	run --separate-stderr mlk-ingest --dataset imaging/old "$DATA/dicom/SR_report_dfl.dcm"
+	assert_success
+	[ "$(jq -r ._mlk.partition <<<"$output")" = 'modality=SR/year=__HIVE_DEFAULT_PARTITION__/month=__HIVE_DEFAULT_PARTITION__' ]
+}
+
+@test "DICOM: content decides, not the name; stdin works; reruns are byte-identical" {
+	cp "$DATA/dicom/ECG_wave_dfl.dcm" noext
+	run --separate-stderr bash -c 'mlk-ingest --quiet --dataset imaging/a noext - <"$DATA/dicom/SR_report_dfl.dcm"'
+	assert_success
+	[ "$(jq -r '"\(._mlk.src.path) \(.modality)"' <<<"$output" | paste -sd,)" = 'noext ECG,- SR' ]
+	mlk-ingest --quiet --dataset imaging/all "$DATA/dicom" >a.ndjson
+	(cd "$MLK_LAKE"/raw/imaging/all/batch=* && find . -name '*.gz' | sort | xargs zcat) >a.files
+	mklake "$BATS_TEST_TMPDIR/lake2"
+	mlk-ingest --quiet --dataset imaging/all "$DATA/dicom" >b.ndjson
+	(cd "$MLK_LAKE"/raw/imaging/all/batch=* && find . -name '*.gz' | sort | xargs zcat) >b.files
+	cmp a.ndjson b.ndjson
+	cmp a.files b.files
+	[ "$(grep -c . a.files)" -eq 9 ]
+}
+
+@test "DICOM: pydicom agrees on the convenience fields" {
+	mlk-ingest --quiet --dataset imaging/py "$DATA/dicom" >records.ndjson
+	run /usr/bin/python3 -W ignore -c '
+import json, sys, pydicom
+for line in open("records.ndjson"):
+    r = json.loads(line)
+    ds = pydicom.dcmread(r["_mlk"]["src"]["path"], stop_before_pixels=True)
+    for key, kw in (("modality", "Modality"), ("study_date", "StudyDate"),
+                    ("body_part", "BodyPartExamined"),
+                    ("study_instance_uid", "StudyInstanceUID"),
+                    ("series_instance_uid", "SeriesInstanceUID"),
+                    ("sop_instance_uid", "SOPInstanceUID"),
+                    ("sop_class_uid", "SOPClassUID")):
+        want = str(ds.get(kw, "") or "")
+        got = r.get(key, "")
+        if want != got:
+            print("differs", r["_mlk"]["src"]["path"], key)
+            sys.exit(1)
+    ts = str(ds.file_meta.TransferSyntaxUID)
+    assert ts == r["transfer_syntax"], ts
+print("ok")'
+	assert_success
+	assert_output ok
+}
+
+@test "DICOM: files inside a zip go through the same detection; members are provenance" {
+	cp "$DATA/dicom/CT_CT1_UNC.explicit_little_endian.dcm" ct.dcm
+	cp "$DATA/dicom/MR_deid_example.dcm" mr.dcm
+	python3 -c 'import zipfile
+z = zipfile.ZipFile("s.zip", "w")
+z.write("ct.dcm"); z.write("mr.dcm"); z.close()'
+	run --separate-stderr mlk-ingest --dataset imaging/zip s.zip
+	assert_success
+	assert_equal "$(jq -r '[.modality, ._mlk.kind, ._mlk.src.member[0], ._mlk.src.path] | join(" ")' <<<"$output" | sort | paste -sd,)" \
+		"CT imaging ct.dcm s.zip,MR imaging mr.dcm s.zip"
+	# the member's object is the file's own bytes
+	sha=$(sha256sum ct.dcm | cut -d' ' -f1)
+	assert_equal "$(jq -r 'select(.modality == "CT") | ._mlk.blob' <<<"$output")" "sha256:$sha"
+}
