@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -20,6 +21,7 @@
 #include "batch.h"
 #include "buf.h"
 #include "crypto.h"
+#include "dicom.h"
 #include "ehr.h"
 #include "fsio.h"
 #include "lake.h"
@@ -141,6 +143,8 @@ struct run {
 	enum ehr_format used;
 	struct pspec spec[4];    /* fhir, csv, ndjson, hl7v2 */
 	int have_spec[4];
+	struct pspec dspec;      /* dicom */
+	int have_dspec;
 	struct buf head, mid, tail;
 	const struct pspec *ps;  /* the current source's partition spec */
 	int ps_sys[PSPEC_MAX];   /* field i is source_system */
@@ -326,6 +330,84 @@ static void sink_begin(void *ctx, enum ehr_format used)
 	r->ps = &r->spec[family_index(used)];
 	for (size_t i = 0; i < r->ps->n; i++)
 		r->ps_sys[i] = !strcmp(r->ps->f[i].source, "source_system");
+}
+
+/* DICOM (issue #3): one record per file; see dicom.h and mlk-record(5). */
+
+/* 1 when a source is DICOM by its first bytes, or is named .dcm (a .dcm
+ * that is not DICOM is then quarantined as such). */
+static int is_dicom(const char *obj, int fd, const char *path)
+{
+	unsigned char head[132];
+	int f = obj ? open(obj, O_RDONLY | O_CLOEXEC) : fd;
+	ssize_t n = f >= 0 ? pread(f, head, sizeof head, 0) : -1;
+	if (obj && f >= 0)
+		close(f);
+	if (n > 0 && dicom_detect(head, (size_t)n))
+		return 1;
+	size_t l = strlen(path);
+	return l > 4 && !strcasecmp(path + l - 4, ".dcm");
+}
+
+static enum mlk_status ingest_dicom(struct run *r, const struct input *x,
+				    const char *obj, struct mlk_error *pe)
+{
+	int fd = obj ? open(obj, O_RDONLY | O_CLOEXEC) : x->fd;
+	if (fd < 0)
+		return mlk_error_errno(pe, x->path, "cannot open");
+	struct dicom_doc doc;
+	enum mlk_status s = (enum mlk_status)dicom_json_fd(fd, x->path, &doc,
+							  pe);
+	if (obj)
+		close(fd);
+	if (s != MLK_OK) {
+		dicom_doc_release(&doc);
+		return s;
+	}
+	struct buf part = BUF_INIT, l = BUF_INIT;
+	for (size_t i = 0; i < r->dspec.n; i++) {
+		const struct pfield *f = &r->dspec.f[i];
+		const char *v = NULL;
+		size_t vn = 0;
+		if (i)
+			buf_addch(&part, '/');
+		if (!strcmp(f->source, "source_system")) {
+			v = r->source_system;
+			vn = v ? strlen(v) : 0;
+		} else if (!strcmp(f->source, "type")) {
+			v = "dicom";
+			vn = 5;
+		} else if (!dicom_doc_lookup(&doc, f->source, &v, &vn)) {
+			v = NULL;
+		}
+		partition_add(f, v, vn, 0, &part);
+	}
+	buf_addch(&l, '{');
+	buf_add(&l, doc.json.data, doc.json.len);
+	buf_addstr(&l, ",\"_mlk\":{\"v\":1,\"kind\":\"imaging\",\"type\":"
+		   "\"dicom\",\"src\":{\"path\":");
+	buf_add_json_cstr(&l, x->path);
+	buf_addf(&l, ",\"sha256\":\"%s\",\"bytes\":%llu}", x->sha256,
+		 x->size);
+	if (r->source_system) {
+		buf_addstr(&l, ",\"source_system\":");
+		buf_add_json_cstr(&l, r->source_system);
+	}
+	buf_addf(&l, ",\"blob\":\"sha256:%s\"", x->sha256);
+	size_t keep = l.len;
+	buf_add(&l, r->tail.data, r->tail.len);
+	buf_add_json_str(&l, part.data ? part.data : "", part.len);
+	buf_add(&l, "}}\n", 3);
+	write_stdout(r, l.data, l.len);
+	r->emitted++;
+	r->b->src[r->si].records++;
+	s = batch_add(r->b, part.data ? part.data : "", part.len, l.data,
+		      keep, "}}\n", 3, r->e);
+	buf_release(&part);
+	buf_release(&l);
+	dicom_doc_release(&doc);
+	/* A lake error stops the run (e is set); this source is fine. */
+	return s == MLK_OK ? MLK_OK : MLK_SYSTEM;
 }
 
 static enum mlk_status store_input(struct lake *l, struct input *in,
@@ -616,7 +698,10 @@ int main(int argc, char **argv)
 					   "compression_level", 1),
 			(int)lake_conf_num(&lake, "ingest", "threads", 2),
 		};
-		s = batch_begin(&b, &lake, dataset, "ehr", bid, &dwo, &e);
+		s = batch_begin(&b, &lake, dataset,
+				!strncmp(dataset, "imaging/", 8) ? "imaging"
+								 : "ehr",
+				bid, &dwo, &e);
 		did_batch = 1;
 	}
 
@@ -633,6 +718,10 @@ int main(int argc, char **argv)
 	for (int k = 0; k < 4 && s == MLK_OK && did_batch; k++) {
 		s = lake_pspec(&lake, dataset, fams[k], &r.spec[k], &e);
 		r.have_spec[k] = s == MLK_OK;
+	}
+	if (s == MLK_OK && did_batch) {
+		s = lake_pspec(&lake, dataset, "dicom", &r.dspec, &e);
+		r.have_dspec = s == MLK_OK;
 	}
 	static char stdout_buf[1 << 20];
 	setvbuf(stdout, stdout_buf, _IOFBF, sizeof stdout_buf);
@@ -665,7 +754,9 @@ int main(int argc, char **argv)
 		};
 		char *obj = object_read_path(&lake, &x->obj);
 		struct mlk_error pe = MLK_ERROR_INIT;
-		enum mlk_status ps = ehr_parse(obj ? obj : x->path,
+		int dcm = fmt == EHR_AUTO && is_dicom(obj, x->fd, x->path);
+		enum mlk_status ps = dcm ? ingest_dicom(&r, x, obj, &pe)
+				    : ehr_parse(obj ? obj : x->path,
 					       obj ? -1 : x->fd, fmt, &conf,
 					       &(struct ehr_sink){ &r, sink_begin,
 						       sink_format, sink_output,
@@ -675,7 +766,7 @@ int main(int argc, char **argv)
 		free(obj);
 		free(table);
 		snprintf(b.src[r.si].format, sizeof b.src[r.si].format, "%s",
-			 ehr_format_name(r.used));
+			 dcm ? "dicom" : ehr_format_name(r.used));
 		/* The source was parsed while its copy ran: both must be of
 		 * the bytes that were hashed, or nothing of this run lands. */
 		if (x->obj.copy) {
@@ -799,6 +890,8 @@ int main(int argc, char **argv)
 	for (int k = 0; k < 4; k++)
 		if (r.have_spec[k])
 			pspec_release(&r.spec[k]);
+	if (r.have_dspec)
+		pspec_release(&r.dspec);
 	if (did_batch)
 		batch_release(&b);
 	for (size_t i = 0; i < in.n; i++) {

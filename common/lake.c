@@ -185,6 +185,7 @@ static const char mlk_yaml[] =
 "  csv: [table, year(date), month(date)]\n"
 "  ndjson: [year(date), month(date)]\n"
 "  hl7v2: [message_type, year(date), month(date)]\n"
+"  dicom: [modality, year(date), month(date)]\n"
 "# Per-dataset settings, for example:\n"
 "# datasets:\n"
 "#   ehr/synthea:\n"
@@ -305,6 +306,8 @@ static const char *default_spec(const char *format)
 		return "table,year(date),month(date)";
 	if (!strcmp(format, "hl7v2"))
 		return "message_type,year(date),month(date)";
+	if (!strcmp(format, "dicom"))
+		return "modality,year(date),month(date)";
 	return "year(date),month(date)";
 }
 
