@@ -44,22 +44,39 @@ static const struct {
 
 /*
  * The Type 1 and Type 2 attributes among the combined codes, for the IODs
- * of the sample data (CT, MR, PT, US, SC, SR, ECG): Content Date and Time
- * are Type 1 in the SR Document General Module (D keeps a value, and the
- * dates option shifts or keeps it); Contrast/Bolus Agent is Type 2 in the
- * Contrast/Bolus Module and Content Creator's Name Type 2 in presentation
- * states (Z).  Every other combined code resolves to its most removing
- * action.
+ * of the sample data (CT, enhanced CT, MR, PT, US, SC, SR, ECG), checked
+ * with dciodvfy: D keeps a dummy value where a Type 1 attribute needs one
+ * (Series Date and Time in the PET Series Module, Device Serial Number in
+ * Enhanced General Equipment, Acquisition DateTime in the enhanced image
+ * macros, Content Date and Time in SR Document General), Z keeps a Type 2
+ * attribute empty (Acquisition Date and Time in the PET Image Module,
+ * Acquisition Context Sequence, Contrast/Bolus Agent, Content Creator's
+ * Name).  A dummy date is 19000101 and is shifted or kept instead when a
+ * date option is chosen.  Every other combined code resolves to its most
+ * removing action.
  */
 static const struct {
 	uint32_t tag;
 	char action;
 } dd_types[] = {
+	{ 0x00080021, 'D' },   /* Series Date */
+	{ 0x00080022, 'Z' },   /* Acquisition Date */
 	{ 0x00080023, 'D' },   /* Content Date */
+	{ 0x0008002a, 'D' },   /* Acquisition DateTime */
+	{ 0x00080031, 'D' },   /* Series Time */
+	{ 0x00080032, 'Z' },   /* Acquisition Time */
 	{ 0x00080033, 'D' },   /* Content Time */
 	{ 0x00180010, 'Z' },   /* Contrast/Bolus Agent */
+	{ 0x00181000, 'D' },   /* Device Serial Number */
+	{ 0x00400555, 'Z' },   /* Acquisition Context Sequence */
 	{ 0x00700084, 'Z' },   /* Content Creator's Name */
 };
+
+/* Dates that version a coding resource, not an event of the patient. */
+static int coding_date(uint32_t tag)
+{
+	return tag == 0x00080106 || tag == 0x00080107;
+}
 
 unsigned dd_option_parse(const char *name)
 {
@@ -246,7 +263,9 @@ enum dd_action dd_action(const struct dicomdeid *dd, uint32_t tag,
 
 	const struct dd_row *r = dd_lookup(tag);
 	if (!r) {
-		if (vr_is(vr, "DA") || vr_is(vr, "DT"))
+		if (coding_date(tag))
+			a = 'K';
+		else if (vr_is(vr, "DA") || vr_is(vr, "DT"))
 			a = unlisted_date(dd);
 		else if (vr_is(vr, "TM"))
 			a = dd->options & (DD_OPT_FULLDATES | DD_OPT_MODDATES)
