@@ -51,7 +51,8 @@ static const struct {
  * macros, Content Date and Time in SR Document General), Z keeps a Type 2
  * attribute empty (Acquisition Date and Time in the PET Image Module,
  * Acquisition Context Sequence, Contrast/Bolus Agent, Content Creator's
- * Name).  A dummy date is 19000101 and is shifted or kept instead when a
+ * Name, Referenced Performed Procedure Step Sequence in SR Document
+ * Series).  A dummy date is 19000101 and is shifted or kept instead when a
  * date option is chosen.  Every other combined code resolves to its most
  * removing action.
  */
@@ -66,6 +67,7 @@ static const struct {
 	{ 0x00080031, 'D' },   /* Series Time */
 	{ 0x00080032, 'Z' },   /* Acquisition Time */
 	{ 0x00080033, 'D' },   /* Content Time */
+	{ 0x00081111, 'Z' },   /* Referenced Performed Procedure Step Seq. */
 	{ 0x00180010, 'Z' },   /* Contrast/Bolus Agent */
 	{ 0x00181000, 'D' },   /* Device Serial Number */
 	{ 0x00400555, 'Z' },   /* Acquisition Context Sequence */
@@ -241,8 +243,16 @@ static char unlisted_date(const struct dicomdeid *dd)
 	return 'X';
 }
 
+static int in_content(const uint32_t *parents, int depth)
+{
+	for (int i = 0; i < depth; i++)
+		if (parents && parents[i] == 0x0040a730)
+			return 1;
+	return 0;
+}
+
 enum dd_action dd_action(const struct dicomdeid *dd, uint32_t tag,
-			 const char vr[2], int depth)
+			 const char vr[2], const uint32_t *parents, int depth)
 {
 	uint32_t group = tag >> 16, elem = tag & 0xffff;
 	int sq = vr_is(vr, "SQ");
@@ -274,6 +284,13 @@ enum dd_action dd_action(const struct dicomdeid *dd, uint32_t tag,
 			a = 'X';
 		else
 			a = 'K';
+		/* Inside SR content the structure must stay (the value of a
+		 * content item is Type 1): what would go gets a dummy, and so
+		 * does free text, which mlk cannot clean yet. */
+		if (in_content(parents, depth) &&
+		    (a == 'X' || vr_is(vr, "UT") || vr_is(vr, "LT") ||
+		     vr_is(vr, "ST")))
+			a = 'D';
 	} else {
 		a = option_action(dd, r, vr);
 		if (!a)

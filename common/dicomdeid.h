@@ -33,6 +33,10 @@
  *   and an unlisted PN is removed, because identifiers hide there too.
  * - A sequence whose action is K, D, U or C is kept and its items are
  *   de-identified by the same rules (DD_DESCEND); Z keeps it empty.
+ * - Inside Content Sequence (0040,A730), at any depth, what the rules
+ *   above would remove from outside the table, and all free text (UT, LT,
+ *   ST), gets a dummy value instead: SR content items need their value
+ *   (Type 1), and mlk cannot clean structured content yet.
  * - New UIDs are "2.25." and the decimal of a UUID (ITU-T X.667): the
  *   128 bits of the token of "uid:" + old UID, which is the first 128 bits
  *   of HMAC-SHA256(project key, ...) with the UUID version and variant
@@ -130,9 +134,10 @@ void dd_set_patient(struct dicomdeid *dd, const char *pid, size_t n,
 		    int shift_days);
 
 /* What happens to the element tag of VR vr (two letters) at sequence
- * depth depth (0: the top-level data set). */
+ * depth depth (0: the top-level data set); parents holds the tags of the
+ * depth enclosing sequences, outermost first (NULL when depth is 0). */
 enum dd_action dd_action(const struct dicomdeid *dd, uint32_t tag,
-			 const char vr[2], int depth);
+			 const char vr[2], const uint32_t *parents, int depth);
 
 /* The new value of an element for action a (DD_ZERO: empty; DD_KEEP: a
  * copy) into out (appended, not padded: the writer pads to even length).

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "buf.h"
 #include "crypto.h"
@@ -57,7 +58,10 @@ struct w {
 	int skip;                /* >0: inside a sequence being dropped */
 	int next_insert;         /* index into inserts[] */
 	struct buf v;            /* scratch: a new value */
-	unsigned char *chunk;    /* bulk copies */
+	unsigned char *chunk;    /* bulk copies; deflate output */
+	int deflate;             /* the data set goes through zs */
+	z_stream zs;
+	unsigned long long zbytes;
 	struct dicomwrite_result *res;
 };
 
@@ -125,16 +129,52 @@ static char pad_of(const char *vr)
 	return ' ';
 }
 
+static int out_raw(struct w *w, const void *p, size_t n)
+{
+	if (fsio_write_all(w->out, p, n, w->name, w->e) != MLK_OK) {
+		w->st = MLK_SYSTEM;
+		return -1;
+	}
+	w->bytes += n;
+	return 0;
+}
+
+/* Deflate what is buffered (PS3.5 A.5: raw deflate, no zlib header). */
+static int out_deflate(struct w *w, int finish)
+{
+	if (!w->chunk)
+		w->chunk = xmalloc(COPY_CHUNK);
+	w->zs.next_in = (unsigned char *)w->o.data;
+	w->zs.avail_in = (uInt)w->o.len;
+	for (;;) {
+		w->zs.next_out = w->chunk;
+		w->zs.avail_out = COPY_CHUNK;
+		int rc = deflate(&w->zs, finish ? Z_FINISH : Z_NO_FLUSH);
+		if (rc == Z_STREAM_ERROR) {
+			w->st = mlk_error_set(w->e, MLK_SYSTEM, w->name, 0,
+					      "cannot deflate");
+			return -1;
+		}
+		size_t got = COPY_CHUNK - w->zs.avail_out;
+		w->zbytes += got;
+		if (got && out_raw(w, w->chunk, got))
+			return -1;
+		if (finish ? rc == Z_STREAM_END
+			   : w->zs.avail_in == 0 && w->zs.avail_out != 0)
+			break;
+	}
+	if (finish && (w->zbytes & 1))
+		return out_raw(w, "", 1);   /* even length (PS3.5 A.5) */
+	return 0;
+}
+
 static int flush(struct w *w)
 {
 	if (w->st != MLK_OK)
 		return -1;
-	if (w->o.len && fsio_write_all(w->out, w->o.data, w->o.len, w->name,
-				       w->e) != MLK_OK) {
-		w->st = MLK_SYSTEM;
+	if (w->deflate ? out_deflate(w, 0)
+		       : w->o.len ? out_raw(w, w->o.data, w->o.len) : 0)
 		return -1;
-	}
-	w->bytes += w->o.len;
 	buf_reset(&w->o);
 	return 0;
 }
@@ -147,6 +187,13 @@ static int maybe_flush(struct w *w)
 /* Copy n bytes of the input at off to the output, padded to even. */
 static int copy_bulk(struct w *w, unsigned long long off, uint32_t n)
 {
+	if (w->deflate) {
+		/* offsets count in the inflated stream: nothing to copy */
+		w->st = mlk_error_set(w->e, MLK_PARTIAL, w->name, 0, "bulk data"
+				      " in a deflated data set is not "
+				      "supported yet");
+		return -1;
+	}
 	if (flush(w))
 		return -1;
 	if (!w->chunk)
@@ -380,7 +427,10 @@ static int write_event(void *ctx, enum dicom_event ev,
 				w->skip = 1;
 			return maybe_flush(w);
 		}
-		enum dd_action a = dd_action(w->dd, el->tag, el->vr,
+		uint32_t parents[DICOM_MAX_DEPTH];
+		for (int i = 0; i < el->depth && i < DICOM_MAX_DEPTH; i++)
+			parents[i] = el->path[i].tag;
+		enum dd_action a = dd_action(w->dd, el->tag, el->vr, parents,
 					     el->depth);
 		if (ev == DICOM_SEQ_BEGIN) {
 			if (a == DD_REMOVE ||
@@ -490,11 +540,6 @@ enum mlk_status dicomwrite_fd(const struct dicomwrite_params *p, int in_fd,
 		pre_release(&pre);
 		return e->status ? e->status : MLK_PARTIAL;
 	}
-	if (pre.info.syntax == DICOM_DEFLATED_LE) {
-		pre_release(&pre);
-		return mlk_error_set(e, MLK_PARTIAL, name, 0, "deflated "
-				     "transfer syntax is not supported yet");
-	}
 	enum mlk_status st = dd_burned_in(p->dd, pre.modality.data,
 					  pre.sop_class.data,
 					  pre.have_burned ? (pre.burned.data
@@ -526,11 +571,12 @@ enum mlk_status dicomwrite_fd(const struct dicomwrite_params *p, int in_fd,
 	w.res = res;
 	w.explicit_vr = pre.info.syntax != DICOM_IMPLICIT_LE;
 	w.be = pre.info.syntax == DICOM_EXPLICIT_BE;
+	int deflated = pre.info.syntax == DICOM_DEFLATED_LE;
 
 	/* the new SOP Instance UID, as the data set will carry it */
 	struct buf sop = BUF_INIT;
 	if (pre.sop_uid.len)
-		dd_value(p->dd, dd_action(p->dd, T_SOP_UID, "UI", 0), "UI",
+		dd_value(p->dd, dd_action(p->dd, T_SOP_UID, "UI", NULL, 0), "UI",
 			 pre.sop_uid.data, pre.sop_uid.len, &sop);
 	write_meta(&w, &pre, sop.data ? sop.data : "");
 	buf_release(&sop);
@@ -540,13 +586,29 @@ enum mlk_status dicomwrite_fd(const struct dicomwrite_params *p, int in_fd,
 		buf_release(&w.o);
 		return mlk_error_errno(e, name, "cannot seek");
 	}
-	struct dicom_visitor wv = { &w, write_event, 0 };
+	if (deflated) {
+		flush(&w);
+		if (deflateInit2(&w.zs, Z_DEFAULT_COMPRESSION, Z_DEFLATED,
+				 -MAX_WBITS, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
+			buf_release(&w.o);
+			return mlk_error_set(e, MLK_SYSTEM, name, 0,
+					     "cannot start deflate");
+		}
+		w.deflate = 1;
+	}
+	/* A deflated data set cannot be copied by offset: its values come
+	 * in memory (up to DICOM_MAX_VALUE); pixel data there is refused. */
+	struct dicom_visitor wv = { &w, write_event,
+				    deflated ? DICOM_MAX_VALUE : 0 };
 	rc = dicom_read_fd(in_fd, name, &wv, e);
 	if (rc == 0 && w.st == MLK_OK) {
 		while (w.next_insert < (int)NINSERTS)
 			insert_one(&w, inserts[w.next_insert++]);
-		flush(&w);
+		if (!flush(&w) && w.deflate)
+			out_deflate(&w, 1);
 	}
+	if (w.deflate)
+		deflateEnd(&w.zs);
 	st = w.st != MLK_OK ? w.st : rc ? (e->status ? e->status
 					   : MLK_PARTIAL) : MLK_OK;
 	res->bytes = w.bytes;

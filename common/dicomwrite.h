@@ -22,9 +22,12 @@
  * Sequence (0012,0064) and Longitudinal Temporal Information Modified
  * (0028,0303) are inserted in tag order (replacing any the input had).
  *
- * Not handled (MLK_PARTIAL, the caller quarantines): deflated transfer
- * syntax (offsets count in the inflated stream, so bulk data cannot be
- * copied by offset), and input common/dicom.c cannot read.
+ * Deflated Explicit VR Little Endian is written deflated again (raw
+ * deflate, zlib); its values arrive in memory (offsets count in the
+ * inflated stream, so nothing can be copied by offset), which bounds them
+ * by DICOM_MAX_VALUE.  Not handled (MLK_PARTIAL, the caller quarantines):
+ * pixel data in a deflated data set, and input common/dicom.c cannot
+ * read.
  *
  * Errors: MLK_DENIED when the burned-in annotation rule refuses the object
  * (dd_burned_in(); message says why), MLK_PARTIAL for input that is not
