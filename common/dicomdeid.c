@@ -67,7 +67,7 @@ static const struct {
 	{ 0x00080031, 'D' },   /* Series Time */
 	{ 0x00080032, 'Z' },   /* Acquisition Time */
 	{ 0x00080033, 'D' },   /* Content Time */
-	{ 0x00081111, 'Z' },   /* Referenced Performed Procedure Step Seq. */
+	{ 0x00081111, 'D' },   /* Referenced Performed Procedure Step Seq. */
 	{ 0x00180010, 'Z' },   /* Contrast/Bolus Agent */
 	{ 0x00181000, 'D' },   /* Device Serial Number */
 	{ 0x00400555, 'Z' },   /* Acquisition Context Sequence */
@@ -201,13 +201,26 @@ static int private_kept(const struct dicomdeid *dd, uint32_t tag)
 	return 0;
 }
 
+/*
+ * The options in force for the current object.  Modified dates need the
+ * patient's offset: an object without a patient id cannot have one, so
+ * its dates are treated as without the option (removed or dummies), never
+ * kept.
+ */
+static unsigned opts_now(const struct dicomdeid *dd)
+{
+	if (!dd->ptoken[0])
+		return dd->options & ~(unsigned)DD_OPT_MODDATES;
+	return dd->options;
+}
+
 /* The action an option column imposes, or 0 when it defers to basic. */
 static char option_action(const struct dicomdeid *dd, const struct dd_row *r,
 			  const char vr[2])
 {
 	char best = 0;
 	for (int i = 0; i < DD_NOPT; i++) {
-		if (!(dd->options & (1u << i)) || r->opt[i] == '-')
+		if (!(opts_now(dd) & (1u << i)) || r->opt[i] == '-')
 			continue;
 		char a = r->opt[i];
 		if (a == 'C') {
@@ -236,9 +249,9 @@ static char basic_action(const struct dd_row *r)
 /* Dates outside the table follow the date options; without one they go. */
 static char unlisted_date(const struct dicomdeid *dd)
 {
-	if (dd->options & DD_OPT_FULLDATES)
+	if (opts_now(dd) & DD_OPT_FULLDATES)
 		return 'K';
-	if (dd->options & DD_OPT_MODDATES)
+	if (opts_now(dd) & DD_OPT_MODDATES)
 		return 'S';
 	return 'X';
 }
@@ -278,7 +291,7 @@ enum dd_action dd_action(const struct dicomdeid *dd, uint32_t tag,
 		else if (vr_is(vr, "DA") || vr_is(vr, "DT"))
 			a = unlisted_date(dd);
 		else if (vr_is(vr, "TM"))
-			a = dd->options & (DD_OPT_FULLDATES | DD_OPT_MODDATES)
+			a = opts_now(dd) & (DD_OPT_FULLDATES | DD_OPT_MODDATES)
 			    ? 'K' : 'X';
 		else if (vr_is(vr, "PN"))
 			a = 'X';
@@ -563,7 +576,7 @@ size_t dd_methods(const struct dicomdeid *dd, struct dd_code out[DD_NOPT + 1])
 	out[n].value = "113100";
 	out[n++].meaning = "Basic Application Confidentiality Profile";
 	for (int i = 0; i < DD_NOPT; i++)
-		if (dd->options & (1u << i)) {
+		if (opts_now(dd) & (1u << i)) {
 			out[n].value = opts[i].code;
 			out[n++].meaning = opts[i].meaning;
 		}
@@ -572,9 +585,9 @@ size_t dd_methods(const struct dicomdeid *dd, struct dd_code out[DD_NOPT + 1])
 
 const char *dd_temporal(const struct dicomdeid *dd)
 {
-	if (dd->options & DD_OPT_FULLDATES)
+	if (opts_now(dd) & DD_OPT_FULLDATES)
 		return "UNMODIFIED";
-	if (dd->options & DD_OPT_MODDATES)
+	if (opts_now(dd) & DD_OPT_MODDATES)
 		return "MODIFIED";
 	return "REMOVED";
 }

@@ -46,7 +46,9 @@
  * Tokens come from the caller (dd_params.token: mlk-deid passes
  * deid_token()), so this module holds no key.  The per-patient date shift
  * comes from the caller too (dd_set_patient()), the same offset the EHR
- * records of that patient get.
+ * records of that patient get.  An object without a patient id has no
+ * offset: for it, Modified Dates is off (its dates go as in the basic
+ * profile, and neither 113107 nor MODIFIED is recorded).
  *
  * Ownership: struct dicomdeid is made by dd_new() and freed by dd_free();
  * it copies the keep list and borrows nothing else.  It holds the current
