@@ -16,7 +16,7 @@ PREFIX   ?= /usr/local
 DESTDIR  ?=
 VERSION  := 0.1.0
 
-PKGS     := libarchive zlib yaml-0.1 libcrypto libdeflate
+PKGS     := libarchive zlib yaml-0.1 libcrypto libdeflate htslib
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
