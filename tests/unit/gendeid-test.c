@@ -85,7 +85,7 @@ static void vcf_checks(const char *name, int mapped)
 		 in, out), "%s: records unchanged (bcftools view -H)", name);
 	check(sh("! bcftools view -h --no-version %s | grep -qiE "
 		 "'^##(commandline|source|fileDate|reference|GATK|SnpEff|"
-		 "bcftools)|/home|/scratch' # %s", out, in),
+		 "bcftools)|/home|/scratch'", out, in),
 	      "%s: no command line, source, date or path in the header",
 	      name);
 	if (mapped) {
@@ -116,7 +116,7 @@ static void sam_checks(const char *name)
 		 "! echo \"$h\" | grep -qE '^@CO|	(LB|DS|PU|CN|UR):' && "
 		 "! echo \"$h\" | grep '^@PG' | grep -q '/' && "
 		 "test -z \"$(echo \"$h\" | grep '^@RG' | grep -oE 'SM:[^	]*' "
-		 "| grep -vxE 'SM:[0-9a-f-]{36}')\" # %s", out, in),
+		 "| grep -vxE 'SM:[0-9a-f-]{36}')\"", out, in),
 	      "%s: samtools view -H: SM tokens, no @CO, LB, DS, PU, CN, UR, "
 	      "paths", name);
 }
