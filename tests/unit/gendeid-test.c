@@ -91,7 +91,7 @@ static void vcf_checks(const char *name, int mapped)
 	if (mapped) {
 		char t[GENDEID_TOKEN_LEN + 1], cmd[1024];
 		deid_token(deid, "PAT-0001", 8, t);
-		snprintf(cmd, sizeof cmd, "test \"$(bcftools query -l %s | "
+		snprintf(cmd, sizeof cmd, "test \"$(bcftools query -l %s 2>/dev/null | "
 			 "head -1)\" = %s", out, t);
 		check(system(cmd) == 0, "%s: sample A is the EHR token of its "
 		      "patient", name);
