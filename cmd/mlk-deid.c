@@ -807,7 +807,11 @@ int main(int argc, char **argv)
 		 "\"dropped_fields\":[", cn->tokens, cn->shifted, cn->scrubbed,
 		 vault_n, suppressed);
 	buf_add(&det, dropped.data ? dropped.data : "", dropped.len);
-	buf_add(&det, "]}", 2);
+	buf_add(&det, "]", 1);
+	if (o.od && (objdeid_count(o.od) || o.obj_rejected))
+		buf_addf(&det, ",\"objects\":%llu,\"objects_left_out\":%llu",
+			 objdeid_count(o.od), o.obj_rejected);
+	buf_add(&det, "}", 1);
 	audit_run(&k, "deid", purpose, in.data, outb.data, det.data, NULL,
 		  status);
 	buf_release(&in);

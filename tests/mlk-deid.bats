@@ -480,6 +480,8 @@ for f in sys.argv[1:]:
 	# the SR has no PatientID: both stay empty
 	assert_equal "$(grep -c '^YES 36 True False False False True True$' <<< "$output")" 7
 	assert_equal "$(grep -c '^YES 0 True False False False True True$' <<< "$output")" 1
+	run jq -c 'select(.action == "deid") | .detail | [.objects, .objects_left_out]' "$MLK_LAKE/audit/log.ndjson"
+	assert_output '[8,1]'
 }
 
 @test "objects: same input, key and project give the same objects; another project others" {
