@@ -276,7 +276,9 @@ enum dd_action dd_action(const struct dicomdeid *dd, uint32_t tag,
 					     : DD_REMOVE;
 	if (elem == 0 && group != 0x0002)
 		return DD_REMOVE;
-	if (group == 0x0002 && depth > 0)
+	/* file meta elements never belong in a data set (a reader would take
+	 * them for meta); the writer rebuilds the meta group itself */
+	if (group == 0x0002)
 		return DD_REMOVE;
 	if ((group >= 0x5000 && group <= 0x501e) ||
 	    (group >= 0x6000 && group <= 0x601e))

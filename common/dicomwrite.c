@@ -227,6 +227,23 @@ static int copy_bulk(struct w *w, unsigned long long off, uint32_t n)
 	return 0;
 }
 
+static int write_zeros(struct w *w, uint32_t n)
+{
+	if (flush(w))
+		return -1;
+	if (!w->chunk)
+		w->chunk = xmalloc(COPY_CHUNK);
+	memset(w->chunk, 0, COPY_CHUNK);
+	while (n) {
+		uint32_t k = n < COPY_CHUNK ? n : COPY_CHUNK;
+		buf_add(&w->o, w->chunk, k);
+		if (flush(w))
+			return -1;
+		n -= k;
+	}
+	return 0;
+}
+
 static void element(struct w *w, uint32_t tag, const char *vr,
 		    const void *p, size_t n)
 {
@@ -454,17 +471,19 @@ static int write_event(void *ctx, enum dicom_event ev,
 			       w->be);
 			return copy_bulk(w, el->offset, el->len);
 		}
+		if (!el->value && a == DD_DUMMY && pad_of(el->vr) == '\0' &&
+		    strcmp(el->vr, "UI")) {
+			/* a bulk binary dummy: zeros of the same length,
+			 * streamed (the length is the input's word) */
+			uint32_t n = el->len + (el->len & 1);
+			header(&w->o, el->tag, el->vr, n, w->explicit_vr,
+			       w->be);
+			return write_zeros(w, n);
+		}
 		buf_reset(&w->v);
-		if (el->value) {
+		if (el->value)
 			dd_value(w->dd, a, el->vr, (const char *)el->value,
 				 el->len, &w->v);
-		} else if (a == DD_DUMMY && pad_of(el->vr) == '\0' &&
-			   strcmp(el->vr, "UI")) {
-			/* a bulk binary dummy: zeros of the same length */
-			buf_grow(&w->v, el->len);
-			memset(w->v.data, 0, el->len);
-			w->v.len = el->len;
-		}
 		if (el->depth == 0)
 			note_result(w, el->tag, w->v.data ? w->v.data : "",
 				    w->v.len);
@@ -505,7 +524,12 @@ static void write_meta(struct w *w, const struct pre *p, const char *sop_uid)
 					    : p->sop_class.data;
 	str_element(w, DICOM_TAG(2, 2), "UI", cls ? cls : "");
 	str_element(w, DICOM_TAG(2, 3), "UI", sop_uid);
-	str_element(w, DICOM_TAG(2, 0x10), "UI", p->info.ts_uid);
+	/* a meta group without a transfer syntax: the one the data set was
+	 * read in (dicom.c's rule), written out */
+	const char *ts = p->info.ts_uid[0] ? p->info.ts_uid
+		       : p->info.syntax == DICOM_IMPLICIT_LE
+		       ? "1.2.840.10008.1.2" : "1.2.840.10008.1.2.1";
+	str_element(w, DICOM_TAG(2, 0x10), "UI", ts);
 	str_element(w, DICOM_TAG(2, 0x12), "UI", MLK_IMPL_UID);
 	str_element(w, DICOM_TAG(2, 0x13), "SH", MLK_IMPL_NAME);
 	g = w->o;
