@@ -48,6 +48,8 @@ LIB_OBJ  := $(patsubst common/%.c,$(BUILD)/common/%.o,$(LIB_SRC))
 # The built-in de-identification profiles, compiled in from profiles/.
 PROFILES := $(sort $(wildcard profiles/*.yaml))
 LIB_OBJ  += $(BUILD)/profiles.o
+# PS3.15 Table E.1-1 for common/dicomdeid.c, compiled in from profiles/.
+LIB_OBJ  += $(BUILD)/dicom-e1-1.o
 LIB      := $(BUILD)/libmlk.a
 BIN_OUT  := $(addprefix bin/,$(BINS))
 MAN      := $(wildcard man/*.[157])
@@ -78,6 +80,12 @@ $(BUILD)/profiles.c: $(PROFILES) scripts/embed-profiles | $(BUILD)/.stamp
 $(BUILD)/profiles.o: $(BUILD)/profiles.c
 	$(CC) $(CFLAGS) $(MLK_CFLAGS) -c -o $@ $<
 
+$(BUILD)/dicom-e1-1.c: profiles/dicom-e1-1.tsv scripts/embed-e1-1 | $(BUILD)/.stamp
+	sh scripts/embed-e1-1 $@ profiles/dicom-e1-1.tsv
+
+$(BUILD)/dicom-e1-1.o: $(BUILD)/dicom-e1-1.c common/dicomdeid.h
+	$(CC) $(CFLAGS) $(MLK_CFLAGS) -c -o $@ $<
+
 $(LIB): $(LIB_OBJ)
 	rm -f $@
 	ar rcs $@ $^
@@ -103,11 +111,13 @@ FUZZ_TARGETS := $(patsubst scripts/fuzz/%.c,%,$(wildcard scripts/fuzz/fuzz-*.c))
 fuzz:
 	@mkdir -p build/fuzz
 	@sh scripts/embed-profiles build/fuzz/profiles.c $(PROFILES)
+	@sh scripts/embed-e1-1 build/fuzz/dicom-e1-1.c profiles/dicom-e1-1.tsv
 	@for t in $(FUZZ_TARGETS); do \
 	  clang -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined \
 	    -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -DMLK_VERSION='"fuzz"' \
 	    -Icommon $(PKG_CFLAGS) -o build/fuzz/$$t scripts/fuzz/$$t.c \
 	    $(filter-out common/%main.c,$(LIB_SRC)) build/fuzz/profiles.c \
+	    build/fuzz/dicom-e1-1.c \
 	    $(LDLIBS) || exit 1; \
 	  mkdir -p build/fuzz/$$t.corpus; \
 	  build/fuzz/$$t -max_total_time=$(FUZZ_SECONDS) build/fuzz/$$t.corpus \

@@ -26,6 +26,7 @@
 #include "fsio.h"
 #include "kanon.h"
 #include "lake.h"
+#include "objdeid.h"
 #include "policy.h"
 #include "profile.h"
 #include "record.h"
@@ -115,6 +116,9 @@ struct run {
 	struct mlk_error ve;
 	int vault_failed;
 	unsigned long long out_records;
+	struct objdeid *od;        /* objects behind records (objdeid.h) */
+	struct buf ob;
+	unsigned long long obj_rejected;
 };
 
 static int write_out(struct run *o, const char *p, size_t n)
@@ -128,9 +132,34 @@ static int write_out(struct run *o, const char *p, size_t n)
 	return 0;
 }
 
+/* Records naming an object (_mlk.blob) get a de-identified object. */
+static void objects(struct run *o, const char **p, size_t *n)
+{
+	buf_reset(&o->ob);
+	const char *s = *p, *end = *p + *n;
+	while (s < end) {
+		const char *nl = memchr(s, '\n', (size_t)(end - s));
+		size_t len = nl ? (size_t)(nl - s) : (size_t)(end - s);
+		struct mlk_error e = MLK_ERROR_INIT;
+		enum mlk_status st = objdeid_record(o->od, s, len, &o->ob, &e);
+		if (st != MLK_OK) {
+			mlk_error_print(mlk_progname, &e);
+			if (st == MLK_PARTIAL)
+				o->obj_rejected++;
+			else
+				o->ok = 0;
+		}
+		s += len + 1;
+	}
+	*p = o->ob.data ? o->ob.data : "";
+	*n = o->ob.len;
+}
+
 static int sink_write(void *ctx, const char *p, size_t n)
 {
 	struct run *o = ctx;
+	if (o->od)
+		objects(o, &p, &n);
 	if (o->ka) {
 		const char *s = p, *end = p + n;
 		while (s < end) {
@@ -653,6 +682,10 @@ int main(int argc, char **argv)
 		keyed_release(&k);
 		return e.status;
 	}
+	if (k.have_lake && !(o.od = objdeid_new(&k.lake, d, &e))) {
+		mlk_error_print(mlk_progname, &e);
+		return e.status;
+	}
 	int fd = 0;
 	if (strcmp(input, "-")) {
 		fd = open(input, O_RDONLY | O_CLOEXEC);
@@ -734,7 +767,7 @@ int main(int argc, char **argv)
 
 	const struct deid_counts *cn = deid_counts(d);
 	int status = rs;
-	if (rs == MLK_OK && cn->rejected)
+	if (rs == MLK_OK && (cn->rejected || o.obj_rejected))
 		status = MLK_PARTIAL;
 	struct buf dropped = BUF_INIT;
 	deid_dropped(d, print_dropped, &dropped);
@@ -774,7 +807,11 @@ int main(int argc, char **argv)
 		 "\"dropped_fields\":[", cn->tokens, cn->shifted, cn->scrubbed,
 		 vault_n, suppressed);
 	buf_add(&det, dropped.data ? dropped.data : "", dropped.len);
-	buf_add(&det, "]}", 2);
+	buf_add(&det, "]", 1);
+	if (o.od && (objdeid_count(o.od) || o.obj_rejected))
+		buf_addf(&det, ",\"objects\":%llu,\"objects_left_out\":%llu",
+			 objdeid_count(o.od), o.obj_rejected);
+	buf_add(&det, "}", 1);
 	audit_run(&k, "deid", purpose, in.data, outb.data, det.data, NULL,
 		  status);
 	buf_release(&in);
@@ -782,6 +819,8 @@ int main(int argc, char **argv)
 	buf_release(&det);
 	buf_release(&dropped);
 	kanon_free(o.ka);
+	objdeid_free(o.od);
+	buf_release(&o.ob);
 	for (size_t i = 0; i < nquasi; i++)
 		free(quasi[i]);
 	free(quasi);

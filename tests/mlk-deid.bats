@@ -425,3 +425,121 @@ fhir_phi() {
 	run jq -r '.notes' fout.ndjson
 	assert_output --partial '[NAME]'
 }
+
+# --- objects ---
+# Records naming an object (_mlk.blob) get a de-identified copy of it in
+# the object store (common/objdeid.c): DICOM through PS3.15's basic
+# profile, VCF/BCF/SAM/BAM headers through htslib.
+
+# The object file a record's blob names.
+blob_path() {
+	local h=${1#sha256:}
+	echo "$MLK_LAKE/objects/sha256/${h:0:2}/$h"
+}
+
+@test "objects: DICOM records point to de-identified copies; the raw objects stay" {
+	mlk-ingest --dataset imaging/samples "$DATA/dicom" > in.ndjson 2> /dev/null
+	[ "$(wc -l < in.ndjson)" -eq 9 ]
+	run --separate-stderr mlk-deid --project imaging in.ndjson
+	assert_failure 1
+	# the ultrasound has no BurnedInAnnotation: left out, named by hash
+	assert_equal "$(grep -c 'burned-in annotation' <<< "$stderr")" 1
+	[[ $stderr == *"'sha256:"*"BurnedInAnnotation absent for modality US"* ]]
+	echo "$output" > out.ndjson
+	[ "$(wc -l < out.ndjson)" -eq 8 ]
+	# every blob is new, stored, read-only, named by its hash
+	jq -r '._mlk.blob' in.ndjson | sort > old
+	jq -r '._mlk.blob' out.ndjson | sort > new
+	[ -z "$(comm -12 old new)" ]
+	while read -r b; do
+		f=$(blob_path "$b")
+		assert_file_exists "$f"
+		[ "sha256:$(sha256sum "$f" | cut -c1-64)" = "$b" ]
+		[ ! -w "$f" ] || [ "$(id -u)" -eq 0 ]
+	done < new
+	# the originals are untouched
+	while read -r b; do
+		[ "sha256:$(sha256sum "$(blob_path "$b")" | cut -c1-64)" = "$b" ]
+	done < old
+	# tools nobody here wrote read the copies: identity gone, tokens in
+	while read -r b; do
+		run dcmdump -q "$(blob_path "$b")"
+		assert_success
+	done < new
+	run /usr/bin/python3 -W ignore -c '
+import sys, pydicom
+for f in sys.argv[1:]:
+    d = pydicom.dcmread(f)
+    print(d.get("PatientIdentityRemoved"), len(str(d.get("PatientID", ""))),
+          str(d.get("PatientName", "")) == str(d.get("PatientID", "")),
+          "InstitutionName" in d, bool(d.get("PatientBirthDate", "")),
+          bool(d.get("AccessionNumber", "")), d.file_meta.MediaStorageSOPInstanceUID == d.SOPInstanceUID,
+          d.SOPInstanceUID.startswith("2.25."))
+' $(while read -r b; do blob_path "$b"; done < new)
+	assert_success
+	# the SR has no PatientID: both stay empty
+	assert_equal "$(grep -c '^YES 36 True False False False True True$' <<< "$output")" 7
+	assert_equal "$(grep -c '^YES 0 True False False False True True$' <<< "$output")" 1
+	run jq -c 'select(.action == "deid") | .detail | [.objects, .objects_left_out]' "$MLK_LAKE/audit/log.ndjson"
+	assert_output '[8,1]'
+}
+
+@test "objects: same input, key and project give the same objects; another project others" {
+	mlk-ingest --dataset imaging/samples "$DATA/dicom" > in.ndjson 2> /dev/null
+	mlk-deid --project imaging in.ndjson > a.ndjson 2> /dev/null || true
+	mlk-deid --project imaging in.ndjson > b.ndjson 2> /dev/null || true
+	mlk-deid --project other in.ndjson > c.ndjson 2> /dev/null || true
+	[ -s a.ndjson ]
+	cmp a.ndjson b.ndjson
+	[ -z "$(comm -12 <(jq -r '._mlk.blob' a.ndjson | sort) <(jq -r '._mlk.blob' c.ndjson | sort))" ]
+}
+
+@test "objects: VCF and BAM records get token samples and clean headers; CRAM and bad blobs are left out" {
+	store() {   # put a file into the object store as ingest would
+		local h
+		h=$(sha256sum "$1" | cut -c1-64)
+		mkdir -p "$MLK_LAKE/objects/sha256/${h:0:2}"
+		cp "$1" "$MLK_LAKE/objects/sha256/${h:0:2}/$h"
+		jq -nc --arg b "sha256:$h" --arg t "$2" \
+		   '{_mlk: {v: 1, kind: "genomics", type: $t, blob: $b, dataset: "genomics/x"}}'
+	}
+	{
+		store "$DATA/genomics/pysam_ex1.vcf.gz" vcf
+		store "$DATA/genomics/pysam_ex3.bam" bam
+		store "$DATA/genomics/pysam_ex3.cram" cram
+		echo '{"_mlk":{"v":1,"kind":"genomics","type":"vcf","blob":"sha256:nothex"}}'
+	} > in.ndjson
+	run --separate-stderr mlk-deid --project seq in.ndjson
+	assert_failure 1
+	[[ $stderr == *"no de-identification for objects of this type yet"* ]]
+	[[ $stderr == *"_mlk.blob is not sha256:HEX"* ]]
+	echo "$output" > out.ndjson
+	[ "$(wc -l < out.ndjson)" -eq 2 ]
+	vcf=$(blob_path "$(jq -r 'select(._mlk.type == "vcf") | ._mlk.blob' out.ndjson)")
+	bam=$(blob_path "$(jq -r 'select(._mlk.type == "bam") | ._mlk.blob' out.ndjson)")
+	run --separate-stderr bcftools query -l "$vcf"
+	assert_success
+	[ "${#lines[@]}" -eq 2 ]
+	for l in "${lines[@]}"; do
+		[[ $l =~ ^[0-9a-f]{8}-[0-9a-f]{4}-8[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$ ]]
+	done
+	[ "$(bcftools view -H --no-version "$vcf" 2>/dev/null | md5sum)" = \
+	  "$(bcftools view -H --no-version "$DATA/genomics/pysam_ex1.vcf.gz" 2>/dev/null | md5sum)" ]
+	run --separate-stderr bcftools view -h --no-version "$vcf"
+	refute_output --partial '##source'
+	refute_output --partial '##fileDate'
+	run --separate-stderr samtools view -H --no-PG "$bam"
+	assert_success
+	refute_output --partial '@CO'
+	refute_output --partial 'NA12891'
+	refute_output --partial 'LB:'
+	[ "$(samtools view --no-PG "$bam" | md5sum)" = \
+	  "$(samtools view --no-PG "$DATA/genomics/pysam_ex3.bam" | md5sum)" ]
+}
+
+@test "objects: records without a blob pass as before" {
+	gen_ehr --format flat --records 20 --seed 3 > flat.ndjson
+	run --separate-stderr mlk-deid --project p flat.ndjson
+	assert_success
+	[ "${#lines[@]}" -eq 20 ]
+}

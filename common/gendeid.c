@@ -1,0 +1,400 @@
+/* gendeid — see gendeid.h. */
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <htslib/hts.h>
+#include <htslib/hts_log.h>
+#include <htslib/kstring.h>
+#include <htslib/sam.h>
+#include <htslib/vcf.h>
+
+#include "buf.h"
+#include "fsio.h"
+#include "gendeid.h"
+#include "xalloc.h"
+#include "banned.h"
+
+void gendeid_clean_command(const char *cl, char *out, size_t n)
+{
+	struct buf b = BUF_INIT;
+	const char *p = cl;
+	while (*p) {
+		if (*p == ' ' || *p == '\t') {
+			buf_addch(&b, *p++);
+			continue;
+		}
+		const char *s = p;
+		int risky = 0;
+		while (*p && *p != ' ' && *p != '\t') {
+			if (*p == '/' || *p == '~' || *p == '@')
+				risky = 1;
+			p++;
+		}
+		if (risky)
+			buf_addch(&b, '*');
+		else
+			buf_add(&b, s, (size_t)(p - s));
+	}
+	snprintf(out, n, "%s", b.data ? b.data : "");
+	buf_release(&b);
+}
+
+/* The token of a sample: through its patient id when the caller knows
+ * it, else of the sample name itself. */
+static void sample_token(const struct gendeid_params *p, const char *sample,
+			 char tok[GENDEID_TOKEN_LEN + 1])
+{
+	const char *id = p->patient_of ? p->patient_of(p->ctx, sample) : NULL;
+	if (!id)
+		id = sample;
+	p->token(p->ctx, id, strlen(id), tok);
+}
+
+static enum mlk_status unreadable(struct mlk_error *e, const char *in,
+				  const char *what)
+{
+	return mlk_error_set(e, MLK_PARTIAL, in, 0, "%s", what);
+}
+
+/* ------------------------------------------------------------------ */
+/* VCF / BCF                                                           */
+
+static int keep_hrec(const bcf_hrec_t *r)
+{
+	switch (r->type) {
+	case BCF_HL_FLT:
+	case BCF_HL_INFO:
+	case BCF_HL_FMT:
+		return 1;
+	case BCF_HL_STR:
+		return !strcmp(r->key, "ALT");
+	default:
+		return 0;
+	}
+}
+
+static const char *hrec_val(bcf_hrec_t *r, const char *key)
+{
+	int k = bcf_hrec_find_key(r, key);
+	return k >= 0 ? r->vals[k] : NULL;
+}
+
+static bcf_hdr_t *vcf_header(const struct gendeid_params *p, bcf_hdr_t *oh,
+			     struct gendeid_counts *c)
+{
+	bcf_hdr_t *nh = bcf_hdr_init("r");
+	if (!nh)
+		return NULL;
+	struct buf ff = BUF_INIT;
+	buf_addf(&ff, "##fileformat=%s", bcf_hdr_get_version(oh));
+	int frc = bcf_hdr_append(nh, ff.data);
+	buf_release(&ff);
+	if (frc < 0)
+		goto fail;
+	for (int i = 0; i < oh->nhrec; i++) {
+		bcf_hrec_t *r = oh->hrec[i];
+		if (r->type == BCF_HL_GEN && !strcmp(r->key, "fileformat"))
+			continue;
+		if (r->type == BCF_HL_CTG) {
+			const char *id = hrec_val(r, "ID");
+			const char *len = hrec_val(r, "length");
+			const char *md5 = hrec_val(r, "md5");
+			if (!id)
+				continue;
+			struct buf l = BUF_INIT;
+			buf_addf(&l, "##contig=<ID=%s", id);
+			if (len)
+				buf_addf(&l, ",length=%s", len);
+			if (md5)
+				buf_addf(&l, ",md5=%s", md5);
+			buf_addstr(&l, ">");
+			int rc = bcf_hdr_append(nh, l.data);
+			buf_release(&l);
+			if (rc < 0)
+				goto fail;
+			continue;
+		}
+		if (!keep_hrec(r)) {
+			c->lines_dropped++;
+			continue;
+		}
+		bcf_hrec_t *d = bcf_hrec_dup(r);
+		if (!d || bcf_hdr_add_hrec(nh, d) < 0)
+			goto fail;
+	}
+	int ns = bcf_hdr_nsamples(oh);
+	for (int i = 0; i < ns; i++) {
+		char tok[GENDEID_TOKEN_LEN + 1];
+		sample_token(p, oh->samples[i], tok);
+		/* two samples of one patient (tumour and normal): the token
+		 * and the sample's column number, still nothing identifying */
+		char name[GENDEID_TOKEN_LEN + 16];
+		snprintf(name, sizeof name, "%s", tok);
+		for (int k = 0; k < i; k++)
+			if (!strcmp(nh->samples[k], name)) {
+				snprintf(name, sizeof name, "%s-%d", tok, i + 1);
+				break;
+			}
+		if (bcf_hdr_add_sample(nh, name) < 0)
+			goto fail;
+		c->samples++;
+	}
+	if (bcf_hdr_sync(nh) < 0)
+		goto fail;
+	return nh;
+fail:
+	bcf_hdr_destroy(nh);
+	return NULL;
+}
+
+static const char *vcf_mode(const htsFormat *f)
+{
+	if (f->format == bcf)
+		return f->compression == no_compression ? "wbu" : "wb";
+	return f->compression == no_compression ? "w" : "wz";
+}
+
+static enum mlk_status vcf_copy(const struct gendeid_params *p, htsFile *in,
+				const char *inpath, const char *tmp,
+				struct gendeid_counts *c, struct mlk_error *e)
+{
+	bcf_hdr_t *oh = bcf_hdr_read(in);
+	if (!oh)
+		return unreadable(e, inpath, "cannot read the variant header");
+	enum mlk_status st = MLK_OK;
+	bcf_hdr_t *nh = vcf_header(p, oh, c);
+	htsFile *out = NULL;
+	bcf1_t *rec = bcf_init();
+	if (!nh) {
+		st = unreadable(e, inpath, "cannot build the new header");
+		goto done;
+	}
+	out = hts_open(tmp, vcf_mode(hts_get_format(in)));
+	if (!out || bcf_hdr_write(out, nh) < 0) {
+		st = mlk_error_set(e, MLK_SYSTEM, inpath, 0, "cannot write "
+				   "the de-identified copy");
+		goto done;
+	}
+	int rc;
+	while ((rc = bcf_read(in, oh, rec)) >= 0) {
+		if (bcf_translate(nh, oh, rec) < 0 ||
+		    bcf_write(out, nh, rec) < 0) {
+			st = mlk_error_set(e, MLK_SYSTEM, inpath, 0, "cannot "
+					   "write record %llu",
+					   c->records + 1);
+			goto done;
+		}
+		c->records++;
+	}
+	if (rc < -1 || rec->errcode)
+		st = mlk_error_set(e, MLK_PARTIAL, inpath, 0, "unreadable "
+				   "record after %llu", c->records);
+done:
+	bcf_destroy(rec);
+	if (out && hts_close(out) < 0 && st == MLK_OK)
+		st = mlk_error_set(e, MLK_SYSTEM, inpath, 0, "cannot finish "
+				   "the de-identified copy");
+	if (nh)
+		bcf_hdr_destroy(nh);
+	bcf_hdr_destroy(oh);
+	return st;
+}
+
+/* ------------------------------------------------------------------ */
+/* SAM / BAM                                                           */
+
+/* Append every line of type, with only the tags in keep (ID first) and
+ * fix() changing one tag's value. */
+static void rebuild_lines(sam_hdr_t *h, const char *type,
+			  const char *const *keep,
+			  void (*fix)(void *ctx, const char *tag, kstring_t *v),
+			  void *ctx, struct buf *text)
+{
+	int n = sam_hdr_count_lines(h, type);
+	kstring_t ks = KS_INITIALIZE;
+	for (int i = 0; i < n; i++) {
+		buf_addf(text, "@%s", type);
+		for (const char *const *t = keep; *t; t++) {
+			if (sam_hdr_find_tag_pos(h, type, i, *t, &ks) != 0)
+				continue;
+			if (fix)
+				fix(ctx, *t, &ks);
+			buf_addf(text, "\t%s:%s", *t, ks.s);
+		}
+		buf_addch(text, '\n');
+	}
+	ks_free(&ks);
+}
+
+struct rgfix {
+	const struct gendeid_params *p;
+	struct gendeid_counts *c;
+};
+
+static void fix_rg(void *ctx, const char *tag, kstring_t *v)
+{
+	struct rgfix *f = ctx;
+	if (strcmp(tag, "SM"))
+		return;
+	char tok[GENDEID_TOKEN_LEN + 1];
+	sample_token(f->p, v->s, tok);
+	v->l = 0;
+	kputs(tok, v);
+	f->c->samples++;
+}
+
+static void fix_pg(void *ctx, const char *tag, kstring_t *v)
+{
+	(void)ctx;
+	if (strcmp(tag, "CL"))
+		return;
+	char *clean = xmalloc(v->l + 1);
+	gendeid_clean_command(v->s, clean, v->l + 1);
+	v->l = 0;
+	kputs(clean, v);
+	free(clean);
+}
+
+/*
+ * The cleaned header, built as a new one (htslib will not remove @PG or
+ * @CO lines from a header): @HD and @SQ copied line by line in order (so
+ * reference ids stay), less UR; @RG and @PG rebuilt from their allowed
+ * tags; @CO and any other line type left out.
+ */
+static sam_hdr_t *clean_sam_header(const struct gendeid_params *p,
+				   sam_hdr_t *h, struct gendeid_counts *c)
+{
+	static const char *const rg_keep[] = { "ID", "SM", "PL", "PM", "PI",
+					       "KS", "FO", "PG", NULL };
+	static const char *const pg_keep[] = { "ID", "PN", "PP", "VN", "CL",
+					       NULL };
+	kstring_t ks = KS_INITIALIZE;
+	struct buf text = BUF_INIT;
+	sam_hdr_t *nh = NULL;
+	int nsq = sam_hdr_count_lines(h, "SQ");
+	for (int i = 0; i < nsq; i++) {
+		if (sam_hdr_find_tag_pos(h, "SQ", i, "UR", &ks) != 0)
+			continue;
+		const char *sn = sam_hdr_line_name(h, "SQ", i);
+		if (!sn || sam_hdr_remove_tag_id(h, "SQ", "SN", sn, "UR") < 0)
+			goto done;
+		c->tags_dropped++;
+	}
+	if (sam_hdr_find_hd(h, &ks) == 0) {
+		buf_add(&text, ks.s, ks.l);
+		buf_addch(&text, '\n');
+	}
+	for (int i = 0; i < nsq; i++) {
+		if (sam_hdr_find_line_pos(h, "SQ", i, &ks) != 0)
+			goto done;
+		buf_add(&text, ks.s, ks.l);
+		buf_addch(&text, '\n');
+	}
+	struct rgfix f = { p, c };
+	rebuild_lines(h, "RG", rg_keep, fix_rg, &f, &text);
+	rebuild_lines(h, "PG", pg_keep, fix_pg, NULL, &text);
+	int nco = sam_hdr_count_lines(h, "CO");
+	if (nco > 0)
+		c->lines_dropped += (unsigned)nco;
+	nh = sam_hdr_parse(text.len, text.data ? text.data : "");
+	if (nh && sam_hdr_nref(nh) != sam_hdr_nref(h)) {
+		sam_hdr_destroy(nh);
+		nh = NULL;
+	}
+done:
+	ks_free(&ks);
+	buf_release(&text);
+	return nh;
+}
+
+static enum mlk_status sam_copy(const struct gendeid_params *p, htsFile *in,
+				const char *inpath, const char *tmp,
+				struct gendeid_counts *c, struct mlk_error *e)
+{
+	sam_hdr_t *h = sam_hdr_read(in);
+	if (!h)
+		return unreadable(e, inpath, "cannot read the alignment header");
+	enum mlk_status st = MLK_OK;
+	htsFile *out = NULL;
+	bam1_t *b = bam_init1();
+	sam_hdr_t *nh = clean_sam_header(p, h, c);
+	if (!nh) {
+		st = unreadable(e, inpath, "cannot clean the alignment header");
+		goto done;
+	}
+	out = hts_open(tmp, hts_get_format(in)->format == bam ? "wb" : "w");
+	if (!out || sam_hdr_write(out, nh) < 0) {
+		st = mlk_error_set(e, MLK_SYSTEM, inpath, 0, "cannot write "
+				   "the de-identified copy");
+		goto done;
+	}
+	int rc;
+	while ((rc = sam_read1(in, h, b)) >= 0) {
+		if (sam_write1(out, nh, b) < 0) {
+			st = mlk_error_set(e, MLK_SYSTEM, inpath, 0, "cannot "
+					   "write read %llu", c->records + 1);
+			goto done;
+		}
+		c->records++;
+	}
+	if (rc < -1)
+		st = mlk_error_set(e, MLK_PARTIAL, inpath, 0, "unreadable "
+				   "read after %llu", c->records);
+done:
+	bam_destroy1(b);
+	if (out && hts_close(out) < 0 && st == MLK_OK)
+		st = mlk_error_set(e, MLK_SYSTEM, inpath, 0, "cannot finish "
+				   "the de-identified copy");
+	if (nh)
+		sam_hdr_destroy(nh);
+	sam_hdr_destroy(h);
+	return st;
+}
+
+/* ------------------------------------------------------------------ */
+
+enum mlk_status gendeid_file(const struct gendeid_params *p, const char *in,
+			     const char *out, struct gendeid_counts *c,
+			     struct mlk_error *e)
+{
+	struct gendeid_counts scratch;
+	if (!c)
+		c = &scratch;
+	memset(c, 0, sizeof *c);
+	hts_set_log_level(HTS_LOG_OFF);
+	htsFile *f = hts_open(in, "r");
+	if (!f)
+		return unreadable(e, in, "not a file htslib can read");
+	enum htsExactFormat fmt = hts_get_format(f)->format;
+	if (fmt != vcf && fmt != bcf && fmt != sam && fmt != bam) {
+		hts_close(f);
+		return unreadable(e, in, fmt == cram
+				  ? "cram is not supported yet (writing it "
+				    "needs the reference)"
+				  : "not a VCF, BCF, SAM or BAM file");
+	}
+	int fd;
+	char *tmp;
+	if (fsio_temp_beside(out, &fd, &tmp, e) != MLK_OK) {
+		hts_close(f);
+		return e->status;
+	}
+	close(fd);
+	enum mlk_status st = fmt == vcf || fmt == bcf
+			     ? vcf_copy(p, f, in, tmp, c, e)
+			     : sam_copy(p, f, in, tmp, c, e);
+	if (hts_close(f) < 0 && st == MLK_OK)
+		st = unreadable(e, in, "cannot finish reading");
+	if (st == MLK_OK) {
+		fd = open(tmp, O_RDONLY | O_CLOEXEC);
+		st = fd < 0 ? mlk_error_errno(e, out, "cannot reopen")
+			    : fsio_commit(fd, tmp, out, 0644, 0, e);
+	}
+	if (st != MLK_OK)
+		unlink(tmp);
+	free(tmp);
+	return st;
+}
