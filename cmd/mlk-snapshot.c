@@ -1740,7 +1740,7 @@ int main(int argc, char **argv)
 		int (*run)(struct ctx *);
 		int minargs, maxargs;
 	} cmds[] = {
-		{ "create", "LnapqF", cmd_create, 1, 1 },
+		{ "create", "LnapqX", cmd_create, 1, 1 },
 		{ "list", "L", cmd_list, 0, 1 },
 		{ "show", "L", cmd_show, 1, 1 },
 		{ "cat", "Lwp", cmd_cat, 1, 1 },

@@ -810,6 +810,8 @@ bodies() {
 	MLK_TEST_USER= run mlk-catalog grants --user nobody-here
 	assert_success
 	assert_output ''
+}
+
 # --- check ---
 # Quality gates (mlk-expect(5)): expectations per dataset, a JSON report.
 

@@ -892,6 +892,8 @@ YAML
 	run --separate-stderr mlk-snapshot tier
 	assert_failure 2
 	[[ $stderr == *"tier 'hot' is always objects"* ]]
+}
+
 # --- quality gate ---
 # mlk-snapshot create runs the target dataset's expectations (mlk-expect(5)).
 
