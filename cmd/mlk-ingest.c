@@ -667,12 +667,15 @@ static enum mlk_status land_archive(struct run *r, const struct origin *o,
 		return quarantine_whole(r, si, o->label, &pe);
 	enum mlk_status s = MLK_OK;
 	struct unpack_entry ent;
-	int k;
+	int k, quarantined = 0;
+	long long members = 0;
 	while (s == MLK_OK && (k = unpack_next(u, &ent, &pe)) != 0) {
 		if (k < 0) {
 			s = quarantine_whole(r, si, o->label, &pe);
+			quarantined = 1;
 			break;
 		}
+		members++;
 		struct buf label = BUF_INIT, reg = BUF_INIT;
 		buf_addf(&label, "%s member %lld", o->label, ent.index);
 		buf_addf(&reg, "%s!/%s", o->regpath, ent.name);
@@ -745,6 +748,13 @@ static enum mlk_status land_archive(struct run *r, const struct origin *o,
 		buf_release(&reg);
 	}
 	unpack_close(u);
+	/* An archive of nothing (libarchive also reads a run of zero bytes
+	 * as an empty tar) lands nothing: say so rather than succeed. */
+	if (s == MLK_OK && !quarantined && members == 0) {
+		mlk_error_set(&pe, MLK_PARTIAL, o->label, 0,
+			      "%s archive with no members", type);
+		s = quarantine_whole(r, si, o->label, &pe);
+	}
 	return s;
 }
 

@@ -1045,8 +1045,10 @@ PY
 	sed -i 's/^ingest:$/ingest:\n  archive_max_ratio: 100000/' "$MLK_LAKE/mlk.yaml"
 	sed -i 's/^  archive_max_mb: 2$/  archive_max_mb: 100/' "$MLK_LAKE/mlk.yaml"
 	run --separate-stderr mlk-ingest --dataset arch/bomb2 bomb.zip
-	assert_success
 	[[ $stderr != *"archive bomb"* ]]
+	# its member, 40 MiB of zero bytes, reads as an empty tar: no members
+	assert_failure 1
+	[[ $stderr == *"'bomb.zip member 1': tar archive with no members; quarantined"* ]]
 }
 
 @test "archives: an archive in an archive is unpacked; one level deeper is quarantined" {
@@ -1248,4 +1250,18 @@ z.write("ct.dcm"); z.write("mr.dcm"); z.close()'
 	# the member's object is the file's own bytes
 	sha=$(sha256sum ct.dcm | cut -d' ' -f1)
 	assert_equal "$(jq -r 'select(.modality == "CT") | ._mlk.blob' <<<"$output")" "sha256:$sha"
+}
+
+@test "archives: an archive of nothing, or a file of zero bytes read as one, is quarantined, not landed as empty; exit 1" {
+	head -c 100000 /dev/zero >zeros.bin
+	tar cf empty.tar --files-from /dev/null
+	run --separate-stderr mlk-ingest --dataset arch/none zeros.bin empty.tar "$DATA/fhir/Patient.ndjson"
+	assert_failure 1
+	[[ $stderr == *"'zeros.bin': tar archive with no members; quarantined"* ]]
+	[[ $stderr == *"'empty.tar': tar archive with no members; quarantined"* ]]
+	# the other input landed
+	[ "$(grep -c . <<<"$output")" -eq "$(grep -c . "$DATA/fhir/Patient.ndjson")" ]
+	run jq -r '.src.path' "$MLK_LAKE"/quarantine/arch/none/*/q*.json
+	assert_line zeros.bin
+	assert_line empty.tar
 }
