@@ -494,6 +494,45 @@ static enum mlk_status genomics_settings(struct run *r, const char *path,
 	return s;
 }
 
+/*
+ * The envelope of a record describing one whole object (genomics, DICOM):
+ * l holds the record's own members; this adds _mlk (kind, type, src,
+ * blob, size, source_system, then the parts implied by its place),
+ * prints it, and adds it to the batch.  Releases l and part.
+ */
+static enum mlk_status emit_object(struct run *r, const struct origin *o,
+				   size_t si, const char *kind,
+				   const char *type, struct buf *l,
+				   struct buf *part)
+{
+	buf_addf(l, ",\"_mlk\":{\"v\":1,\"kind\":\"%s\",\"type\":", kind);
+	buf_add_json_cstr(l, type);
+	buf_addch(l, ',');
+	add_src(l, o);
+	buf_addf(l, "},\"blob\":\"sha256:%s\",\"size\":%llu", o->sha256,
+		 o->size);
+	if (r->source_system) {
+		buf_addstr(l, ",\"source_system\":");
+		buf_add_json_cstr(l, r->source_system);
+	}
+	size_t keep = l->len;
+	buf_addstr(l, ",\"dataset\":");
+	buf_add_json_cstr(l, r->dataset);
+	buf_addf(l, ",\"batch\":\"%s\",\"zone\":\"raw\",\"partition\":",
+		 r->b->id);
+	buf_add_json_str(l, part->data ? part->data : "", part->len);
+	buf_add(l, "}}\n", 3);
+	write_stdout(r, l->data, l->len);
+	r->emitted++;
+	r->b->src[si].records++;
+	enum mlk_status s = batch_add(r->b, part->data ? part->data : "",
+				      part->len, l->data, keep, "}}\n", 3,
+				      r->e);
+	buf_release(l);
+	buf_release(part);
+	return s;
+}
+
 /* One record describing one genomics file, its bytes the blob. */
 static enum mlk_status land_genomics(struct run *r, const struct origin *o,
 				     size_t si)
@@ -534,31 +573,7 @@ static enum mlk_status land_genomics(struct run *r, const struct origin *o,
 			buf_addch(&part, '/');
 		partition_add(f, v, v ? strlen(v) : 0, 0, &part);
 	}
-	buf_addstr(&l, ",\"_mlk\":{\"v\":1,\"kind\":\"genomics\",\"type\":");
-	buf_add_json_cstr(&l, gi.type);
-	buf_addch(&l, ',');
-	add_src(&l, o);
-	buf_addf(&l, "},\"blob\":\"sha256:%s\",\"size\":%llu", o->sha256,
-		 o->size);
-	if (r->source_system) {
-		buf_addstr(&l, ",\"source_system\":");
-		buf_add_json_cstr(&l, r->source_system);
-	}
-	size_t keep = l.len;
-	buf_addstr(&l, ",\"dataset\":");
-	buf_add_json_cstr(&l, r->dataset);
-	buf_addf(&l, ",\"batch\":\"%s\",\"zone\":\"raw\",\"partition\":",
-		 r->b->id);
-	buf_add_json_str(&l, part.data ? part.data : "", part.len);
-	buf_add(&l, "}}\n", 3);
-	write_stdout(r, l.data, l.len);
-	r->emitted++;
-	r->b->src[si].records++;
-	s = batch_add(r->b, part.data ? part.data : "", part.len, l.data, keep,
-		      "}}\n", 3, r->e);
-	buf_release(&l);
-	buf_release(&part);
-	return s;
+	return emit_object(r, o, si, "genomics", gi.type, &l, &part);
 }
 
 /* DICOM (issue #3): one record per file; see dicom.h and mlk-record(5). */
@@ -622,32 +637,8 @@ static enum mlk_status land_dicom(struct run *r, const struct origin *o,
 	}
 	buf_addch(&l, '{');
 	buf_add(&l, doc.json.data, doc.json.len);
-	buf_addstr(&l, ",\"_mlk\":{\"v\":1,\"kind\":\"imaging\",\"type\":"
-		   "\"dicom\",");
-	/* As genomics objects: src, then blob and size, then source_system. */
-	add_src(&l, o);
-	buf_addf(&l, "},\"blob\":\"sha256:%s\",\"size\":%llu", o->sha256,
-		 o->size);
-	if (r->source_system) {
-		buf_addstr(&l, ",\"source_system\":");
-		buf_add_json_cstr(&l, r->source_system);
-	}
-	size_t keep = l.len;
-	buf_addstr(&l, ",\"dataset\":");
-	buf_add_json_cstr(&l, r->dataset);
-	buf_addf(&l, ",\"batch\":\"%s\",\"zone\":\"raw\",\"partition\":",
-		 r->b->id);
-	buf_add_json_str(&l, part.data ? part.data : "", part.len);
-	buf_add(&l, "}}\n", 3);
-	write_stdout(r, l.data, l.len);
-	r->emitted++;
-	r->b->src[si].records++;
-	s = batch_add(r->b, part.data ? part.data : "", part.len, l.data, keep,
-		      "}}\n", 3, r->e);
-	buf_release(&part);
-	buf_release(&l);
 	dicom_doc_release(&doc);
-	return s;
+	return emit_object(r, o, si, "imaging", "dicom", &l, &part);
 }
 
 /* Each regular member through land(), as if it had been named. */
