@@ -155,8 +155,9 @@ static void audit(struct ctx *c, const char *action, const char *zone,
 }
 
 /*
- * Ask the policy for action on zone/dataset; a denial (or a policy that
- * cannot be read) is audited and reported, and returns MLK_DENIED.
+ * Ask the policy for action on zone/dataset (both NULL: the whole lake);
+ * a denial (or a policy that cannot be read) is audited and reported, and
+ * returns MLK_DENIED.
  */
 static int allowed(struct ctx *c, const char *policy_action,
 		   const char *audit_action, const char *zone,
@@ -173,8 +174,13 @@ static int allowed(struct ctx *c, const char *policy_action,
 		return 0;
 	int st = MLK_DENIED;
 	audit(c, audit_action, zone, dataset, d, NULL, NULL, NULL, &st);
-	mlk_warn("%s on %s/%s denied for user '%s' by policy rule '%s'",
-		 policy_action, zone, dataset, c->id.user, d->rule);
+	if (zone)
+		mlk_warn("%s on %s/%s denied for user '%s' by policy rule "
+			 "'%s'", policy_action, zone, dataset, c->id.user,
+			 d->rule);
+	else
+		mlk_warn("%s on the lake denied for user '%s' by policy rule "
+			 "'%s'", policy_action, c->id.user, d->rule);
 	return MLK_DENIED;
 }
 
@@ -986,20 +992,7 @@ static int cmd_checkout(struct ctx *c)
 static int allowed_lake(struct ctx *c, const char *policy_action,
 			const char *audit_action, struct decision *d)
 {
-	struct mlk_error e = MLK_ERROR_INIT;
-	if (policy_check(&c->lake, &c->id, policy_action, NULL, NULL, d,
-			 &e) != MLK_OK) {
-		mlk_error_print(mlk_progname, &e);
-		memset(d, 0, sizeof *d);
-		snprintf(d->rule, sizeof d->rule, "policy-error");
-	}
-	if (d->allow)
-		return 0;
-	int st = MLK_DENIED;
-	audit(c, audit_action, NULL, NULL, d, NULL, NULL, NULL, &st);
-	mlk_warn("%s on the lake denied for user '%s' by policy rule '%s'",
-		 policy_action, c->id.user, d->rule);
-	return MLK_DENIED;
+	return allowed(c, policy_action, audit_action, NULL, NULL, d);
 }
 
 static int open_lc(struct ctx *c, struct lifecycle *lc)

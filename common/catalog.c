@@ -236,11 +236,15 @@ static void yaml_key(const char *k, struct buf *out)
 		buf_add_json_cstr(out, k);
 }
 
-static void yaml_flow(const struct ynode *n, struct buf *out)
+/*
+ * A node on one line: YAML flow style (", " and ": ", keys as YAML) or,
+ * with json, compact JSON, where a quoted "null" stays a string.
+ */
+static void flow(const struct ynode *n, int json, struct buf *out)
 {
 	switch (n->type) {
 	case YNODE_SCALAR:
-		if (ynode_is_null(n))
+		if ((!json || !n->quoted) && ynode_is_null(n))
 			buf_addstr(out, "null");
 		else if (plain_ok(n))
 			buf_addstr(out, n->scalar);
@@ -251,8 +255,8 @@ static void yaml_flow(const struct ynode *n, struct buf *out)
 		buf_addch(out, '[');
 		for (size_t i = 0; i < n->n; i++) {
 			if (i)
-				buf_addstr(out, ", ");
-			yaml_flow(n->items[i], out);
+				buf_addstr(out, json ? "," : ", ");
+			flow(n->items[i], json, out);
 		}
 		buf_addch(out, ']');
 		break;
@@ -260,14 +264,22 @@ static void yaml_flow(const struct ynode *n, struct buf *out)
 		buf_addch(out, '{');
 		for (size_t i = 0; i < n->n; i++) {
 			if (i)
-				buf_addstr(out, ", ");
-			yaml_key(n->keys[i], out);
-			buf_addstr(out, ": ");
-			yaml_flow(n->values[i], out);
+				buf_addstr(out, json ? "," : ", ");
+			if (json)
+				buf_add_json_cstr(out, n->keys[i]);
+			else
+				yaml_key(n->keys[i], out);
+			buf_addstr(out, json ? ":" : ": ");
+			flow(n->values[i], json, out);
 		}
 		buf_addch(out, '}');
 		break;
 	}
+}
+
+static void yaml_flow(const struct ynode *n, struct buf *out)
+{
+	flow(n, 0, out);
 }
 
 static void yaml_block(const struct ynode *n, int indent, struct buf *out)
@@ -306,36 +318,7 @@ void catalog_yaml(const struct ynode *n, struct buf *out)
 
 void catalog_json(const struct ynode *n, struct buf *out)
 {
-	switch (n->type) {
-	case YNODE_SCALAR:
-		if (!n->quoted && ynode_is_null(n))
-			buf_addstr(out, "null");
-		else if (plain_ok(n))
-			buf_addstr(out, n->scalar);
-		else
-			buf_add_json_cstr(out, n->scalar);
-		break;
-	case YNODE_SEQ:
-		buf_addch(out, '[');
-		for (size_t i = 0; i < n->n; i++) {
-			if (i)
-				buf_addch(out, ',');
-			catalog_json(n->items[i], out);
-		}
-		buf_addch(out, ']');
-		break;
-	case YNODE_MAP:
-		buf_addch(out, '{');
-		for (size_t i = 0; i < n->n; i++) {
-			if (i)
-				buf_addch(out, ',');
-			buf_add_json_cstr(out, n->keys[i]);
-			buf_addch(out, ':');
-			catalog_json(n->values[i], out);
-		}
-		buf_addch(out, '}');
-		break;
-	}
+	flow(n, 1, out);
 }
 
 /* Index ------------------------------------------------------------------- */
