@@ -672,6 +672,8 @@ int main(int argc, char **argv)
 		.prof = &prof, .project = project, .seed = seed,
 		.ref_year = tm.tm_year + 1900, .key_id = k.key_id,
 		.vault = has_encrypt,
+		/* with a lake, objdeid rebuilds DICOM records */
+		.dicom_from_object = k.have_lake,
 	};
 	struct deid *d = deid_new(&dp, k.key, &e);
 	crypto_wipe(k.key, sizeof k.key);
@@ -682,7 +684,8 @@ int main(int argc, char **argv)
 		keyed_release(&k);
 		return e.status;
 	}
-	if (k.have_lake && !(o.od = objdeid_new(&k.lake, d, &e))) {
+	if (k.have_lake &&
+	    !(o.od = objdeid_new(&k.lake, d, &prof, project, &e))) {
 		mlk_error_print(mlk_progname, &e);
 		return e.status;
 	}

@@ -239,6 +239,20 @@ static uint64_t mac64(struct crypto_hmac *h, const char *label,
 	return x;
 }
 
+/* A patient's offset in days: in [-span, span], never 0. */
+static int shift_of(struct crypto_hmac *h, int span, const char *pid,
+		    size_t n)
+{
+	uint64_t x = mac64(h, "shift", pid, n);
+	int off = (int)(x % (uint64_t)(2 * span)) - span;
+	return off >= 0 ? off + 1 : off;
+}
+
+int deid_shift_days(struct deid *d, const char *pid, size_t n)
+{
+	return shift_of(d->mac, d->prof->shift_days, pid, n);
+}
+
 /* ------------------------------------------------------------------ */
 /* Dates                                                               */
 
@@ -1759,10 +1773,8 @@ static void map(void *ctx, void *tl, const char *line, size_t len,
 		} else if (c && c->shift_ok) {
 			t->shift = c->shift;   /* c holds pv: see above */
 		} else {
-			uint64_t h = mac64(t->mac, "shift", pv, pn);
-			int span = d->prof->shift_days;
-			int off = (int)(h % (uint64_t)(2 * span)) - span;
-			t->shift = off >= 0 ? off + 1 : off;
+			t->shift = shift_of(t->mac, d->prof->shift_days, pv,
+					    pn);
 			if (c) {
 				c->shift = t->shift;
 				c->shift_ok = 1;
@@ -1788,7 +1800,10 @@ static void map(void *ctx, void *tl, const char *line, size_t len,
 	size_t off0 = o->len;
 	t->ndv = 0;
 	t->nkv = 0;
-	if (!walk_object(t, 0, start, 0, NULL, 0, o))
+	if (d->p->dicom_from_object && m > 0 &&
+	    raw_is(r, rec_get(r, m, "type"), "dicom"))
+		buf_addch(o, '{');      /* its fields come from the object */
+	else if (!walk_object(t, 0, start, 0, NULL, 0, o))
 		buf_addch(o, '{');
 	else
 		buf_truncate(o, o->len - 1);   /* reopen: the envelope */

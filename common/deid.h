@@ -48,6 +48,11 @@ struct deid_params {
 	int ref_year;           /* the year ages are counted to */
 	const char *key_id;
 	int vault;              /* encrypt: hand originals to sink->vault */
+	/* DICOM records (_mlk.type "dicom") leave with their envelope
+	 * alone: the caller rebuilds their fields from the de-identified
+	 * object (objdeid.h), so no rule of the profile applies to them and
+	 * none of their fields is reported dropped. */
+	int dicom_from_object;
 };
 
 struct deid_sink {
@@ -85,6 +90,12 @@ void deid_dropped(const struct deid *d,
 /* The token of a value under the project (what pseudonymize writes). */
 void deid_token(struct deid *d, const char *v, size_t n,
 		char out[DEID_TOKEN_LEN + 1]);
+
+/* The date offset in days of a patient id under the project: what a
+ * dateshift rule adds to that patient's dates (in [-shift_days,
+ * shift_days] of the profile, never 0).  Objects of the same patient
+ * (DICOM, Modified Dates) move by the same days as his records. */
+int deid_shift_days(struct deid *d, const char *pid, size_t n);
 
 /* The vault key of a project, derived from the lake key.  Wipe it. */
 void deid_vault_key(const uint8_t key[MLK_KEY_LEN], const char *project,

@@ -6,6 +6,7 @@
 #include "buf.h"
 #include "crypto.h"
 #include "dicomdeid.h"
+#include "scrub.h"
 #include "xalloc.h"
 #include "banned.h"
 
@@ -19,7 +20,11 @@ struct dicomdeid {
 	void *token_ctx;
 	char ptoken[DD_TOKEN_LEN + 1];   /* "" when the object has no patient */
 	int shift;
+	struct scrub *sc;                /* cleaning options only */
 };
+
+#define DD_CLEANING (DD_OPT_CLEANDESC | DD_OPT_CLEANSTRUCT | \
+		     DD_OPT_CLEANGRAPH | DD_OPT_PATCHARS)
 
 static const struct {
 	const char *name, *code, *meaning;
@@ -35,10 +40,10 @@ static const struct {
 	{ "institution-identity", "113112", "Retain Institution Identity "
 	  "Option", 1 },
 	{ "uids", "113110", "Retain UIDs Option", 1 },
-	{ "clean-descriptors", "113105", "Clean Descriptors Option", 0 },
+	{ "clean-descriptors", "113105", "Clean Descriptors Option", 1 },
 	{ "clean-structured-content", "113104", "Clean Structured Content "
-	  "Option", 0 },
-	{ "clean-graphics", "113103", "Clean Graphics Option", 0 },
+	  "Option", 1 },
+	{ "clean-graphics", "113103", "Clean Graphics Option", 1 },
 	{ "safe-private", "113111", "Retain Safe Private Option", 0 },
 };
 
@@ -96,6 +101,14 @@ const char *dd_option_name(unsigned bit)
 	return "?";
 }
 
+int dd_option_supported(unsigned bit)
+{
+	for (int i = 0; i < DD_NOPT; i++)
+		if (bit == 1u << i)
+			return opts[i].supported;
+	return 0;
+}
+
 const struct dd_row *dd_lookup(uint32_t tag)
 {
 	size_t lo = 0, hi = dd_e11_nexact;
@@ -148,6 +161,8 @@ struct dicomdeid *dd_new(const struct dd_params *p, struct mlk_error *e)
 		       p->nkeep_private * sizeof *dd->keep);
 		dd->nkeep = p->nkeep_private;
 	}
+	if (p->options & DD_CLEANING)
+		dd->sc = scrub_new(SCRUB_ALL);
 	return dd;
 }
 
@@ -156,6 +171,7 @@ void dd_free(struct dicomdeid *dd)
 	if (!dd)
 		return;
 	free(dd->keep);
+	scrub_free(dd->sc);
 	crypto_wipe(dd, sizeof *dd);
 	free(dd);
 }
@@ -171,6 +187,80 @@ void dd_set_patient(struct dicomdeid *dd, const char *pid, size_t n,
 		return;
 	}
 	dd->token(dd->token_ctx, pid, n, dd->ptoken);
+}
+
+int dd_cleans(const struct dicomdeid *dd)
+{
+	return dd->sc != NULL;
+}
+
+void dd_clear_known(struct dicomdeid *dd)
+{
+	if (dd->sc)
+		scrub_clear_known(dd->sc);
+}
+
+/* Identifying attributes that are not PN, with the label they get. */
+static const struct {
+	uint32_t tag;
+	const char *kind;
+} known_tags[] = {
+	{ 0x00080050, "ID" },        /* Accession Number */
+	{ 0x00080080, "INSTITUTION" },
+	{ 0x00080081, "ADDRESS" },   /* Institution Address */
+	{ 0x00081010, "DEVICE" },    /* Station Name */
+	{ 0x00100020, "ID" },        /* Patient ID */
+	{ 0x00100021, "ID" },        /* Issuer of Patient ID */
+	{ 0x00101000, "ID" },        /* Other Patient IDs */
+	{ 0x00101040, "ADDRESS" },   /* Patient's Address */
+	{ 0x00101090, "ID" },        /* Medical Record Locator */
+	{ 0x00102154, "PHONE" },     /* Patient's Telephone Numbers */
+	{ 0x00102155, "PHONE" },     /* Patient's Telecom Information */
+	{ 0x00181000, "DEVICE" },    /* Device Serial Number */
+	{ 0x00200010, "ID" },        /* Study ID */
+	{ 0x00401001, "ID" },        /* Requested Procedure ID */
+	{ 0x00400009, "ID" },        /* Scheduled Procedure Step ID */
+	{ 0x00400253, "ID" },        /* Performed Procedure Step ID */
+};
+
+/* Each value of a multi-valued element (split at '\'), trimmed. */
+static void note_values(struct scrub *sc, const char *v, size_t n,
+			const char *seps, const char *kind)
+{
+	size_t start = 0;
+	for (size_t i = 0; i <= n; i++) {
+		if (i < n && !strchr(seps, v[i]))
+			continue;
+		const char *p = v + start;
+		size_t k = i - start;
+		while (k && (*p == ' ' || *p == '\0')) {
+			p++;
+			k--;
+		}
+		while (k && (p[k - 1] == ' ' || p[k - 1] == '\0'))
+			k--;
+		if (k)
+			scrub_add_known(sc, p, k, kind);
+		start = i + 1;
+	}
+}
+
+void dd_note(struct dicomdeid *dd, uint32_t tag, const char vr[2],
+	     const char *v, size_t n)
+{
+	if (!dd->sc || !n)
+		return;
+	if (vr[0] == 'P' && vr[1] == 'N') {
+		/* the whole name, then each component group and component */
+		note_values(dd->sc, v, n, "\\", "NAME");
+		note_values(dd->sc, v, n, "\\=^", "NAME");
+		return;
+	}
+	for (size_t i = 0; i < sizeof known_tags / sizeof *known_tags; i++)
+		if (known_tags[i].tag == tag) {
+			note_values(dd->sc, v, n, "\\", known_tags[i].kind);
+			return;
+		}
 }
 
 /* ------------------------------------------------------------------ */
@@ -223,13 +313,13 @@ static char option_action(const struct dicomdeid *dd, const struct dd_row *r,
 		if (!(opts_now(dd) & (1u << i)) || r->opt[i] == '-')
 			continue;
 		char a = r->opt[i];
-		if (a == 'C') {
-			if ((1u << i) != DD_OPT_MODDATES)
-				continue;   /* no cleaner: basic applies */
+		if (a == 'C' && (1u << i) == DD_OPT_MODDATES)
 			a = is_date_vr(vr) ? 'S' : 'K';
-		}
+		else if (a == 'C' && !(DD_CLEANING & (1u << i)))
+			continue;   /* defensive: no other option cleans */
 		/* several options: the one that keeps most wins */
-		if (!best || a == 'K' || (a == 'S' && best != 'K'))
+		if (!best || a == 'K' || (a == 'S' && best != 'K') ||
+		    (a == 'C' && best != 'K' && best != 'S'))
 			best = a;
 	}
 	return best;
@@ -256,12 +346,30 @@ static char unlisted_date(const struct dicomdeid *dd)
 	return 'X';
 }
 
+/* Inside Content Sequence or Graphic Annotation Sequence: the option
+ * that cleans there, or -1 when outside both. */
 static int in_content(const uint32_t *parents, int depth)
 {
-	for (int i = 0; i < depth; i++)
+	for (int i = 0; i < depth; i++) {
 		if (parents && parents[i] == 0x0040a730)
-			return 1;
-	return 0;
+			return DD_OPT_CLEANSTRUCT;
+		if (parents && parents[i] == 0x00700001)
+			return DD_OPT_CLEANGRAPH;
+	}
+	return -1;
+}
+
+static int is_free_text(const char vr[2])
+{
+	return vr_is(vr, "UT") || vr_is(vr, "LT") || vr_is(vr, "ST") ||
+	       vr_is(vr, "UC");
+}
+
+/* Values the cleaner may write: text that is not a code, date or UID. */
+static int is_cleanable(const char vr[2])
+{
+	return is_free_text(vr) || vr_is(vr, "LO") || vr_is(vr, "SH") ||
+	       vr_is(vr, "AE");
 }
 
 enum dd_action dd_action(const struct dicomdeid *dd, uint32_t tag,
@@ -301,18 +409,18 @@ enum dd_action dd_action(const struct dicomdeid *dd, uint32_t tag,
 			a = 'K';
 		/* Inside SR content the structure must stay (the value of a
 		 * content item is Type 1): what would go gets a dummy, and so
-		 * does free text, which mlk cannot clean yet. */
-		if (in_content(parents, depth) &&
-		    (a == 'X' || vr_is(vr, "UT") || vr_is(vr, "LT") ||
-		     vr_is(vr, "ST")))
+		 * does free text, unless the option that cleans it is on. */
+		int c = in_content(parents, depth);
+		if (c >= 0 && is_free_text(vr) &&
+		    (opts_now(dd) & (unsigned)c))
+			a = 'C';
+		else if (c >= 0 && (a == 'X' || is_free_text(vr)))
 			a = 'D';
 	} else {
 		a = option_action(dd, r, vr);
 		if (!a)
 			a = basic_action(r);
 	}
-	if (a == 'C')   /* never in the basic column; defensive */
-		a = 'X';
 	if (sq) {
 		if (a == 'X' || a == 'Z')
 			return (enum dd_action)a;
@@ -322,6 +430,10 @@ enum dd_action dd_action(const struct dicomdeid *dd, uint32_t tag,
 		return DD_UID;
 	if (a == 'S' && !is_date_vr(vr))
 		return DD_KEEP;
+	if (a == 'C')
+		return !dd->sc ? DD_REMOVE     /* defensive: no cleaner */
+		       : is_cleanable(vr) ? DD_CLEAN
+		       : vr_is(vr, "PN") ? DD_DUMMY : DD_KEEP;
 	return (enum dd_action)a;
 }
 
@@ -464,6 +576,41 @@ static int is_text_vr(const char vr[2])
 	return 0;
 }
 
+/* The most bytes a value of a text VR may have (PS3.5 6.2); 0: no limit
+ * that matters here. */
+static size_t vr_max(const char vr[2])
+{
+	if (vr_is(vr, "AE") || vr_is(vr, "SH"))
+		return 16;
+	if (vr_is(vr, "LO"))
+		return 64;
+	if (vr_is(vr, "ST"))
+		return 1024;
+	if (vr_is(vr, "LT"))
+		return 10240;
+	return 0;
+}
+
+static void clean(struct dicomdeid *dd, const char vr[2], const char *in,
+		  size_t n, struct buf *out)
+{
+	while (n && (in[n - 1] == ' ' || in[n - 1] == '\0'))
+		n--;
+	if (!dd->sc || !n)
+		return;
+	size_t mark = out->len;
+	scrub_text(dd->sc, in, n, out);
+	size_t max = vr_max(vr);
+	if (max && out->len - mark > max) {
+		size_t cut = mark + max;
+		/* never in the middle of a UTF-8 sequence */
+		while (cut > mark &&
+		       ((unsigned char)out->data[cut] & 0xc0) == 0x80)
+			cut--;
+		buf_truncate(out, cut);
+	}
+}
+
 void dd_value(struct dicomdeid *dd, enum dd_action a, const char vr[2],
 	      const char *in, size_t n, struct buf *out)
 {
@@ -522,6 +669,9 @@ void dd_value(struct dicomdeid *dd, enum dd_action a, const char vr[2],
 		}
 		return;
 	}
+	case DD_CLEAN:
+		clean(dd, vr, in, n, out);
+		return;
 	case DD_ZERO:
 	case DD_REMOVE:
 	case DD_DESCEND:

@@ -14,13 +14,29 @@
  *   Z, X/Z/U* to X; except the attributes in dd_types[] (dicomdeid.c), the
  *   short list of Type 1 and Type 2 attributes of the IODs mlk handles,
  *   which get D (Type 1) or Z (Type 2) so that the output still conforms.
- * - C (clean) needs a cleaner of free text, which mlk has not for DICOM
- *   yet: the options that only clean (Clean Descriptors, Clean Structured
- *   Content, Clean Graphics, Retain Safe Private) are refused by dd_new(),
- *   and the C of Retain Patient Characteristics falls back to the basic
- *   action.  The C of Retain Longitudinal Temporal Information with
- *   Modified Dates is the date shift (DD_SHIFT for DA and DT; TM and the
- *   timezone offset are kept).
+ * - C (clean) of a text value (AE, LO, SH, ST, LT, UT, UC) is the free-
+ *   text scrubber of the EHR records (common/scrub.c, every detector:
+ *   dates, phone numbers, e-mail, SSN, long numbers, URLs, addresses,
+ *   names after titles, ages over 89) with the object's own identifiers
+ *   as known values: every PN value at any depth (each name component
+ *   too), Patient ID, Other Patient IDs, Accession Number, Institution
+ *   Name and Address, Station Name, Device Serial Number, Study ID,
+ *   procedure and step IDs, the patient's address and telephone
+ *   numbers (a department name like "MRI" would cost more than it
+ *   protects) (dd_note() collects them; dd_clear_known() forgets them).  A
+ *   cleaned value longer than its VR allows is cut (at a character
+ *   boundary).  C of a sequence keeps it and cleans its items; C of any
+ *   other VR (codes, numbers) keeps the value.  Clean Descriptors, Clean
+ *   Structured Content (free text inside Content Sequence cleaned instead
+ *   of dummied), Clean Graphics (text of Graphic Annotation Sequence
+ *   cleaned; overlays and curves are still removed whole: mlk cannot
+ *   clean pixels) and the C of Retain Patient Characteristics use it.
+ *   Retain Safe Private is refused: it needs the list of safe private
+ *   attributes of PS3.15 Table E.3.10-1, which mlk does not carry; name
+ *   the private tags to keep instead (dd_params.keep_private).  The C of
+ *   Retain Longitudinal Temporal Information with Modified Dates is the
+ *   date shift (DD_SHIFT for DA and DT; TM and the timezone offset are
+ *   kept).
  * - Patient's Name and Patient ID become the patient's token (DD_TOKEN),
  *   the token the EHR records of that patient get, so objects and records
  *   link inside a project.
@@ -33,10 +49,12 @@
  *   and an unlisted PN is removed, because identifiers hide there too.
  * - A sequence whose action is K, D, U or C is kept and its items are
  *   de-identified by the same rules (DD_DESCEND); Z keeps it empty.
- * - Inside Content Sequence (0040,A730), at any depth, what the rules
- *   above would remove from outside the table, and all free text (UT, LT,
- *   ST), gets a dummy value instead: SR content items need their value
- *   (Type 1), and mlk cannot clean structured content yet.
+ * - Inside Content Sequence (0040,A730) and Graphic Annotation Sequence
+ *   (0070,0001), at any depth, what the rules above would remove from
+ *   outside the table, and all free text (UT, LT, ST, UC), gets a dummy
+ *   value instead (cleaned under Clean Structured Content or Clean
+ *   Graphics): SR content items need their value (Type 1), and text
+ *   annotations are free text.
  * - New UIDs are "2.25." and the decimal of a UUID (ITU-T X.667): the
  *   128 bits of the token of "uid:" + old UID, which is the first 128 bits
  *   of HMAC-SHA256(project key, ...) with the UUID version and variant
@@ -98,6 +116,7 @@ enum dd_action {
 	DD_SHIFT = 'S',     /* DA/DT moved by the patient's offset */
 	DD_TOKEN = 'T',     /* the patient's token */
 	DD_DESCEND = 'Q',   /* a sequence kept; its items de-identified */
+	DD_CLEAN = 'C',     /* free text cleaned of identifiers */
 };
 
 #define DD_TOKEN_LEN 36     /* a token is a UUID: DEID_TOKEN_LEN */
@@ -120,6 +139,8 @@ struct dd_params {
  * "clean-graphics", "safe-private".  0 when unknown. */
 unsigned dd_option_parse(const char *name);
 const char *dd_option_name(unsigned bit);
+/* Whether mlk can honour the option (all but safe-private). */
+int dd_option_supported(unsigned bit);
 
 /* The table row of a tag (exact first, then masks), or NULL. */
 const struct dd_row *dd_lookup(uint32_t tag);
@@ -134,6 +155,15 @@ void dd_free(struct dicomdeid *dd);
  * patient, both become empty.  shift_days is the patient's date offset. */
 void dd_set_patient(struct dicomdeid *dd, const char *pid, size_t n,
 		    int shift_days);
+
+/* Known identifiers for cleaning: dd_clear_known() before an object,
+ * then dd_note() for every element of it (any depth, before writing);
+ * dd_note() keeps what identifies (see above).  dd_cleans() says whether
+ * any option cleans, i.e. whether the notes are needed at all. */
+int dd_cleans(const struct dicomdeid *dd);
+void dd_clear_known(struct dicomdeid *dd);
+void dd_note(struct dicomdeid *dd, uint32_t tag, const char vr[2],
+	     const char *v, size_t n);
 
 /* What happens to the element tag of VR vr (two letters) at sequence
  * depth depth (0: the top-level data set); parents holds the tags of the

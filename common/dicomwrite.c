@@ -40,6 +40,7 @@
 
 /* The attributes read before writing. */
 struct pre {
+	struct dicomdeid *dd;    /* dd_note() when it cleans, else NULL */
 	struct buf pid, modality, sop_class, sop_uid, burned, meta_class;
 	int have_burned, have_pid;
 	struct dicom_info info;
@@ -350,10 +351,13 @@ static int pre_event(void *ctx, enum dicom_event ev,
 		p->info = *el->info;
 		return 0;
 	}
+	if (p->dd && ev == DICOM_ELEMENT && !el->meta && el->value)
+		dd_note(p->dd, el->tag, el->vr, (const char *)el->value,
+			el->len);
 	if (el->depth != 0 || (ev != DICOM_ELEMENT && ev != DICOM_SEQ_BEGIN))
 		return 0;
 	if (!el->meta && el->tag > T_BURNED_IN)
-		return STOP_PREPASS;
+		return p->dd ? 0 : STOP_PREPASS;
 	if (ev != DICOM_ELEMENT)
 		return 0;
 	if (el->meta) {
@@ -558,6 +562,10 @@ enum mlk_status dicomwrite_fd(const struct dicomwrite_params *p, int in_fd,
 
 	struct pre pre;
 	memset(&pre, 0, sizeof pre);
+	/* the cleaner needs the object's identifiers: the whole header */
+	dd_clear_known(p->dd);
+	if (dd_cleans(p->dd))
+		pre.dd = p->dd;
 	struct dicom_visitor v = { &pre, pre_event, 0 };
 	int rc = dicom_read_fd(in_fd, name, &v, e);
 	if (rc != 0 && rc != STOP_PREPASS) {

@@ -7,10 +7,12 @@
 
 #include "buf.h"
 #include "crypto.h"
+#include "dicom.h"
 #include "dicomdeid.h"
 #include "dicomwrite.h"
 #include "fsio.h"
 #include "gendeid.h"
+#include "lake.h"
 #include "object.h"
 #include "objdeid.h"
 #include "record.h"
@@ -20,9 +22,11 @@
 struct objdeid {
 	const struct lake *l;
 	struct deid *d;
+	const struct profile *prof;
+	char *project;
 	struct dicomdeid *dd;
 	struct rec r;
-	unsigned long long count;
+	unsigned long long count, quarantined;
 };
 
 static void tok(void *ctx, const char *v, size_t n,
@@ -31,11 +35,21 @@ static void tok(void *ctx, const char *v, size_t n,
 	deid_token(ctx, v, n, out);
 }
 
+static int shift(void *ctx, const char *pid, size_t n)
+{
+	return deid_shift_days(ctx, pid, n);
+}
+
 struct objdeid *objdeid_new(const struct lake *l, struct deid *d,
+			    const struct profile *prof, const char *project,
 			    struct mlk_error *e)
 {
 	struct dd_params p;
 	memset(&p, 0, sizeof p);
+	p.options = prof->dicom_options;
+	p.accept_burned_in = prof->dicom_accept_burned_in;
+	p.keep_private = prof->dicom_keep_private;
+	p.nkeep_private = prof->ndicom_keep_private;
 	p.token = tok;
 	p.token_ctx = d;
 	struct dicomdeid *dd = dd_new(&p, e);
@@ -44,6 +58,8 @@ struct objdeid *objdeid_new(const struct lake *l, struct deid *d,
 	struct objdeid *od = xcalloc(1, sizeof *od);
 	od->l = l;
 	od->d = d;
+	od->prof = prof;
+	od->project = xstrdup(project);
 	od->dd = dd;
 	rec_init(&od->r);
 	return od;
@@ -55,12 +71,61 @@ void objdeid_free(struct objdeid *od)
 		return;
 	dd_free(od->dd);
 	rec_release(&od->r);
+	free(od->project);
 	free(od);
 }
 
 unsigned long long objdeid_count(const struct objdeid *od)
 {
 	return od->count;
+}
+
+unsigned long long objdeid_quarantined(const struct objdeid *od)
+{
+	return od->quarantined;
+}
+
+/*
+ * The reason an object was left out, as quarantine/_deid/<project>/
+ * <hex>.json (mlk-layout(5)): one file per object and project, replaced
+ * atomically by a later run, so reruns do not pile up.  It names the
+ * object, never a value of it.
+ */
+static enum mlk_status quarantine(struct objdeid *od, const char *hex,
+				  const char *type, const char *dataset,
+				  const char *reason, struct mlk_error *e)
+{
+	char *dir = lake_path(od->l, "quarantine/_deid/%s", od->project);
+	enum mlk_status s = fsio_mkdirs(dir, 0755, e);
+	if (s != MLK_OK) {
+		free(dir);
+		return s;
+	}
+	struct buf j = BUF_INIT;
+	char now[32];
+	lake_time_iso(lake_now(od->l), now);
+	buf_addf(&j, "{\"v\":1,\"object\":\"sha256:%.64s\",\"type\":", hex);
+	buf_add_json_cstr(&j, type);
+	if (dataset && *dataset) {
+		buf_addstr(&j, ",\"dataset\":");
+		buf_add_json_cstr(&j, dataset);
+	}
+	buf_addstr(&j, ",\"project\":");
+	buf_add_json_cstr(&j, od->project);
+	buf_addstr(&j, ",\"profile\":");
+	buf_add_json_cstr(&j, od->prof->name);
+	buf_addf(&j, ",\"profile_sha256\":\"%s\",\"reason\":",
+		 od->prof->sha256);
+	buf_add_json_cstr(&j, reason);
+	buf_addf(&j, ",\"time\":\"%s\"}\n", now);
+	char *path = xasprintf("%s/%.64s.json", dir, hex);
+	s = fsio_write_atomic(path, j.data, j.len, 0444, e);
+	if (s == MLK_OK)
+		od->quarantined++;
+	free(path);
+	free(dir);
+	buf_release(&j);
+	return s;
 }
 
 /* Store the bytes open on fd as an object; its name into hex. */
@@ -83,8 +148,13 @@ static enum mlk_status store(struct objdeid *od, int fd, const char *src,
 	return st;
 }
 
+/* The new object; its record's fields (the DICOM JSON Model and the
+ * convenience fields of mlk-record(5), read back from the new bytes)
+ * into fields, its size into size. */
 static enum mlk_status dicom_object(struct objdeid *od, const char *in,
 				    const char *name, char hex[SHA256_HEX],
+				    struct buf *fields,
+				    unsigned long long *size,
 				    struct mlk_error *e)
 {
 	int ifd = open(in, O_RDONLY | O_CLOEXEC);
@@ -96,11 +166,28 @@ static enum mlk_status dicom_object(struct objdeid *od, const char *in,
 		close(ifd);
 		return mlk_error_errno(e, name, "cannot make a temporary file");
 	}
-	struct dicomwrite_params wp = { od->dd, NULL, NULL };
-	enum mlk_status st = dicomwrite_fd(&wp, ifd, name, fileno(t), NULL, e);
+	struct dicomwrite_params wp = { od->dd, shift, od->d };
+	struct dicomwrite_result res;
+	enum mlk_status st = dicomwrite_fd(&wp, ifd, name, fileno(t), &res,
+					   e);
 	close(ifd);
 	if (st == MLK_OK)
 		st = store(od, fileno(t), name, hex, e);
+	if (st == MLK_OK) {
+		struct dicom_doc doc;
+		*size = res.bytes;
+		if (lseek(fileno(t), 0, SEEK_SET) != 0) {
+			st = mlk_error_errno(e, name, "cannot rewind");
+		} else if (dicom_json_fd(fileno(t), name, &doc, e) != 0) {
+			/* our own output unreadable: a bug, never passed on */
+			st = mlk_error_set(e, MLK_SYSTEM, name, 0, "the "
+					   "de-identified object cannot be "
+					   "read back");
+		} else {
+			buf_add(fields, doc.json.data, doc.json.len);
+		}
+		dicom_doc_release(&doc);
+	}
 	fclose(t);
 	return st;
 }
@@ -183,7 +270,8 @@ enum mlk_status objdeid_record(struct objdeid *od, const char *line,
 		return MLK_OK;
 	}
 	int t = rec_get(&od->r, m, "type");
-	struct buf blob = BUF_INIT, type = BUF_INIT;
+	struct buf blob = BUF_INIT, type = BUF_INIT, fields = BUF_INIT;
+	unsigned long long size = 0;
 	rec_str(&od->r, b, &blob);
 	if (t >= 0)
 		rec_str(&od->r, t, &type);
@@ -199,7 +287,7 @@ enum mlk_status objdeid_record(struct objdeid *od, const char *line,
 	const char *name = blob.data;
 	char *in = object_path(od->l, blob.data + 7);
 	if (!strcmp(ty, "dicom"))
-		st = dicom_object(od, in, name, hex, e);
+		st = dicom_object(od, in, name, hex, &fields, &size, e);
 	else if (!strcmp(ty, "vcf") || !strcmp(ty, "bcf") ||
 		 !strcmp(ty, "sam") || !strcmp(ty, "bam"))
 		st = genomics_object(od, in, name, hex, e);
@@ -210,16 +298,60 @@ enum mlk_status objdeid_record(struct objdeid *od, const char *line,
 	free(in);
 	if (st == MLK_DENIED)   /* burned-in text: left out, not a denial */
 		st = e->status = MLK_PARTIAL;
+	if (st == MLK_PARTIAL) {
+		struct buf ds = BUF_INIT;
+		int dk = rec_get(&od->r, m, "dataset");
+		if (dk >= 0)
+			rec_str(&od->r, dk, &ds);
+		struct mlk_error qe = MLK_ERROR_INIT;
+		if (quarantine(od, blob.data + 7, ty, ds.data, e->msg, &qe) !=
+		    MLK_OK)
+			*e = qe;   /* the reason cannot be kept: a failure */
+		buf_release(&ds);
+		st = e->status;
+	}
 	if (st != MLK_OK)
 		goto done;
 	od->count++;
 	size_t begin, end;
 	rec_span(&od->r, b, &begin, &end);
-	buf_add(out, line, begin);
-	buf_addf(out, "\"sha256:%s\"", hex);
-	buf_add(out, line + end, n - end);
-	buf_addch(out, '\n');
+	if (fields.len) {
+		/* a DICOM record is the new object's: its fields, then the
+		 * envelope with the new blob and size */
+		size_t mb, me, sb = 0, se = 0;
+		rec_span(&od->r, m, &mb, &me);
+		int sz = rec_get(&od->r, m, "size");
+		if (sz >= 0)
+			rec_span(&od->r, sz, &sb, &se);
+		buf_addch(out, '{');
+		buf_add(out, fields.data, fields.len);
+		buf_addstr(out, ",\"_mlk\":");
+		size_t at = mb;
+		for (int k = 0; k < 2; k++) {
+			/* the two values to replace, in the order they come */
+			int blob_first = sz < 0 || begin < sb;
+			int is_blob = (k == 0) == blob_first;
+			if (!is_blob && sz < 0)
+				continue;
+			size_t vb = is_blob ? begin : sb;
+			size_t ve = is_blob ? end : se;
+			buf_add(out, line + at, vb - at);
+			if (is_blob)
+				buf_addf(out, "\"sha256:%s\"", hex);
+			else
+				buf_addf(out, "%llu", size);
+			at = ve;
+		}
+		buf_add(out, line + at, me - at);
+		buf_addstr(out, "}\n");
+	} else {
+		buf_add(out, line, begin);
+		buf_addf(out, "\"sha256:%s\"", hex);
+		buf_add(out, line + end, n - end);
+		buf_addch(out, '\n');
+	}
 done:
+	buf_release(&fields);
 	buf_release(&blob);
 	buf_release(&type);
 	return st;

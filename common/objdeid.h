@@ -12,12 +12,19 @@
  * passed on pointing to identifying bytes.  Records without a blob are
  * copied unchanged (one memmem per record decides).
  *
+ * Every object left out gets a reason record in the quarantine zone,
+ * quarantine/_deid/<project>/<hex>.json (named by the object's hash, so a
+ * rerun replaces it rather than piling up), besides the message; the
+ * record itself is not kept there (the raw object and its raw record
+ * stay in raw/).  If the reason cannot be written, the call fails with
+ * MLK_SYSTEM.
+ *
  * Tokens are the EHR engine's (deid_token() of the same struct deid), so
  * PatientID, PatientName and VCF/SAM sample names become the token the
- * patient's EHR records carry.  Dates in DICOM follow the basic profile
- * (removed, emptied or dummies): the per-patient offset of the EHR
- * engine is not exported by common/deid.h yet, so the Modified Dates
- * option is not offered here.
+ * patient's EHR records carry.  Dates in DICOM follow the profile's
+ * "dicom:" options (mlk-profile(5)): the basic profile (removed, emptied
+ * or dummies) by default; under modified-dates, moved by the patient's
+ * offset from deid_shift_days(), the days his EHR records move.
  *
  * New objects go through a temporary file (tmpfile(3)), then
  * object_put_fd() and object_publish(): hashed, fsynced, read-only, named
@@ -34,11 +41,16 @@
 #include "buf.h"
 #include "deid.h"
 #include "lake.h"
+#include "profile.h"
 #include "status.h"
 
 struct objdeid;
 
+/* The DICOM options, burned-in acceptance and private tags kept come
+ * from prof's "dicom:" mapping (mlk-profile(5)); project names the
+ * quarantine folder.  MLK_USAGE when prof asks what cannot be done. */
 struct objdeid *objdeid_new(const struct lake *l, struct deid *d,
+			    const struct profile *prof, const char *project,
 			    struct mlk_error *e);
 void objdeid_free(struct objdeid *od);
 
@@ -51,5 +63,7 @@ enum mlk_status objdeid_record(struct objdeid *od, const char *line,
 
 /* Objects written so far (new or already stored). */
 unsigned long long objdeid_count(const struct objdeid *od);
+/* Objects left out with a reason record in quarantine/_deid/. */
+unsigned long long objdeid_quarantined(const struct objdeid *od);
 
 #endif

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 
 #include "buf.h"
+#include "dicomdeid.h"
 #include "fsio.h"
 #include "yamltree.h"
 #include "xalloc.h"
@@ -521,6 +522,91 @@ static enum mlk_status load_zip3(struct profile *p, struct sha256_ctx *h,
 	return MLK_OK;
 }
 
+/* "gggg,eeee" (parentheses optional): the tag, or 0 when not a tag. */
+static uint32_t parse_tag(const char *v)
+{
+	if (*v == '(')
+		v++;
+	uint32_t t = 0;
+	int nd = 0;
+	for (; *v && *v != ')'; v++) {
+		if (*v == ',' && nd == 4)
+			continue;
+		int d = isdigit((unsigned char)*v) ? *v - '0'
+			: (*v >= 'a' && *v <= 'f') ? *v - 'a' + 10
+			: (*v >= 'A' && *v <= 'F') ? *v - 'A' + 10 : -1;
+		if (d < 0 || nd == 8)
+			return 0;
+		t = t << 4 | (uint32_t)d;
+		nd++;
+	}
+	if (*v == ')')
+		v++;
+	return nd == 8 && !*v ? t : 0;
+}
+
+/* The "dicom:" mapping: each key given replaces the parent's. */
+static enum mlk_status load_dicom(struct profile *p, const struct src *s,
+				  struct mlk_error *e)
+{
+	const struct ynode *m = ynode_get(s->doc, "dicom");
+	if (!m)
+		return MLK_OK;
+	if (m->type != YNODE_MAP)
+		return bad(e, s, m, "dicom must be a mapping");
+	for (size_t i = 0; i < m->n; i++)
+		if (strcmp(m->keys[i], "options") &&
+		    strcmp(m->keys[i], "accept_burned_in") &&
+		    strcmp(m->keys[i], "keep_private"))
+			return bad(e, s, m->values[i], "dicom: unknown key "
+				   "(options, accept_burned_in, keep_private)");
+	const struct ynode *o = ynode_get(m, "options");
+	if (o) {
+		if (o->type != YNODE_SEQ && !ynode_is_null(o))
+			return bad(e, s, o, "dicom options must be a list");
+		p->dicom_options = 0;
+		for (size_t k = 0; o->type == YNODE_SEQ && k < o->n; k++) {
+			const char *v = o->items[k]->scalar;
+			unsigned bit = v ? dd_option_parse(v) : 0;
+			if (!bit)
+				return bad(e, s, o->items[k], "dicom: unknown "
+					   "option (see mlk-profile(5))");
+			if (!dd_option_supported(bit))
+				return bad(e, s, o->items[k], "dicom: option "
+					   "not supported yet");
+			p->dicom_options |= bit;
+		}
+		if ((p->dicom_options & DD_OPT_FULLDATES) &&
+		    (p->dicom_options & DD_OPT_MODDATES))
+			return bad(e, s, o, "dicom options full-dates and "
+				   "modified-dates exclude each other");
+	}
+	int b = ynode_bool(m, "accept_burned_in", p->dicom_accept_burned_in);
+	if (b < 0)
+		return bad(e, s, ynode_get(m, "accept_burned_in"), "dicom "
+			   "accept_burned_in must be true or false");
+	p->dicom_accept_burned_in = b;
+	const struct ynode *k = ynode_get(m, "keep_private");
+	if (k) {
+		if (k->type != YNODE_SEQ && !ynode_is_null(k))
+			return bad(e, s, k, "dicom keep_private must be a "
+				   "list of tags");
+		p->ndicom_keep_private = 0;
+		for (size_t j = 0; k->type == YNODE_SEQ && j < k->n; j++) {
+			const char *v = k->items[j]->scalar;
+			uint32_t t = v ? parse_tag(v) : 0;
+			if (!t || !(t >> 16 & 1))
+				return bad(e, s, k->items[j], "dicom "
+					   "keep_private: not a private tag "
+					   "(gggg,eeee with gggg odd)");
+			XGROW_N(p->dicom_keep_private,
+				p->ndicom_keep_private);
+			p->dicom_keep_private[p->ndicom_keep_private++] = t;
+		}
+	}
+	return MLK_OK;
+}
+
 enum mlk_status profile_load(const char *name, const struct lake *l,
 			     struct profile *p, struct mlk_error *e)
 {
@@ -588,7 +674,9 @@ enum mlk_status profile_load(const char *name, const struct lake *l,
 					xstrdup(pf->items[k]->scalar);
 			}
 		}
-		st = add_rules(p, s, e);
+		st = load_dicom(p, s, e);
+		if (st == MLK_OK)
+			st = add_rules(p, s, e);
 	}
 	if (st == MLK_OK) {
 		st = load_zip3(p, &h, e);
@@ -614,6 +702,7 @@ void profile_release(struct profile *p)
 	for (size_t i = 0; i < p->npatient_fields; i++)
 		free(p->patient_fields[i]);
 	free(p->patient_fields);
+	free(p->dicom_keep_private);
 	free(p->name);
 	free(p->zip3_source);
 	memset(p, 0, sizeof *p);

@@ -29,6 +29,7 @@
 #define MLK_PROFILE_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "crypto.h"
 #include "lake.h"
@@ -90,6 +91,13 @@ struct profile {
 	size_t npatient_fields;
 	struct prule *rules;
 	size_t nrules;
+	/* DICOM objects (the "dicom:" mapping): PS3.15 options (enum
+	 * dd_option bits of dicomdeid.h), whether burned-in annotation is
+	 * accepted, and private tags kept (gggg,eeee as 0xggggeeee). */
+	unsigned dicom_options;
+	int dicom_accept_burned_in;
+	uint32_t *dicom_keep_private;
+	size_t ndicom_keep_private;
 	unsigned char zip3_restricted[1000];
 	char *zip3_source;         /* the data file's source line */
 };
