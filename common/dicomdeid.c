@@ -607,6 +607,14 @@ static void clean(struct dicomdeid *dd, const char vr[2], const char *in,
 		while (cut > mark &&
 		       ((unsigned char)out->data[cut] & 0xc0) == 0x80)
 			cut--;
+		/* nor in the middle of a label: "[NA" goes whole */
+		for (size_t i = cut; i-- > mark && out->data[i] != ']';)
+			if (out->data[i] == '[') {
+				cut = i;
+				break;
+			}
+		while (cut > mark && out->data[cut - 1] == ' ')
+			cut--;
 		buf_truncate(out, cut);
 	}
 }

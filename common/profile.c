@@ -3,6 +3,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -568,12 +569,13 @@ static enum mlk_status load_dicom(struct profile *p, const struct src *s,
 		for (size_t k = 0; o->type == YNODE_SEQ && k < o->n; k++) {
 			const char *v = o->items[k]->scalar;
 			unsigned bit = v ? dd_option_parse(v) : 0;
-			if (!bit)
-				return bad(e, s, o->items[k], "dicom: unknown "
-					   "option (see mlk-profile(5))");
-			if (!dd_option_supported(bit))
-				return bad(e, s, o->items[k], "dicom: option "
-					   "not supported yet");
+			char what[160];
+			snprintf(what, sizeof what, "dicom: %s option '%.40s'%s",
+				 !bit ? "unknown" : "unsupported", v ? v : "",
+				 !bit ? " (see mlk-profile(5))"
+				      : ": name private tags in keep_private");
+			if (!bit || !dd_option_supported(bit))
+				return bad(e, s, o->items[k], what);
 			p->dicom_options |= bit;
 		}
 		if ((p->dicom_options & DD_OPT_FULLDATES) &&

@@ -537,6 +537,112 @@ for f in sys.argv[1:]:
 	  "$(samtools view --no-PG "$DATA/genomics/pysam_ex3.bam" | md5sum)" ]
 }
 
+@test "objects: the record describes the new object; left-out objects get a reason in quarantine" {
+	mlk-ingest --dataset imaging/samples "$DATA/dicom" > in.ndjson 2> /dev/null
+	run --separate-stderr mlk-deid --project imaging in.ndjson
+	assert_failure 1
+	# DICOM records are rebuilt from their object: no rule drops their fields
+	[[ $stderr != *"dropped field"* ]]
+	echo "$output" > out.ndjson
+	run jq -e -s 'length == 8 and all(.[]; (.dicom | type) == "object")' out.ndjson
+	assert_success
+	# size, UIDs and modality are those of the new file
+	jq -r '[.study_instance_uid, .sop_instance_uid, .modality] | join(" ")' out.ndjson > got
+	while read -r b s; do
+		f=$(blob_path "$b")
+		[ "$s" -eq "$(stat -c %s "$f")" ]
+		echo "$f"
+	done < <(jq -r '"\(._mlk.blob) \(._mlk.size)"' out.ndjson) > files
+	/usr/bin/python3 -W ignore -c '
+import sys, pydicom
+for f in sys.argv[1:]:
+    d = pydicom.dcmread(f)
+    print(d.get("StudyInstanceUID", ""), d.get("SOPInstanceUID", ""), d.get("Modality", ""))
+' $(cat files) > want
+	[ "$(wc -l < want)" -eq 8 ]
+	diff got want
+	run jq -r '.study_instance_uid // empty, .sop_instance_uid // empty' out.ndjson
+	assert_success
+	refute_output --regexp '(^|\n)1\.'
+	# the record's header is the new one: no name, no institution
+	[ "$(jq -r '.dicom["00080080"] // empty' out.ndjson)" = "" ]
+	run jq -r '.dicom["00100010"].Value[0].Alphabetic // empty' out.ndjson
+	refute_output --regexp '\^'
+	# the ultrasound: a reason record named by its hash, no value in it
+	us=$(jq -r 'select(.modality == "US") | ._mlk.blob' in.ndjson)
+	q=$MLK_LAKE/quarantine/_deid/imaging/${us#sha256:}.json
+	assert_file_exists "$q"
+	run jq -c '[.object, .type, .dataset, .project, .profile, .reason]' "$q"
+	assert_output "[\"$us\",\"dicom\",\"imaging/samples\",\"imaging\",\"safe-harbor\",\"burned-in annotation: BurnedInAnnotation absent for modality US\"]"
+	[ "$(stat -c %a "$q")" = 444 ]
+	# a rerun replaces it: still one reason per object
+	mlk-deid --project imaging in.ndjson > /dev/null 2>&1 || true
+	[ "$(ls "$MLK_LAKE/quarantine/_deid/imaging" | wc -l)" -eq 1 ]
+}
+
+@test "objects: research-pseudonymized moves DICOM dates by the patient's EHR offset and cleans descriptors" {
+	mlk-ingest --dataset imaging/ct "$DATA/dicom/CT_CT1_UNC.explicit_little_endian.dcm" \
+		"$DATA/dicom/MR_deid_example.dcm" > in.ndjson 2> /dev/null
+	# an EHR record of the CT's patient (PatientID 1CT1) on the study day
+	echo '{"patient_id":"1CT1","date":"2004-08-26"}' > ehr.ndjson
+	cat ehr.ndjson in.ndjson > both.ndjson
+	run --separate-stderr mlk-deid --profile research-pseudonymized --project p both.ndjson
+	assert_success
+	echo "$output" > out.ndjson
+	ehr=$(head -1 out.ndjson | jq -r .date)
+	[ "$ehr" != 2004-08-26 ]
+	ct=$(jq -c 'select(.modality == "CT")' out.ndjson)
+	# the record and the object carry the date the EHR record got
+	assert_equal "$(jq -r .date <<< "$ct")" "$ehr"
+	f=$(blob_path "$(jq -r ._mlk.blob <<< "$ct")")
+	run dcmdump -q +P 0008,0020 +P 0028,0303 +P 0010,0020 "$f"
+	assert_line --index 0 --partial "[${ehr//-/}]"
+	assert_line --index 1 --partial '[MODIFIED]'
+	# PatientID is the token the EHR record's patient gets
+	tok=$(echo '{"patient_id":"1CT1","mrn":"1CT1"}' | mlk-deid --profile research-pseudonymized --project p | jq -r .mrn)
+	assert_line --index 2 --partial "[$tok]"
+	# the method codes: basic, modified dates, clean descriptors
+	run /usr/bin/python3 -W ignore -c '
+import sys, pydicom
+d = pydicom.dcmread(sys.argv[1])
+print(" ".join(i.CodeValue for i in d.DeidentificationMethodCodeSequence))
+print(d.get("StudyDescription", ""), "|", d.get("SeriesDescription", ""))
+' "$(blob_path "$(jq -r 'select(.modality == "MR") | ._mlk.blob' out.ndjson)")"
+	assert_success
+	assert_line --index 0 '113100 113107 113105'
+	# descriptions kept, cleaned of the object's own identifiers
+	assert_line --index 1 'MRI Abdomen without contrast | MobiView'
+	# another project: another offset
+	mlk-deid --profile research-pseudonymized --project q ehr.ndjson > q.ndjson
+	[ "$(jq -r .date q.ndjson)" != "$ehr" ]
+}
+
+@test "objects: a profile's dicom map accepts burned-in text and keeps named private tags; bad maps are usage errors" {
+	mlk-ingest --dataset imaging/samples "$DATA/dicom" > in.ndjson 2> /dev/null
+	printf 'mlk_profile: 1\nname: team\nextends: safe-harbor\ndicom:\n  accept_burned_in: true\n  keep_private: ["2001,1003"]\n' > team.yaml
+	run --separate-stderr mlk-deid --profile ./team.yaml --project t in.ndjson
+	assert_success
+	[ "${#lines[@]}" -eq 9 ]
+	echo "$output" > out.ndjson
+	src=$(sha256sum "$DATA/dicom/MR_deid_example.dcm" | cut -c1-64)
+	mr=$(blob_path "$(jq -r --arg s "$src" 'select(._mlk.src.sha256 == $s) | ._mlk.blob' out.ndjson)")
+	run dcmdump -q "$mr"
+	assert_success
+	assert_output --partial '(2001,0010) LO [Philips Imaging DD 001]'
+	assert_output --partial '(2001,1003)'
+	refute_output --partial '(2001,1001)'
+	refute_output --partial '(0009,0010)'
+	for bad in 'options: [nope]' 'options: [safe-private]' \
+		   'options: [full-dates, modified-dates]' \
+		   'keep_private: ["0010,0010"]' 'accept_burned_in: maybe' 'colour: red'; do
+		printf 'mlk_profile: 1\nname: b\nextends: safe-harbor\ndicom:\n  %s\n' "$bad" > b.yaml
+		run --separate-stderr mlk-deid --profile ./b.yaml --project t in.ndjson
+		assert_failure 2
+		[[ $stderr == *"'./b.yaml':"[0-9]*": dicom"* ]]
+		[ -z "$output" ]
+	done
+}
+
 @test "objects: records without a blob pass as before" {
 	gen_ehr --format flat --records 20 --seed 3 > flat.ndjson
 	run --separate-stderr mlk-deid --project p flat.ndjson

@@ -137,7 +137,7 @@ int main(void)
 	uint8_t key[MLK_KEY_LEN];
 	for (int i = 0; i < MLK_KEY_LEN; i++)
 		key[i] = (uint8_t)(5 * i + 1);
-	struct deid_params dp = { &prof, "genomics", 0, 2026, "k-test", 0 };
+	struct deid_params dp = { &prof, "genomics", 0, 2026, "k-test", 0, 0 };
 	deid = deid_new(&dp, key, &e);
 	fsio_remove_tree(OUT);
 	fsio_mkdirs(OUT, 0755, &e);
