@@ -49,7 +49,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	struct dd_params p;
 	memset(&p, 0, sizeof p);
-	p.options = data[0] & 0x3f;   /* the supported options */
+	p.options = data[0] & 0x3f;   /* the options that keep or shift */
+	if (data[0] & 0x40)           /* and the three that clean */
+		p.options |= DD_OPT_CLEANDESC | DD_OPT_CLEANSTRUCT |
+			     DD_OPT_CLEANGRAPH;
 	if ((p.options & DD_OPT_FULLDATES) && (p.options & DD_OPT_MODDATES))
 		p.options &= ~(unsigned)DD_OPT_FULLDATES;
 	p.accept_burned_in = data[0] >> 7;

@@ -177,17 +177,19 @@ static void pydicom_checks(const char *dir, const char *mode)
 static void tool_checks(void)
 {
 	char cmd[4096];
-	for (size_t i = 0; i < NSAMPLES; i++) {
+	for (size_t k = 0; k < 2 * NSAMPLES; k++) {
+		size_t i = k % NSAMPLES;
+		const char *sub = k < NSAMPLES ? "a" : "m";
 		if (i == US_SAMPLE)
 			continue;
-		snprintf(cmd, sizeof cmd, "dcmdump -q %s/a/%s >/dev/null 2>&1",
-			 OUT, samples[i]);
-		check(system(cmd) == 0, "dcmdump reads %s", samples[i]);
+		snprintf(cmd, sizeof cmd, "dcmdump -q %s/%s/%s >/dev/null 2>&1",
+			 OUT, sub, samples[i]);
+		check(system(cmd) == 0, "dcmdump reads %s/%s", sub, samples[i]);
 		/* errors dciodvfy finds on the output but not on the input
 		 * (values in <> dropped: new UIDs are not new errors) */
 		int dfl = strstr(samples[i], "_dfl") != NULL;
 		snprintf(cmd, sizeof cmd,
-			 "set -e; d=%s/v; mkdir -p $d; in=%s/%s; out=%s/a/%s; "
+			 "set -e; d=%s/v; mkdir -p $d; in=%s/%s; out=%s/%s/%s; "
 			 "if [ %d = 1 ]; then dcmconv +te $in $d/in.dcm; "
 			 "dcmconv +te $out $d/out.dcm; in=$d/in.dcm; "
 			 "out=$d/out.dcm; fi; "
@@ -196,9 +198,9 @@ static void tool_checks(void)
 			 "dciodvfy $out 2>&1 | grep '^Error' | sed 's/<[^>]*>//g' "
 			 "| sort -u > $d/out.err || true; "
 			 "test -z \"$(comm -13 $d/in.err $d/out.err)\"",
-			 OUT, DATA, samples[i], OUT, samples[i], dfl);
-		check(system(cmd) == 0, "dciodvfy: no new error on %s",
-		      samples[i]);
+			 OUT, DATA, samples[i], OUT, sub, samples[i], dfl);
+		check(system(cmd) == 0, "dciodvfy: no new error on %s/%s",
+		      sub, samples[i]);
 	}
 	pydicom_checks(OUT "/a", "basic");
 	pydicom_checks(OUT "/m", "moddates");
@@ -225,7 +227,10 @@ int main(void)
 		fsio_mkdirs(dirs[i], 0755, &e);
 
 	struct dicomdeid *a = make(0, 0), *b = make(0, 0);
-	struct dicomdeid *m = make(DD_OPT_MODDATES, 0);
+	/* m: every option that changes values rather than keeping them */
+	struct dicomdeid *m = make(DD_OPT_MODDATES | DD_OPT_CLEANDESC |
+				   DD_OPT_CLEANSTRUCT | DD_OPT_CLEANGRAPH |
+				   DD_OPT_PATCHARS, 0);
 	for (size_t i = 0; i < NSAMPLES; i++) {
 		char in[1024], pa[1024], pb[1024];
 		snprintf(in, sizeof in, "%s/%s", DATA, samples[i]);
