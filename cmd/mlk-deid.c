@@ -27,6 +27,7 @@
 #include "kanon.h"
 #include "lake.h"
 #include "objdeid.h"
+#include "samplemap.h"
 #include "policy.h"
 #include "profile.h"
 #include "record.h"
@@ -38,7 +39,8 @@
 static const char usage_text[] =
 "usage: mlk-deid [--profile NAME|FILE] [--project NAME] [--seed S]\n"
 "                [--lake DIR] [--key-file FILE] [--k N --quasi FIELD,...]\n"
-"                [--suppress] [--k-report FILE] [--purpose TEXT] [FILE|-]\n"
+"                [--suppress] [--k-report FILE] [--sample-map FILE]\n"
+"                [--purpose TEXT] [FILE|-]\n"
 "       mlk-deid rehydrate --project NAME --approval REF --expires TIME\n"
 "                [--lake DIR] [--purpose TEXT] [TOKEN ...]\n"
 "       mlk-deid --list-profiles\n"
@@ -57,6 +59,8 @@ static const char usage_text[] =
 "  --quasi FIELDS     the quasi-identifiers (dotted paths of the output)\n"
 "  --suppress         leave out the records of those classes\n"
 "  --k-report FILE    write the k-anonymity report there (else stderr)\n"
+"  --sample-map FILE  CSV/TSV of sample and patient columns: the patient\n"
+"                     of each VCF/SAM sample (else the sample name)\n"
 "  --purpose TEXT     why, for the audit log\n"
 "  rehydrate          print the original values of tokens (stdin or\n"
 "                     arguments) from the vault; needs a policy grant\n"
@@ -535,6 +539,7 @@ int main(int argc, char **argv)
 		{ "quasi", required_argument, NULL, 'q' },
 		{ "suppress", no_argument, NULL, 's' },
 		{ "k-report", required_argument, NULL, 'r' },
+		{ "sample-map", required_argument, NULL, 'M' },
 		{ "purpose", required_argument, NULL, 'p' },
 		{ "list-profiles", no_argument, NULL, 'l' },
 		{ "show-profile", required_argument, NULL, 'S' },
@@ -549,7 +554,7 @@ int main(int argc, char **argv)
 
 	const char *profname = "safe-harbor", *project = "default";
 	const char *lakedir = NULL, *keyfile = NULL, *kreport = NULL;
-	const char *purpose = NULL, *show = NULL;
+	const char *purpose = NULL, *show = NULL, *samplemap = NULL;
 	unsigned long long seed = 0, kval = 0;
 	char **quasi = NULL;
 	size_t nquasi = 0;
@@ -572,6 +577,7 @@ int main(int argc, char **argv)
 			break;
 		case 's': suppress = 1; break;
 		case 'r': kreport = optarg; break;
+		case 'M': samplemap = optarg; break;
 		case 'p': purpose = optarg; break;
 		case 'l': list = 1; break;
 		case 'S': show = optarg; break;
@@ -688,6 +694,19 @@ int main(int argc, char **argv)
 	    !(o.od = objdeid_new(&k.lake, d, &prof, project, &e))) {
 		mlk_error_print(mlk_progname, &e);
 		return e.status;
+	}
+	if (samplemap) {
+		struct samplemap *sm = NULL;
+		if (!o.od) {
+			mlk_warn("--sample-map needs a lake: objects are "
+				 "de-identified in its store");
+			return MLK_USAGE;
+		}
+		if (samplemap_load(samplemap, &sm, &e) != MLK_OK) {
+			mlk_error_print(mlk_progname, &e);
+			return e.status;
+		}
+		objdeid_set_samples(o.od, sm);   /* owned by o.od now */
 	}
 	int fd = 0;
 	if (strcmp(input, "-")) {

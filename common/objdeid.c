@@ -25,6 +25,7 @@ struct objdeid {
 	const struct profile *prof;
 	char *project;
 	struct dicomdeid *dd;
+	struct samplemap *samples;   /* or NULL */
 	struct rec r;
 	unsigned long long count, quarantined;
 };
@@ -70,9 +71,16 @@ void objdeid_free(struct objdeid *od)
 	if (!od)
 		return;
 	dd_free(od->dd);
+	samplemap_free(od->samples);
 	rec_release(&od->r);
 	free(od->project);
 	free(od);
+}
+
+void objdeid_set_samples(struct objdeid *od, struct samplemap *m)
+{
+	samplemap_free(od->samples);
+	od->samples = m;
 }
 
 unsigned long long objdeid_count(const struct objdeid *od)
@@ -195,7 +203,14 @@ static enum mlk_status dicom_object(struct objdeid *od, const char *in,
 static void gen_tok(void *ctx, const char *v, size_t n,
 		    char out[GENDEID_TOKEN_LEN + 1])
 {
-	deid_token(ctx, v, n, out);
+	struct objdeid *od = ctx;
+	deid_token(od->d, v, n, out);
+}
+
+static const char *sample_patient(void *ctx, const char *sample)
+{
+	struct objdeid *od = ctx;
+	return od->samples ? samplemap_patient(od->samples, sample) : NULL;
 }
 
 static enum mlk_status genomics_object(struct objdeid *od, const char *in,
@@ -210,7 +225,7 @@ static enum mlk_status genomics_object(struct objdeid *od, const char *in,
 		return mlk_error_errno(e, name, "cannot make a temporary "
 				       "folder");
 	char *out = xasprintf("%s/object", dir);
-	struct gendeid_params gp = { NULL, gen_tok, od->d };
+	struct gendeid_params gp = { sample_patient, gen_tok, od };
 	enum mlk_status st = gendeid_file(&gp, in, out, NULL, e);
 	if (st == MLK_OK) {
 		snprintf(e->file, sizeof e->file, "%s", name);

@@ -42,6 +42,7 @@
 #include "deid.h"
 #include "lake.h"
 #include "profile.h"
+#include "samplemap.h"
 #include "status.h"
 
 struct objdeid;
@@ -60,6 +61,12 @@ void objdeid_free(struct objdeid *od);
  * the store cannot be written. */
 enum mlk_status objdeid_record(struct objdeid *od, const char *line,
 			       size_t n, struct buf *out, struct mlk_error *e);
+
+/* Which patient each VCF/SAM sample belongs to (samplemap.h): the sample
+ * becomes that patient's token; samples the map does not list, and every
+ * sample without a map, become the token of their own name.  od takes
+ * ownership of m. */
+void objdeid_set_samples(struct objdeid *od, struct samplemap *m);
 
 /* Objects written so far (new or already stored). */
 unsigned long long objdeid_count(const struct objdeid *od);

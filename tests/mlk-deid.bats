@@ -643,6 +643,46 @@ print(d.get("StudyDescription", ""), "|", d.get("SeriesDescription", ""))
 	done
 }
 
+@test "objects: --sample-map gives each sample its patient's token, the one his EHR records get" {
+	store() {
+		local h
+		h=$(sha256sum "$1" | cut -c1-64)
+		mkdir -p "$MLK_LAKE/objects/sha256/${h:0:2}"
+		cp "$1" "$MLK_LAKE/objects/sha256/${h:0:2}/$h"
+		jq -nc --arg b "sha256:$h" --arg t "$2" \
+		   '{_mlk: {v: 1, kind: "genomics", type: $t, blob: $b, dataset: "genomics/x"}}'
+	}
+	{
+		store "$DATA/genomics/pysam_ex1.vcf.gz" vcf
+		store "$DATA/genomics/pysam_ex3.bam" bam
+	} > in.ndjson
+	printf 'sample_id\tsite\tpatient_id\nB\tx\tp-77\nNA12891\ty\tp-78\n' > map.tsv
+	run --separate-stderr mlk-deid --project seq --sample-map map.tsv in.ndjson
+	assert_success
+	echo "$output" > out.ndjson
+	tok() {
+		echo "{\"patient_id\":\"$1\",\"mrn\":\"$1\"}" |
+			mlk-deid --profile research-pseudonymized --project seq | jq -r .mrn
+	}
+	a=$(echo '{"patient_id":"A","mrn":"A"}' | mlk-deid --profile research-pseudonymized --project seq | jq -r .mrn)
+	vcf=$(blob_path "$(jq -r 'select(._mlk.type == "vcf") | ._mlk.blob' out.ndjson)")
+	run --separate-stderr bcftools query -l "$vcf"
+	# A is not in the map: its own name's token; B is patient p-77's
+	assert_output "$a
+$(tok p-77)"
+	bam=$(blob_path "$(jq -r 'select(._mlk.type == "bam") | ._mlk.blob' out.ndjson)")
+	run --separate-stderr samtools view -H --no-PG "$bam"
+	assert_equal "$(grep -c "SM:$(tok p-78)" <<< "$output")" 2
+	# the map's values never reach stderr or the audit log
+	printf 'sample,patient\nB,p-SECRET1\nB,p-SECRET2\n' > bad.csv
+	run --separate-stderr mlk-deid --project seq --sample-map bad.csv in.ndjson
+	assert_failure 2
+	[[ $stderr == *"'bad.csv':3:"* ]]
+	[[ $stderr != *SECRET* ]]
+	run grep -c SECRET "$MLK_LAKE/audit/log.ndjson"
+	assert_output 0
+}
+
 @test "objects: records without a blob pass as before" {
 	gen_ehr --format flat --records 20 --seed 3 > flat.ndjson
 	run --separate-stderr mlk-deid --project p flat.ndjson
