@@ -333,6 +333,7 @@ static int sink_commit(void *ctx, const char *line, size_t len, size_t keep,
 		r->progress_shown = 1;
 	}
 	r->b->src[r->si].records++;
+	batch_kind(r->b, "ehr");
 	if (batch_add(r->b, part, plen, line, keep, "}}\n", 3, r->e) !=
 	    MLK_OK)
 		return MLK_SYSTEM;
@@ -525,6 +526,7 @@ static enum mlk_status emit_object(struct run *r, const struct origin *o,
 	write_stdout(r, l->data, l->len);
 	r->emitted++;
 	r->b->src[si].records++;
+	batch_kind(r->b, kind);
 	enum mlk_status s = batch_add(r->b, part->data ? part->data : "",
 				      part->len, l->data, keep, "}}\n", 3,
 				      r->e);

@@ -195,6 +195,18 @@ enum mlk_status batch_begin(struct batch *b, const struct lake *l,
 	return s;
 }
 
+void batch_kind(struct batch *b, const char *kind)
+{
+	if (!b->kind_noted) {
+		free(b->kind);
+		b->kind = xstrdup(kind);
+		b->kind_noted = 1;
+	} else if (strcmp(b->kind, kind) && strcmp(b->kind, "mixed")) {
+		free(b->kind);
+		b->kind = xstrdup("mixed");
+	}
+}
+
 size_t batch_add_source(struct batch *b, const char *path, const char *sha,
 			unsigned long long size)
 {

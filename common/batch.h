@@ -45,6 +45,7 @@ struct batch {
 	const struct lake *lake;
 	char *dataset;
 	char *kind;
+	int kind_noted;         /* kind set by batch_kind(), not guessed */
 	char id[BATCH_ID_LEN];
 	char *staging;
 	char *final;
@@ -77,6 +78,12 @@ enum mlk_status batch_begin(struct batch *b, const struct lake *l,
 			    const char *id, const struct dw_opts *opts,
 			    struct mlk_error *e);
 /* Register a source; returns its index for batch_source_done. */
+/* The kind of a record landed ("ehr", "imaging", "genomics"): the
+ * manifest's kind is the one kind of its records, "mixed" when they are
+ * of several, and the kind given to batch_begin() (a guess from the
+ * dataset's name) when no record landed. */
+void batch_kind(struct batch *b, const char *kind);
+
 size_t batch_add_source(struct batch *b, const char *path, const char *sha,
 			unsigned long long size);
 /* Add a record: line then tail make one line ending in '\n'. */

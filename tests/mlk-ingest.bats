@@ -800,6 +800,8 @@ grec() {
 	# every file of the folder is one record, and jq reads them all
 	[ "$(jq -s length out.ndjson)" -eq "$(ls "$G" | wc -l)" ]
 	jq -s -e 'all(._mlk.kind == "genomics" and ._mlk.v == 1)' out.ndjson
+	run jq -r 'select(.type == "batch") | .kind' "$MLK_LAKE"/raw/genomics/lab/batch=*/_manifest.json
+	assert_output genomics
 	for f in cyvcf2_test.vcf.gz pysam_ex1.vcf.gz; do
 		[ "$(grec $f | jq -r '.samples[]')" = "$(bcftools query -l "$G/$f")" ]
 		[ "$(grec $f | jq .sample_count)" -eq "$(bcftools query -l "$G/$f" | wc -l)" ]
@@ -987,6 +989,9 @@ archive_fixture() {
 	assert_line 'b.txz tar.xz'
 	assert_line 'b.txz!/bundle/vcf/pysam_ex1.vcf.gz vcf'
 	assert_line 'b.txz!/bundle/fhir/Patient.ndjson fhir-ndjson'
+	# FHIR and a VCF in one batch: its kind is mixed
+	run jq -r 'select(.type == "batch") | .kind' "$MLK_LAKE"/raw/arch/txz/batch=*/_manifest.json
+	assert_output mixed
 	# member bytes are objects
 	sha=$(sha256sum < "$DATA/fhir/Patient.ndjson" | cut -c1-64)
 	cmp "$MLK_LAKE/objects/sha256/${sha:0:2}/$sha" "$DATA/fhir/Patient.ndjson"
