@@ -620,6 +620,27 @@ enum mlk_status catalog_save_keys(const struct lake *l, const struct ynode *d,
 	return s;
 }
 
+enum mlk_status catalog_update(const struct lake *l, const char *dataset,
+			       enum mlk_status (*fn)(struct ynode *d,
+						     void *ctx,
+						     struct mlk_error *e),
+			       void *ctx, struct mlk_error *e)
+{
+	int fd;
+	enum mlk_status s = catalog_lock(l, &fd, e);
+	if (s != MLK_OK)
+		return s;
+	struct ynode *d = NULL;
+	s = catalog_load(l, dataset, &d, e);
+	if (s == MLK_OK)
+		s = fn(d, ctx, e);
+	if (s == MLK_OK)
+		s = save_locked(l, d, e);
+	ynode_free(d);
+	fsio_unlock(fd);
+	return s;
+}
+
 /* Refresh ----------------------------------------------------------------- */
 
 enum { T_STRING = 1, T_NUMBER = 2, T_BOOLEAN = 4, T_OBJECT = 8,

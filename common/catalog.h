@@ -56,6 +56,18 @@ enum mlk_status catalog_save_keys(const struct lake *l, const struct ynode *d,
 				  struct mlk_error *e);
 
 /*
+ * Change a descriptor in place: load it, let fn change d, save it, all
+ * under catalog/.lock, so that no other writer's change is lost between
+ * the load and the save.  MLK_USAGE "not in the catalog" when absent;
+ * fn's status when it fails (nothing saved).
+ */
+enum mlk_status catalog_update(const struct lake *l, const char *dataset,
+			       enum mlk_status (*fn)(struct ynode *d,
+						     void *ctx,
+						     struct mlk_error *e),
+			       void *ctx, struct mlk_error *e);
+
+/*
  * Set one person-edited key from "KEY=VALUE" (a new key must be
  * [a-z][a-z0-9_]*, at most 32 bytes; dataset, created, derived, models
  * and versions are not editable).  MLK_USAGE naming the key otherwise.

@@ -123,17 +123,15 @@ static enum mlk_status copy_file(const char *src, const char *dst,
 }
 
 /* Add or update NAME@N in a dataset's descriptor's models list. */
-static enum mlk_status note_in_descriptor(const struct lake *l,
-					  const char *dataset,
-					  const char *ref,
-					  const char *snapshot,
-					  const char *stage,
-					  struct mlk_error *e)
+struct note {
+	const char *ref, *snapshot, *stage;
+};
+
+static enum mlk_status note_models(struct ynode *d, void *ctx,
+				   struct mlk_error *e)
 {
-	struct ynode *d = NULL;
-	enum mlk_status s = catalog_load(l, dataset, &d, e);
-	if (s != MLK_OK)
-		return s;
+	const struct note *nt = ctx;
+	(void)e;
 	const struct ynode *cm = ynode_get(d, "models");
 	struct ynode *models = (struct ynode *)cm;
 	if (!models || models->type != YNODE_SEQ) {
@@ -143,19 +141,30 @@ static enum mlk_status note_in_descriptor(const struct lake *l,
 	struct ynode *item = NULL;
 	for (size_t i = 0; i < models->n; i++) {
 		const char *m = ynode_str(models->items[i], "model");
-		if (m && !strcmp(m, ref))
+		if (m && !strcmp(m, nt->ref))
 			item = models->items[i];
 	}
 	if (!item) {
 		item = map_new();
-		catalog_map_put(item, "model", catalog_scalar(ref, 1));
-		catalog_map_put(item, "snapshot", catalog_scalar(snapshot, 1));
+		catalog_map_put(item, "model", catalog_scalar(nt->ref, 1));
+		catalog_map_put(item, "snapshot",
+				catalog_scalar(nt->snapshot, 1));
 		catalog_seq_push(models, item);
 	}
-	catalog_map_put(item, "stage", catalog_scalar(stage, 1));
-	s = catalog_save(l, d, e);
-	ynode_free(d);
-	return s;
+	catalog_map_put(item, "stage", catalog_scalar(nt->stage, 1));
+	return MLK_OK;
+}
+
+/* The model's line in a dataset's descriptor, under the catalog lock. */
+static enum mlk_status note_in_descriptor(const struct lake *l,
+					  const char *dataset,
+					  const char *ref,
+					  const char *snapshot,
+					  const char *stage,
+					  struct mlk_error *e)
+{
+	struct note nt = { ref, snapshot, stage };
+	return catalog_update(l, dataset, note_models, &nt, e);
 }
 
 /* The dataset a snapshot manifest names in its header, if it is here. */

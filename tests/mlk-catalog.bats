@@ -467,6 +467,21 @@ last_event() {
 	assert_failure 2
 }
 
+@test "models: registering in parallel loses no model in the descriptor" {
+	land
+	mlk-catalog add ehr/fhir >/dev/null
+	echo '{}' >p.json
+	for i in 1 2 3 4 5 6 7 8; do
+		mlk-catalog model register "m$i" --snapshot s-1 --code c \
+			--params p.json --metrics p.json --dataset ehr/fhir >/dev/null &
+	done
+	mlk-catalog set ehr/fhir owner=alice >/dev/null &
+	wait
+	run mlk-catalog show ehr/fhir
+	assert_success
+	assert_equal "$(jq -r '.models[].model' <<<"$output" | sort | tr '\n' ' ')" "m1@1 m2@1 m3@1 m4@1 m5@1 m6@1 m7@1 m8@1 "
+}
+
 @test "models: register, promote, and the dataset's descriptor lists them" {
 	land
 	mlk-catalog add ehr/fhir >/dev/null
