@@ -678,8 +678,8 @@ int main(int argc, char **argv)
 		.prof = &prof, .project = project, .seed = seed,
 		.ref_year = tm.tm_year + 1900, .key_id = k.key_id,
 		.vault = has_encrypt,
-		/* with a lake, objdeid rebuilds DICOM records */
-		.dicom_from_object = k.have_lake,
+		/* with a lake, objdeid rebuilds the records of objects */
+		.objects_rebuilt = k.have_lake,
 	};
 	struct deid *d = deid_new(&dp, k.key, &e);
 	crypto_wipe(k.key, sizeof k.key);

@@ -1523,6 +1523,36 @@ static struct top top_members(const struct rec *r)
 	return tp;
 }
 
+/* 1: a DICOM object's record, 2: a genomics object's, 0: neither. */
+static int object_type(const struct rec *r, int ty)
+{
+	if (raw_is(r, ty, "dicom"))
+		return 1;
+	static const char *const g[] = { "vcf", "bcf", "sam", "bam", "cram" };
+	for (size_t i = 0; i < sizeof g / sizeof *g; i++)
+		if (raw_is(r, ty, g[i]))
+			return 2;
+	return 0;
+}
+
+/* A genomics record's labels, copied as they are (see deid.h). */
+static void keep_labels(const struct rec *r, struct buf *o)
+{
+	static const char *const k[] = { "project", "assay",
+		"pipeline_version" };
+	for (size_t i = 0; i < sizeof k / sizeof *k; i++) {
+		int v = rec_get(r, 0, k[i]);
+		if (v < 0)
+			continue;
+		if (o->len && o->data[o->len - 1] != '{')
+			buf_addch(o, ',');
+		buf_addch(o, '"');
+		buf_addstr(o, k[i]);
+		buf_add(o, "\":", 2);
+		rec_write(r, v, o);
+	}
+}
+
 static enum rkind record_kind(const struct rec *r, int m, int rt, int msh)
 {
 	int ty = m > 0 ? rec_get(r, m, "type") : -1;
@@ -1800,10 +1830,14 @@ static void map(void *ctx, void *tl, const char *line, size_t len,
 	size_t off0 = o->len;
 	t->ndv = 0;
 	t->nkv = 0;
-	if (d->p->dicom_from_object && m > 0 &&
-	    raw_is(r, rec_get(r, m, "type"), "dicom"))
-		buf_addch(o, '{');      /* its fields come from the object */
-	else if (!walk_object(t, 0, start, 0, NULL, 0, o))
+	int ob = d->p->objects_rebuilt && m > 0
+		 ? object_type(r, rec_get(r, m, "type")) : 0;
+	if (ob) {
+		/* its fields come from the de-identified object */
+		buf_addch(o, '{');
+		if (ob == 2)
+			keep_labels(r, o);
+	} else if (!walk_object(t, 0, start, 0, NULL, 0, o))
 		buf_addch(o, '{');
 	else
 		buf_truncate(o, o->len - 1);   /* reopen: the envelope */

@@ -48,11 +48,14 @@ struct deid_params {
 	int ref_year;           /* the year ages are counted to */
 	const char *key_id;
 	int vault;              /* encrypt: hand originals to sink->vault */
-	/* DICOM records (_mlk.type "dicom") leave with their envelope
-	 * alone: the caller rebuilds their fields from the de-identified
-	 * object (objdeid.h), so no rule of the profile applies to them and
-	 * none of their fields is reported dropped. */
-	int dicom_from_object;
+	/* Records of objects the caller de-identifies (_mlk.type dicom,
+	 * vcf, bcf, sam, bam, cram) leave with their envelope alone, and
+	 * genomics records with their project, assay and pipeline_version
+	 * (labels of the operator's choosing, not of the patient): the
+	 * caller rebuilds their fields from the de-identified object
+	 * (objdeid.h), so no rule of the profile applies to them and none
+	 * of their fields is reported dropped. */
+	int objects_rebuilt;
 };
 
 struct deid_sink {

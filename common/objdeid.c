@@ -1,5 +1,6 @@
 /* objdeid — see objdeid.h. */
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,7 @@
 #include "dicomwrite.h"
 #include "fsio.h"
 #include "gendeid.h"
+#include "genomics.h"
 #include "lake.h"
 #include "object.h"
 #include "objdeid.h"
@@ -213,8 +215,53 @@ static const char *sample_patient(void *ctx, const char *sample)
 	return od->samples ? samplemap_patient(od->samples, sample) : NULL;
 }
 
+/* A label of the record (project, assay, pipeline_version) or NULL. */
+static char *label(struct objdeid *od, const char *key)
+{
+	int v = rec_get(&od->r, 0, key);
+	if (v < 0 || rec_type(&od->r, v) != REC_STRING)
+		return NULL;
+	struct buf b = BUF_INIT;
+	rec_str(&od->r, v, &b);
+	return buf_detach(&b);
+}
+
+/* The record fields of the de-identified genomics file at path: its own
+ * description (genomics.h: samples as tokens, the cleaned header, the
+ * reference build) with the record's labels; its size into size. */
+static enum mlk_status genomics_fields(struct objdeid *od, const char *path,
+				       const char *name, struct buf *fields,
+				       unsigned long long *size,
+				       struct mlk_error *e)
+{
+	struct genomics_meta meta = { label(od, "project"),
+		label(od, "assay"), label(od, "pipeline_version") };
+	struct buf body = BUF_INIT;
+	struct genomics_info gi;
+	struct stat st;
+	enum mlk_status s = genomics_describe(path, NULL, name, &meta, &body,
+					      &gi, e);
+	if (s != MLK_OK) {
+		/* our own output unreadable: a bug, never passed on */
+		s = mlk_error_set(e, MLK_SYSTEM, name, 0, "the de-identified "
+				  "object cannot be read back");
+	} else if (stat(path, &st) != 0) {
+		s = mlk_error_errno(e, name, "cannot stat");
+	} else {
+		*size = (unsigned long long)st.st_size;
+		/* the members, without the opening brace */
+		if (body.len > 1)
+			buf_add(fields, body.data + 1, body.len - 1);
+	}
+	buf_release(&body);
+	genomics_meta_release(&meta);
+	return s;
+}
+
 static enum mlk_status genomics_object(struct objdeid *od, const char *in,
 				       const char *name, char hex[SHA256_HEX],
+				       struct buf *fields,
+				       unsigned long long *size,
 				       struct mlk_error *e)
 {
 	if (access(in, R_OK) != 0)
@@ -227,6 +274,8 @@ static enum mlk_status genomics_object(struct objdeid *od, const char *in,
 	char *out = xasprintf("%s/object", dir);
 	struct gendeid_params gp = { sample_patient, gen_tok, od };
 	enum mlk_status st = gendeid_file(&gp, in, out, NULL, e);
+	if (st == MLK_OK)
+		st = genomics_fields(od, out, name, fields, size, e);
 	if (st == MLK_OK) {
 		snprintf(e->file, sizeof e->file, "%s", name);
 		int fd = open(out, O_RDONLY | O_CLOEXEC);
@@ -305,7 +354,7 @@ enum mlk_status objdeid_record(struct objdeid *od, const char *line,
 		st = dicom_object(od, in, name, hex, &fields, &size, e);
 	else if (!strcmp(ty, "vcf") || !strcmp(ty, "bcf") ||
 		 !strcmp(ty, "sam") || !strcmp(ty, "bam"))
-		st = genomics_object(od, in, name, hex, e);
+		st = genomics_object(od, in, name, hex, &fields, &size, e);
 	else
 		st = mlk_error_set(e, MLK_PARTIAL, name, 0, "no "
 				   "de-identification for objects of this "
@@ -341,10 +390,11 @@ enum mlk_status objdeid_record(struct objdeid *od, const char *line,
 		buf_addch(out, '{');
 		buf_add(out, fields.data, fields.len);
 		buf_addstr(out, ",\"_mlk\":");
+		/* the two values to replace, in the order they come; a
+		 * record without a size gets one after the blob */
 		size_t at = mb;
+		int blob_first = sz < 0 || begin < sb;
 		for (int k = 0; k < 2; k++) {
-			/* the two values to replace, in the order they come */
-			int blob_first = sz < 0 || begin < sb;
 			int is_blob = (k == 0) == blob_first;
 			if (!is_blob && sz < 0)
 				continue;
@@ -355,6 +405,8 @@ enum mlk_status objdeid_record(struct objdeid *od, const char *line,
 				buf_addf(out, "\"sha256:%s\"", hex);
 			else
 				buf_addf(out, "%llu", size);
+			if (is_blob && sz < 0)
+				buf_addf(out, ",\"size\":%llu", size);
 			at = ve;
 		}
 		buf_add(out, line + at, me - at);

@@ -670,6 +670,11 @@ print(d.get("StudyDescription", ""), "|", d.get("SeriesDescription", ""))
 	# A is not in the map: its own name's token; B is patient p-77's
 	assert_output "$a
 $(tok p-77)"
+	# the record describes the new file: its samples, size and build
+	[ "$(jq -r 'select(._mlk.type == "vcf") | .samples | join("\n")' out.ndjson)" = "$output" ]
+	[ "$(jq -r 'select(._mlk.type == "vcf") | ._mlk.size' out.ndjson)" -eq "$(stat -c %s "$vcf")" ]
+	[ "$(jq -r 'select(._mlk.type == "vcf") | .reference_build' out.ndjson)" = GRCh37 ]
+	[[ $stderr != *"dropped field"* ]]
 	bam=$(blob_path "$(jq -r 'select(._mlk.type == "bam") | ._mlk.blob' out.ndjson)")
 	run --separate-stderr samtools view -H --no-PG "$bam"
 	assert_equal "$(grep -c "SM:$(tok p-78)" <<< "$output")" 2
