@@ -632,14 +632,30 @@ int main(int argc, char **argv)
 	}
 	const char *input = optind < argc ? argv[optind] : "-";
 
+	/* the sample map first: a bad one costs nothing else */
+	struct samplemap *sm = NULL;
+	if (samplemap && samplemap_load(samplemap, &sm, &e) != MLK_OK) {
+		mlk_error_print(mlk_progname, &e);
+		return e.status;
+	}
 	struct keyed k;
 	int st = load_key(lakedir, keyfile, &k);
-	if (st != MLK_OK)
+	if (st != MLK_OK) {
+		samplemap_free(sm);
 		return st;
+	}
+	if (sm && !k.have_lake) {
+		mlk_warn("--sample-map needs a lake: objects are "
+			 "de-identified in its store");
+		samplemap_free(sm);
+		keyed_release(&k);
+		return MLK_USAGE;
+	}
 	struct profile prof;
 	if (profile_load(profname, k.have_lake ? &k.lake : NULL, &prof, &e)
 	    != MLK_OK) {
 		mlk_error_print(mlk_progname, &e);
+		samplemap_free(sm);
 		keyed_release(&k);
 		return e.status;
 	}
@@ -655,6 +671,7 @@ int main(int argc, char **argv)
 		if (!k.have_lake) {
 			mlk_warn("profile '%s' encrypts: that needs a lake "
 				 "(its vault)", prof.name);
+			samplemap_free(sm);
 			profile_release(&prof);
 			keyed_release(&k);
 			return MLK_USAGE;
@@ -666,6 +683,7 @@ int main(int argc, char **argv)
 		crypto_wipe(vkey, sizeof vkey);
 		if (vs != MLK_OK) {
 			mlk_error_print(mlk_progname, &e);
+			samplemap_free(sm);
 			profile_release(&prof);
 			keyed_release(&k);
 			return vs;
@@ -686,6 +704,7 @@ int main(int argc, char **argv)
 	if (!d) {
 		mlk_error_print(mlk_progname, &e);
 		vault_abort(o.vw);
+		samplemap_free(sm);
 		profile_release(&prof);
 		keyed_release(&k);
 		return e.status;
@@ -693,20 +712,16 @@ int main(int argc, char **argv)
 	if (k.have_lake &&
 	    !(o.od = objdeid_new(&k.lake, d, &prof, project, &e))) {
 		mlk_error_print(mlk_progname, &e);
+		samplemap_free(sm);
+		deid_free(d);
+		vault_abort(o.vw);
+		profile_release(&prof);
+		keyed_release(&k);
 		return e.status;
 	}
-	if (samplemap) {
-		struct samplemap *sm = NULL;
-		if (!o.od) {
-			mlk_warn("--sample-map needs a lake: objects are "
-				 "de-identified in its store");
-			return MLK_USAGE;
-		}
-		if (samplemap_load(samplemap, &sm, &e) != MLK_OK) {
-			mlk_error_print(mlk_progname, &e);
-			return e.status;
-		}
+	if (sm) {
 		objdeid_set_samples(o.od, sm);   /* owned by o.od now */
+		sm = NULL;
 	}
 	int fd = 0;
 	if (strcmp(input, "-")) {
