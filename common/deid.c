@@ -1523,15 +1523,14 @@ static struct top top_members(const struct rec *r)
 	return tp;
 }
 
-/* 1: a DICOM object's record, 2: a genomics object's, 0: neither. */
-static int object_type(const struct rec *r, int ty)
+/* 1: a DICOM object's record, 2: a genomics object's (of any type: those
+ * objdeid cannot write are left out there), 0: neither. */
+static int object_type(const struct rec *r, int m)
 {
-	if (raw_is(r, ty, "dicom"))
+	if (raw_is(r, rec_get(r, m, "type"), "dicom"))
 		return 1;
-	static const char *const g[] = { "vcf", "bcf", "sam", "bam", "cram" };
-	for (size_t i = 0; i < sizeof g / sizeof *g; i++)
-		if (raw_is(r, ty, g[i]))
-			return 2;
+	if (raw_is(r, rec_get(r, m, "kind"), "genomics"))
+		return 2;
 	return 0;
 }
 
@@ -1831,7 +1830,7 @@ static void map(void *ctx, void *tl, const char *line, size_t len,
 	t->ndv = 0;
 	t->nkv = 0;
 	int ob = d->p->objects_rebuilt && m > 0
-		 ? object_type(r, rec_get(r, m, "type")) : 0;
+		 ? object_type(r, m) : 0;
 	if (ob) {
 		/* its fields come from the de-identified object */
 		buf_addch(o, '{');

@@ -49,7 +49,7 @@ struct deid_params {
 	const char *key_id;
 	int vault;              /* encrypt: hand originals to sink->vault */
 	/* Records of objects the caller de-identifies (_mlk.type dicom,
-	 * vcf, bcf, sam, bam, cram) leave with their envelope alone, and
+	 * _mlk.kind genomics) leave with their envelope alone, and
 	 * genomics records with their project, assay and pipeline_version
 	 * (labels of the operator's choosing, not of the patient): the
 	 * caller rebuilds their fields from the de-identified object
