@@ -437,6 +437,17 @@ blob_path() {
 	echo "$MLK_LAKE/objects/sha256/${h:0:2}/$h"
 }
 
+# Put a genomics file into the object store as ingest would; print the
+# record that names it (type $2).
+store() {
+	local h
+	h=$(sha256sum "$1" | cut -c1-64)
+	mkdir -p "$MLK_LAKE/objects/sha256/${h:0:2}"
+	cp "$1" "$MLK_LAKE/objects/sha256/${h:0:2}/$h"
+	jq -nc --arg b "sha256:$h" --arg t "$2" \
+	   '{_mlk: {v: 1, kind: "genomics", type: $t, blob: $b, dataset: "genomics/x"}}'
+}
+
 @test "objects: DICOM records point to de-identified copies; the raw objects stay" {
 	mlk-ingest --dataset imaging/samples "$DATA/dicom" > in.ndjson 2> /dev/null
 	[ "$(wc -l < in.ndjson)" -eq 9 ]
@@ -495,14 +506,6 @@ for f in sys.argv[1:]:
 }
 
 @test "objects: VCF and BAM records get token samples and clean headers; CRAM and bad blobs are left out" {
-	store() {   # put a file into the object store as ingest would
-		local h
-		h=$(sha256sum "$1" | cut -c1-64)
-		mkdir -p "$MLK_LAKE/objects/sha256/${h:0:2}"
-		cp "$1" "$MLK_LAKE/objects/sha256/${h:0:2}/$h"
-		jq -nc --arg b "sha256:$h" --arg t "$2" \
-		   '{_mlk: {v: 1, kind: "genomics", type: $t, blob: $b, dataset: "genomics/x"}}'
-	}
 	{
 		store "$DATA/genomics/pysam_ex1.vcf.gz" vcf
 		store "$DATA/genomics/pysam_ex3.bam" bam
@@ -644,14 +647,6 @@ print(d.get("StudyDescription", ""), "|", d.get("SeriesDescription", ""))
 }
 
 @test "objects: --sample-map gives each sample its patient's token, the one his EHR records get" {
-	store() {
-		local h
-		h=$(sha256sum "$1" | cut -c1-64)
-		mkdir -p "$MLK_LAKE/objects/sha256/${h:0:2}"
-		cp "$1" "$MLK_LAKE/objects/sha256/${h:0:2}/$h"
-		jq -nc --arg b "sha256:$h" --arg t "$2" \
-		   '{_mlk: {v: 1, kind: "genomics", type: $t, blob: $b, dataset: "genomics/x"}}'
-	}
 	{
 		store "$DATA/genomics/pysam_ex1.vcf.gz" vcf
 		store "$DATA/genomics/pysam_ex3.bam" bam
