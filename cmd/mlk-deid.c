@@ -11,7 +11,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,10 +29,10 @@
 #include "kanon.h"
 #include "lake.h"
 #include "objdeid.h"
-#include "samplemap.h"
 #include "policy.h"
 #include "profile.h"
 #include "record.h"
+#include "samplemap.h"
 #include "status.h"
 #include "vault.h"
 #include "xalloc.h"
@@ -111,6 +113,17 @@ static char **split_list(const char *opt, const char *s, size_t *n)
 
 /* ------------------------------------------------------------------ */
 
+/* Threads de-identifying objects (deid.threads, at most this many). */
+#define OBJ_THREADS_MAX 16
+
+struct objline {
+	const char *p;          /* the record, without its newline */
+	size_t len;
+	struct buf out;         /* what it became */
+	struct mlk_error e;
+	enum mlk_status st;
+};
+
 struct run {
 	const char *input;
 	int ok;
@@ -120,9 +133,14 @@ struct run {
 	struct mlk_error ve;
 	int vault_failed;
 	unsigned long long out_records;
-	struct objdeid *od;        /* objects behind records (objdeid.h) */
+	/* objects behind records (objdeid.h), one instance per thread */
+	struct objdeid *od[OBJ_THREADS_MAX];
+	int nod;
 	struct buf ob;
 	unsigned long long obj_rejected;
+	/* a chunk's lines and what became of each (objects()) */
+	struct objline *lines;
+	size_t lines_alloc;
 };
 
 static int write_out(struct run *o, const char *p, size_t n)
@@ -136,24 +154,89 @@ static int write_out(struct run *o, const char *p, size_t n)
 	return 0;
 }
 
-/* Records naming an object (_mlk.blob) get a de-identified object. */
+struct objwork {
+	struct run *o;
+	struct objdeid *od;
+	size_t n;
+	atomic_size_t *next;
+};
+
+static void *obj_worker(void *arg)
+{
+	struct objwork *w = arg;
+	size_t i;
+	while ((i = atomic_fetch_add(w->next, 1)) < w->n) {
+		struct objline *l = &w->o->lines[i];
+		buf_reset(&l->out);
+		l->e = (struct mlk_error)MLK_ERROR_INIT;
+		l->st = objdeid_record(w->od, l->p, l->len, &l->out, &l->e);
+	}
+	return NULL;
+}
+
+/*
+ * Records naming an object (_mlk.blob) get a de-identified object: the
+ * lines of a chunk are shared out among the threads (one objdeid each),
+ * then written, and their messages printed, in input order.
+ */
 static void objects(struct run *o, const char **p, size_t *n)
 {
 	buf_reset(&o->ob);
+	size_t nl = 0;
 	const char *s = *p, *end = *p + *n;
 	while (s < end) {
-		const char *nl = memchr(s, '\n', (size_t)(end - s));
-		size_t len = nl ? (size_t)(nl - s) : (size_t)(end - s);
-		struct mlk_error e = MLK_ERROR_INIT;
-		enum mlk_status st = objdeid_record(o->od, s, len, &o->ob, &e);
-		if (st != MLK_OK) {
-			mlk_error_print(mlk_progname, &e);
-			if (st == MLK_PARTIAL)
+		const char *q = memchr(s, '\n', (size_t)(end - s));
+		size_t len = q ? (size_t)(q - s) : (size_t)(end - s);
+		if (nl == o->lines_alloc) {
+			size_t na = o->lines_alloc ? 2 * o->lines_alloc : 64;
+			o->lines = xrealloc(o->lines, na * sizeof *o->lines);
+			memset(o->lines + o->lines_alloc, 0,
+			       (na - o->lines_alloc) * sizeof *o->lines);
+			o->lines_alloc = na;
+		}
+		o->lines[nl].p = s;
+		o->lines[nl].len = len;
+		nl++;
+		s += len + 1;
+	}
+	atomic_size_t next = 0;
+	struct objwork w[OBJ_THREADS_MAX];
+	pthread_t tid[OBJ_THREADS_MAX];
+	int started = 0;
+	for (int t = 0; t < o->nod; t++) {
+		w[t] = (struct objwork){ o, o->od[t], nl, &next };
+		/* the calling thread works too; helpers only for big chunks */
+		if (t > 0 && nl > 1 &&
+		    pthread_create(&tid[t], NULL, obj_worker, &w[t]) == 0)
+			started = t;
+	}
+	obj_worker(&w[0]);
+	for (int t = 1; t <= started; t++)
+		pthread_join(tid[t], NULL);
+	/* the new objects are durable before any record names them */
+	int flushed = 1;
+	for (int t = 0; t < o->nod; t++) {
+		struct mlk_error fe = MLK_ERROR_INIT;
+		if (objdeid_flush(o->od[t], &fe) != MLK_OK) {
+			mlk_error_print(mlk_progname, &fe);
+			flushed = 0;
+		}
+	}
+	if (!flushed) {
+		o->ok = 0;
+		*n = 0;
+		return;
+	}
+	for (size_t i = 0; i < nl; i++) {
+		struct objline *l = &o->lines[i];
+		if (l->st != MLK_OK) {
+			mlk_error_print(mlk_progname, &l->e);
+			if (l->st == MLK_PARTIAL)
 				o->obj_rejected++;
 			else
 				o->ok = 0;
 		}
-		s += len + 1;
+		buf_add(&o->ob, l->out.data ? l->out.data : "", l->out.len);
 	}
 	*p = o->ob.data ? o->ob.data : "";
 	*n = o->ob.len;
@@ -162,7 +245,7 @@ static void objects(struct run *o, const char **p, size_t *n)
 static int sink_write(void *ctx, const char *p, size_t n)
 {
 	struct run *o = ctx;
-	if (o->od)
+	if (o->nod)
 		objects(o, &p, &n);
 	if (o->ka) {
 		const char *s = p, *end = p + n;
@@ -709,8 +792,17 @@ int main(int argc, char **argv)
 		keyed_release(&k);
 		return e.status;
 	}
-	if (k.have_lake &&
-	    !(o.od = objdeid_new(&k.lake, d, &prof, project, &e))) {
+	int threads = k.have_lake ? (int)lake_conf_num(&k.lake, "deid",
+						       "threads", 2) : 2;
+	int nobj = threads < 1 ? 1 : threads > OBJ_THREADS_MAX
+		   ? OBJ_THREADS_MAX : threads;
+	for (int t = 0; k.have_lake && t < nobj; t++) {
+		if ((o.od[t] = objdeid_new(&k.lake, d, &prof, project, &e)))
+			o.nod++;
+		else
+			break;
+	}
+	if (k.have_lake && o.nod < nobj) {
 		mlk_error_print(mlk_progname, &e);
 		samplemap_free(sm);
 		deid_free(d);
@@ -719,10 +811,8 @@ int main(int argc, char **argv)
 		keyed_release(&k);
 		return e.status;
 	}
-	if (sm) {
-		objdeid_set_samples(o.od, sm);   /* owned by o.od now */
-		sm = NULL;
-	}
+	for (int t = 0; sm && t < o.nod; t++)
+		objdeid_set_samples(o.od[t], sm);   /* freed at the end */
 	int fd = 0;
 	if (strcmp(input, "-")) {
 		fd = open(input, O_RDONLY | O_CLOEXEC);
@@ -770,8 +860,6 @@ int main(int argc, char **argv)
 	setvbuf(stdout, stdout_buf, _IOFBF, sizeof stdout_buf);
 	struct deid_sink sink = { &o, sink_write, sink_reject,
 				  has_encrypt ? sink_vault : NULL };
-	int threads = k.have_lake ? (int)lake_conf_num(&k.lake, "deid",
-						       "threads", 2) : 2;
 	enum mlk_status rs = deid_run(d, fd, threads, &sink, &e);
 	if (fd > 0)
 		close(fd);
@@ -845,9 +933,12 @@ int main(int argc, char **argv)
 		 vault_n, suppressed);
 	buf_add(&det, dropped.data ? dropped.data : "", dropped.len);
 	buf_add(&det, "]", 1);
-	if (o.od && (objdeid_count(o.od) || o.obj_rejected))
+	unsigned long long nobjects = 0;
+	for (int t = 0; t < o.nod; t++)
+		nobjects += objdeid_count(o.od[t]);
+	if (o.nod && (nobjects || o.obj_rejected))
 		buf_addf(&det, ",\"objects\":%llu,\"objects_left_out\":%llu",
-			 objdeid_count(o.od), o.obj_rejected);
+			 nobjects, o.obj_rejected);
 	buf_add(&det, "}", 1);
 	audit_run(&k, "deid", purpose, in.data, outb.data, det.data, NULL,
 		  status);
@@ -856,7 +947,12 @@ int main(int argc, char **argv)
 	buf_release(&det);
 	buf_release(&dropped);
 	kanon_free(o.ka);
-	objdeid_free(o.od);
+	for (int t = 0; t < o.nod; t++)
+		objdeid_free(o.od[t]);
+	samplemap_free(sm);
+	for (size_t i = 0; i < o.lines_alloc; i++)
+		buf_release(&o.lines[i].out);
+	free(o.lines);
 	buf_release(&o.ob);
 	for (size_t i = 0; i < nquasi; i++)
 		free(quasi[i]);

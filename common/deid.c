@@ -253,6 +253,38 @@ int deid_shift_days(struct deid *d, const char *pid, size_t n)
 	return shift_of(d->mac, d->prof->shift_days, pid, n);
 }
 
+struct deid_keys {
+	struct crypto_hmac *mac;
+	int span;
+};
+
+struct deid_keys *deid_keys_new(const struct deid *d)
+{
+	struct deid_keys *k = xcalloc(1, sizeof *k);
+	k->mac = crypto_hmac_dup(d->mac);
+	k->span = d->prof->shift_days;
+	return k;
+}
+
+void deid_keys_free(struct deid_keys *k)
+{
+	if (!k)
+		return;
+	crypto_hmac_free(k->mac);
+	free(k);
+}
+
+void deid_keys_token(struct deid_keys *k, const char *v, size_t n,
+		     char out[DEID_TOKEN_LEN + 1])
+{
+	token_of(k->mac, v, n, out);
+}
+
+int deid_keys_shift(struct deid_keys *k, const char *pid, size_t n)
+{
+	return shift_of(k->mac, k->span, pid, n);
+}
+
 /* ------------------------------------------------------------------ */
 /* Dates                                                               */
 

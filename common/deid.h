@@ -100,6 +100,16 @@ void deid_token(struct deid *d, const char *v, size_t n,
  * (DICOM, Modified Dates) move by the same days as his records. */
 int deid_shift_days(struct deid *d, const char *pid, size_t n);
 
+/* deid_token() and deid_shift_days() for another thread: each thread
+ * its own struct deid_keys (a copy of the keyed HMAC), made from a struct
+ * deid that outlives it. */
+struct deid_keys;
+struct deid_keys *deid_keys_new(const struct deid *d);
+void deid_keys_free(struct deid_keys *k);
+void deid_keys_token(struct deid_keys *k, const char *v, size_t n,
+		     char out[DEID_TOKEN_LEN + 1]);
+int deid_keys_shift(struct deid_keys *k, const char *pid, size_t n);
+
 /* The vault key of a project, derived from the lake key.  Wipe it. */
 void deid_vault_key(const uint8_t key[MLK_KEY_LEN], const char *project,
 		    uint8_t out[MLK_KEY_LEN]);

@@ -195,6 +195,36 @@ static int copy_bulk(struct w *w, unsigned long long off, uint32_t n)
 				      "supported yet");
 		return -1;
 	}
+	if (n <= FLUSH_AT) {
+		/* small (a fragment, a short waveform): into the buffer, so
+		 * that a run of them costs one write, not two each */
+		buf_grow(&w->o, (size_t)n + 1);
+		size_t done = 0;
+		while (done < n) {
+			ssize_t got = pread(w->in, w->o.data + w->o.len + done,
+					    n - done, (off_t)(off + done));
+			if (got < 0 && errno == EINTR)
+				continue;
+			if (got <= 0) {
+				if (got < 0)
+					mlk_error_errno(w->e, w->name,
+							"cannot read");
+				else
+					mlk_error_set(w->e, MLK_PARTIAL,
+						      w->name, 0, "truncated "
+						      "at byte %llu",
+						      off + done);
+				w->st = w->e->status;
+				return -1;
+			}
+			done += (size_t)got;
+		}
+		w->o.len += n;
+		w->o.data[w->o.len] = '\0';
+		if (n & 1)
+			buf_addch(&w->o, '\0');
+		return maybe_flush(w);
+	}
 	if (flush(w))
 		return -1;
 	if (!w->chunk)
@@ -620,7 +650,7 @@ enum mlk_status dicomwrite_fd(const struct dicomwrite_params *p, int in_fd,
 	}
 	if (deflated) {
 		flush(&w);
-		if (deflateInit2(&w.zs, Z_DEFAULT_COMPRESSION, Z_DEFLATED,
+		if (deflateInit2(&w.zs, Z_BEST_SPEED, Z_DEFLATED,
 				 -MAX_WBITS, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
 			buf_release(&w.o);
 			return mlk_error_set(e, MLK_SYSTEM, name, 0,

@@ -21,13 +21,17 @@
 #include "xalloc.h"
 #include "banned.h"
 
+#define PENDING_MAX 64
+
 struct objdeid {
 	const struct lake *l;
-	struct deid *d;
+	struct deid_keys *k;         /* this instance's copy of the keys */
 	const struct profile *prof;
 	char *project;
 	struct dicomdeid *dd;
-	struct samplemap *samples;   /* or NULL */
+	const struct samplemap *samples;   /* borrowed, or NULL */
+	struct object_info *pending[PENDING_MAX];   /* stored, unpublished */
+	size_t npending;
 	struct rec r;
 	unsigned long long count, quarantined;
 };
@@ -35,12 +39,12 @@ struct objdeid {
 static void tok(void *ctx, const char *v, size_t n,
 		char out[DD_TOKEN_LEN + 1])
 {
-	deid_token(ctx, v, n, out);
+	deid_keys_token(ctx, v, n, out);
 }
 
 static int shift(void *ctx, const char *pid, size_t n)
 {
-	return deid_shift_days(ctx, pid, n);
+	return deid_keys_shift(ctx, pid, n);
 }
 
 struct objdeid *objdeid_new(const struct lake *l, struct deid *d,
@@ -53,14 +57,15 @@ struct objdeid *objdeid_new(const struct lake *l, struct deid *d,
 	p.accept_burned_in = prof->dicom_accept_burned_in;
 	p.keep_private = prof->dicom_keep_private;
 	p.nkeep_private = prof->ndicom_keep_private;
+	struct deid_keys *k = deid_keys_new(d);
 	p.token = tok;
-	p.token_ctx = d;
+	p.token_ctx = k;
 	struct dicomdeid *dd = dd_new(&p, e);
 	if (!dd)
 		return NULL;
 	struct objdeid *od = xcalloc(1, sizeof *od);
 	od->l = l;
-	od->d = d;
+	od->k = k;
 	od->prof = prof;
 	od->project = xstrdup(project);
 	od->dd = dd;
@@ -73,15 +78,19 @@ void objdeid_free(struct objdeid *od)
 	if (!od)
 		return;
 	dd_free(od->dd);
-	samplemap_free(od->samples);
+	for (size_t i = 0; i < od->npending; i++) {
+		object_discard(od->pending[i]);
+		free(od->pending[i]->tmp);
+		free(od->pending[i]);
+	}
+	deid_keys_free(od->k);
 	rec_release(&od->r);
 	free(od->project);
 	free(od);
 }
 
-void objdeid_set_samples(struct objdeid *od, struct samplemap *m)
+void objdeid_set_samples(struct objdeid *od, const struct samplemap *m)
 {
-	samplemap_free(od->samples);
 	od->samples = m;
 }
 
@@ -139,22 +148,53 @@ static enum mlk_status quarantine(struct objdeid *od, const char *hex,
 }
 
 /* Store the bytes open on fd as an object; its name into hex. */
+/*
+ * Store the bytes open on fd as an object; its name into hex.  A new
+ * object is published later, by objdeid_flush() (many at once: their
+ * fsyncs overlap), and the records naming it must not leave before.
+ * Past PENDING_MAX waiting objects, they are published now (each holds
+ * open files).
+ */
 static enum mlk_status store(struct objdeid *od, int fd, const char *src,
 			     char hex[SHA256_HEX], struct mlk_error *e)
 {
-	struct object_info info;
-	memset(&info, 0, sizeof info);
-	info.fd = -1;
 	if (lseek(fd, 0, SEEK_SET) != 0)
 		return mlk_error_errno(e, src, "cannot rewind");
-	enum mlk_status st = object_put_fd(od->l, fd, src, &info, e);
-	if (st == MLK_OK && info.tmp)
-		st = object_publish(od->l, &info, e);
-	else if (st != MLK_OK && info.tmp)
-		object_discard(&info);
+	if (od->npending == PENDING_MAX) {
+		enum mlk_status fs = objdeid_flush(od, e);
+		if (fs != MLK_OK)
+			return fs;
+	}
+	struct object_info *info = xcalloc(1, sizeof *info);
+	info->fd = -1;
+	enum mlk_status st = object_put_fd(od->l, fd, src, info, e);
 	if (st == MLK_OK)
-		memcpy(hex, info.sha256, SHA256_HEX);
-	free(info.tmp);
+		memcpy(hex, info->sha256, SHA256_HEX);
+	if (st == MLK_OK && info->tmp) {
+		od->pending[od->npending++] = info;
+		return MLK_OK;
+	}
+	if (info->tmp)
+		object_discard(info);
+	free(info->tmp);
+	free(info);
+	return st;
+}
+
+enum mlk_status objdeid_flush(struct objdeid *od, struct mlk_error *e)
+{
+	if (!od->npending)
+		return MLK_OK;
+	enum mlk_status st = object_publish_many(od->l, od->pending,
+						 od->npending, e);
+	for (size_t i = 0; i < od->npending; i++) {
+		struct object_info *info = od->pending[i];
+		if (st != MLK_OK && info->tmp)
+			object_discard(info);
+		free(info->tmp);
+		free(info);
+	}
+	od->npending = 0;
 	return st;
 }
 
@@ -176,7 +216,7 @@ static enum mlk_status dicom_object(struct objdeid *od, const char *in,
 		close(ifd);
 		return mlk_error_errno(e, name, "cannot make a temporary file");
 	}
-	struct dicomwrite_params wp = { od->dd, shift, od->d };
+	struct dicomwrite_params wp = { od->dd, shift, od->k };
 	struct dicomwrite_result res;
 	enum mlk_status st = dicomwrite_fd(&wp, ifd, name, fileno(t), &res,
 					   e);
@@ -206,7 +246,7 @@ static void gen_tok(void *ctx, const char *v, size_t n,
 		    char out[GENDEID_TOKEN_LEN + 1])
 {
 	struct objdeid *od = ctx;
-	deid_token(od->d, v, n, out);
+	deid_keys_token(od->k, v, n, out);
 }
 
 static const char *sample_patient(void *ctx, const char *sample)

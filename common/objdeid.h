@@ -27,8 +27,14 @@
  * offset from deid_shift_days(), the days his EHR records move.
  *
  * New objects go through a temporary file (tmpfile(3)), then
- * object_put_fd() and object_publish(): hashed, fsynced, read-only, named
- * by their SHA-256.  Same input, key and project: same bytes, same name.
+ * object_put_fd(), and are published in batches by objdeid_flush()
+ * (object_publish_many(): fsynced together, read-only, named by their
+ * SHA-256) before the records naming them are written.  Same input, key
+ * and project: same bytes, same name.
+ *
+ * Threads: one struct objdeid per thread.  Each holds its own copy of the
+ * project's keys (deid_keys_new()), its own DICOM engine and record; the
+ * object store and the quarantine folder take concurrent writers.
  *
  * Ownership: struct objdeid borrows the lake and the struct deid, which
  * must outlive it; objdeid_free() releases the rest.
@@ -64,9 +70,15 @@ enum mlk_status objdeid_record(struct objdeid *od, const char *line,
 
 /* Which patient each VCF/SAM sample belongs to (samplemap.h): the sample
  * becomes that patient's token; samples the map does not list, and every
- * sample without a map, become the token of their own name.  od takes
- * ownership of m. */
-void objdeid_set_samples(struct objdeid *od, struct samplemap *m);
+ * sample without a map, become the token of their own name.  m is
+ * borrowed: it must outlive od (several instances may share it). */
+void objdeid_set_samples(struct objdeid *od, const struct samplemap *m);
+
+/* Publish the new objects of the records handled so far (fsynced,
+ * read-only, renamed into the store): call it before writing those
+ * records out.  MLK_SYSTEM when the store cannot be written; the objects
+ * are then discarded and the records must not be written. */
+enum mlk_status objdeid_flush(struct objdeid *od, struct mlk_error *e);
 
 /* Objects written so far (new or already stored). */
 unsigned long long objdeid_count(const struct objdeid *od);
