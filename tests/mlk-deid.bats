@@ -503,6 +503,18 @@ for f in sys.argv[1:]:
 	[ -s a.ndjson ]
 	cmp a.ndjson b.ndjson
 	[ -z "$(comm -12 <(jq -r '._mlk.blob' a.ndjson | sort) <(jq -r '._mlk.blob' c.ndjson | sort))" ]
+	# objects are shared among threads: one or five give the same bytes,
+	# and the same messages in the same order
+	mlk-deid --project imaging in.ndjson > /dev/null 2> e2 || true
+	echo 'deid: {threads: 1}' >> "$MLK_LAKE/mlk.yaml"
+	mlk-deid --project imaging in.ndjson > d.ndjson 2> e1 || true
+	sed -i 's/threads: 1/threads: 5/' "$MLK_LAKE/mlk.yaml"
+	cat in.ndjson in.ndjson in.ndjson > in3.ndjson
+	mlk-deid --project imaging in3.ndjson > e.ndjson 2> e5 || true
+	cmp a.ndjson d.ndjson
+	cmp <(cat a.ndjson a.ndjson a.ndjson) e.ndjson
+	cmp e1 e2
+	[ "$(grep -c burned-in e5)" -eq 3 ]
 }
 
 @test "objects: VCF and BAM records get token samples and clean headers; CRAM and bad blobs are left out" {
