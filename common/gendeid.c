@@ -5,6 +5,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <htslib/cram.h>
+#include <htslib/hfile.h>
 #include <htslib/hts.h>
 #include <htslib/hts_log.h>
 #include <htslib/kstring.h>
@@ -355,6 +357,123 @@ done:
 }
 
 /* ------------------------------------------------------------------ */
+/* CRAM                                                                */
+
+/*
+ * The output CRAM, opened on fd under a fixed name: htslib writes the
+ * name it is given into the file definition's 20-byte file id, and the
+ * temp name is random (and the original's name may identify someone).
+ * Version as the input's, since the copied containers are in its
+ * encoding; no reference is ever loaded (the header's M5 values are
+ * copied, not computed).
+ */
+static htsFile *cram_out(int fd, int version)
+{
+	hFILE *hf = hdopen(fd, "w");
+	if (!hf) {
+		close(fd);
+		return NULL;
+	}
+	htsFile *out = hts_hopen(hf, "", "wc");
+	if (!out) {
+		hclose_abruptly(hf);
+		return NULL;
+	}
+	cram_fd_set_version(out->fp.cram, version);
+	if (hts_set_opt(out, CRAM_OPT_NO_REF, 1) < 0) {
+		hts_close(out);
+		return NULL;
+	}
+	return out;
+}
+
+/*
+ * CRAM without its reference: the cleaned header, then every container
+ * and its blocks copied verbatim (as samtools reheader does).  Slices
+ * name read groups by their index among the @RG lines and references by
+ * their index among the @SQ lines; clean_sam_header() keeps both in
+ * order with their IDs, so the copied data still means the same.
+ * c->records counts containers: reads are never decoded.
+ */
+static enum mlk_status cram_copy(const struct gendeid_params *p, htsFile *in,
+				 const char *inpath, const char *tmp,
+				 struct gendeid_counts *c, struct mlk_error *e)
+{
+	sam_hdr_t *h = sam_hdr_read(in);
+	if (!h)
+		return unreadable(e, inpath, "cannot read the alignment header");
+	enum mlk_status st = MLK_OK;
+	htsFile *out = NULL;
+	cram_container *k = NULL;
+	cram_fd *ifd = in->fp.cram;
+	sam_hdr_t *nh = clean_sam_header(p, h, c);
+	if (!nh) {
+		st = unreadable(e, inpath, "cannot clean the alignment header");
+		goto done;
+	}
+	int fd = open(tmp, O_WRONLY | O_TRUNC | O_CLOEXEC);
+	if (fd >= 0)
+		out = cram_out(fd, cram_fd_get_version(ifd));
+	if (!out || sam_hdr_write(out, nh) < 0) {
+		st = mlk_error_set(e, MLK_SYSTEM, inpath, 0, "cannot write "
+				   "the de-identified copy");
+		goto done;
+	}
+	while ((k = cram_read_container(ifd))) {
+		int32_t nb = cram_container_get_num_blocks(k);
+		/* The input's EOF container: hts_close() writes ours. */
+		if (cram_container_is_empty(ifd)) {
+			for (int32_t i = 0; i < nb; i++) {
+				cram_block *blk = cram_read_block(ifd);
+				if (!blk)
+					break;
+				cram_free_block(blk);
+			}
+			cram_free_container(k);
+			k = NULL;
+			continue;
+		}
+		if (cram_write_container(out->fp.cram, k) != 0) {
+			st = mlk_error_set(e, MLK_SYSTEM, inpath, 0, "cannot "
+					   "write container %llu",
+					   c->records + 1);
+			goto done;
+		}
+		for (int32_t i = 0; i < nb; i++) {
+			cram_block *blk = cram_read_block(ifd);
+			if (!blk) {
+				st = unreadable(e, inpath, "truncated container");
+				goto done;
+			}
+			int rc = cram_write_block(out->fp.cram, blk);
+			cram_free_block(blk);
+			if (rc != 0) {
+				st = mlk_error_set(e, MLK_SYSTEM, inpath, 0,
+						   "cannot write container "
+						   "%llu", c->records + 1);
+				goto done;
+			}
+		}
+		cram_free_container(k);
+		k = NULL;
+		c->records++;
+	}
+	if (cram_eof(ifd) != 1)
+		st = mlk_error_set(e, MLK_PARTIAL, inpath, 0, "unreadable "
+				   "container after %llu", c->records);
+done:
+	if (k)
+		cram_free_container(k);
+	if (out && hts_close(out) < 0 && st == MLK_OK)
+		st = mlk_error_set(e, MLK_SYSTEM, inpath, 0, "cannot finish "
+				   "the de-identified copy");
+	if (nh)
+		sam_hdr_destroy(nh);
+	sam_hdr_destroy(h);
+	return st;
+}
+
+/* ------------------------------------------------------------------ */
 
 enum mlk_status gendeid_file(const struct gendeid_params *p, const char *in,
 			     const char *out, struct gendeid_counts *c,
@@ -369,12 +488,11 @@ enum mlk_status gendeid_file(const struct gendeid_params *p, const char *in,
 	if (!f)
 		return unreadable(e, in, "not a file htslib can read");
 	enum htsExactFormat fmt = hts_get_format(f)->format;
-	if (fmt != vcf && fmt != bcf && fmt != sam && fmt != bam) {
+	if (fmt != vcf && fmt != bcf && fmt != sam && fmt != bam &&
+	    fmt != cram) {
 		hts_close(f);
-		return unreadable(e, in, fmt == cram
-				  ? "cram is not supported yet (writing it "
-				    "needs the reference)"
-				  : "not a VCF, BCF, SAM or BAM file");
+		return unreadable(e, in, "not a VCF, BCF, SAM, BAM or CRAM "
+				  "file");
 	}
 	int fd;
 	char *tmp;
@@ -385,6 +503,7 @@ enum mlk_status gendeid_file(const struct gendeid_params *p, const char *in,
 	close(fd);
 	enum mlk_status st = fmt == vcf || fmt == bcf
 			     ? vcf_copy(p, f, in, tmp, c, e)
+			     : fmt == cram ? cram_copy(p, f, in, tmp, c, e)
 			     : sam_copy(p, f, in, tmp, c, e);
 	if (hts_close(f) < 0 && st == MLK_OK)
 		st = unreadable(e, in, "cannot finish reading");
