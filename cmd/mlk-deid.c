@@ -775,6 +775,10 @@ int main(int argc, char **argv)
 		mlk_warn("%llu dates of records without a patient kept only "
 			 "their year (no offset to shift them by)",
 			 cn->no_patient);
+	if (o.od && objdeid_superseded(o.od))
+		mlk_warn("%llu index records left out: each de-identified "
+			 "object carries its own index (_mlk.index)",
+			 objdeid_superseded(o.od));
 
 	if (o.ka) {
 		struct buf kr = BUF_INIT;
@@ -808,9 +812,11 @@ int main(int argc, char **argv)
 		 vault_n, suppressed);
 	buf_add(&det, dropped.data ? dropped.data : "", dropped.len);
 	buf_add(&det, "]", 1);
-	if (o.od && (objdeid_count(o.od) || o.obj_rejected))
-		buf_addf(&det, ",\"objects\":%llu,\"objects_left_out\":%llu",
-			 objdeid_count(o.od), o.obj_rejected);
+	if (o.od && (objdeid_count(o.od) || o.obj_rejected ||
+		      objdeid_superseded(o.od)))
+		buf_addf(&det, ",\"objects\":%llu,\"objects_left_out\":%llu,"
+			 "\"indexes_superseded\":%llu", objdeid_count(o.od),
+			 o.obj_rejected, objdeid_superseded(o.od));
 	buf_add(&det, "}", 1);
 	audit_run(&k, "deid", purpose, in.data, outb.data, det.data, NULL,
 		  status);

@@ -11,6 +11,7 @@
 #include <htslib/hts_log.h>
 #include <htslib/kstring.h>
 #include <htslib/sam.h>
+#include <htslib/tbx.h>
 #include <htslib/vcf.h>
 
 #include "buf.h"
@@ -514,6 +515,78 @@ enum mlk_status gendeid_file(const struct gendeid_params *p, const char *in,
 	}
 	if (st != MLK_OK)
 		unlink(tmp);
+	free(tmp);
+	return st;
+}
+
+/*
+ * The index that fits a file, by its format: bgzip VCF gets a tabix
+ * index, BCF a CSI (min_shift 14, as bcftools index), BAM a BAI, CRAM a
+ * CRAI.  htslib's builders return -1 when the data cannot be indexed
+ * (positions out of order) and -3 for a format they do not index: both
+ * mean "no index", not an error.  Building a CRAI never needs the
+ * reference: only container and slice positions are read.
+ */
+enum mlk_status gendeid_index(const char *path, char **index_path,
+			      struct mlk_error *e)
+{
+	*index_path = NULL;
+	hts_set_log_level(HTS_LOG_OFF);
+	htsFile *f = hts_open(path, "r");
+	if (!f)
+		return unreadable(e, path, "not a file htslib can read");
+	htsFormat fmt = *hts_get_format(f);
+	hts_close(f);
+	const char *ext;
+	switch (fmt.format) {
+	case vcf:
+		ext = fmt.compression == bgzf ? ".tbi" : NULL;
+		break;
+	case bcf:
+		ext = fmt.compression == bgzf ? ".csi" : NULL;
+		break;
+	case bam:
+		ext = ".bai";
+		break;
+	case cram:
+		ext = ".crai";
+		break;
+	default:
+		ext = NULL;
+		break;
+	}
+	if (!ext)
+		return MLK_OK;
+	char *idx = xasprintf("%s%s", path, ext);
+	int fd;
+	char *tmp;
+	if (fsio_temp_beside(idx, &fd, &tmp, e) != MLK_OK) {
+		free(idx);
+		return e->status;
+	}
+	close(fd);
+	int rc;
+	if (fmt.format == vcf)
+		rc = tbx_index_build3(path, tmp, 0, 0, &tbx_conf_vcf);
+	else if (fmt.format == bcf)
+		rc = bcf_index_build3(path, tmp, 14, 0);
+	else
+		rc = sam_index_build3(path, tmp, 0, 0);
+	enum mlk_status st = MLK_OK;
+	if (rc == 0) {
+		fd = open(tmp, O_RDONLY | O_CLOEXEC);
+		st = fd < 0 ? mlk_error_errno(e, idx, "cannot reopen")
+			    : fsio_commit(fd, tmp, idx, 0644, 0, e);
+	} else if (rc != -1 && rc != -3) {
+		st = mlk_error_set(e, MLK_SYSTEM, path, 0, "cannot write "
+				   "the index");
+	}
+	if (rc != 0 || st != MLK_OK) {
+		unlink(tmp);
+		free(idx);
+	} else {
+		*index_path = idx;
+	}
 	free(tmp);
 	return st;
 }

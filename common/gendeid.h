@@ -73,6 +73,17 @@ enum mlk_status gendeid_file(const struct gendeid_params *p, const char *in,
 			     const char *out, struct gendeid_counts *c,
 			     struct mlk_error *e);
 
+/*
+ * Build the index that fits the de-identified file at path, beside it:
+ * path.tbi (bgzip VCF), path.csi (BCF), path.bai (BAM), path.crai
+ * (CRAM); *index_path is then that name (the caller frees it).  A file
+ * no index fits (plain VCF or BCF, SAM, an unsorted BAM or CRAM) is
+ * MLK_OK with *index_path NULL.  MLK_SYSTEM when the index cannot be
+ * written; written through a temp file and renamed, like the data.
+ */
+enum mlk_status gendeid_index(const char *path, char **index_path,
+			      struct mlk_error *e);
+
 /* A @PG CL command line with paths and user names replaced by "*"
  * (appended to out, at most n bytes with the NUL; exposed for tests). */
 void gendeid_clean_command(const char *cl, char *out, size_t n);

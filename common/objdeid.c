@@ -23,6 +23,7 @@ struct objdeid {
 	struct dicomdeid *dd;
 	struct rec r;
 	unsigned long long count;
+	unsigned long long superseded;
 };
 
 static void tok(void *ctx, const char *v, size_t n,
@@ -61,6 +62,11 @@ void objdeid_free(struct objdeid *od)
 unsigned long long objdeid_count(const struct objdeid *od)
 {
 	return od->count;
+}
+
+unsigned long long objdeid_superseded(const struct objdeid *od)
+{
+	return od->superseded;
 }
 
 /* Store the bytes open on fd as an object; its name into hex. */
@@ -111,10 +117,16 @@ static void gen_tok(void *ctx, const char *v, size_t n,
 	deid_token(ctx, v, n, out);
 }
 
+/*
+ * The de-identified copy and, when one fits it (gendeid_index()), its
+ * index: both stored; ihex is left empty when there is no index.
+ */
 static enum mlk_status genomics_object(struct objdeid *od, const char *in,
 				       const char *name, char hex[SHA256_HEX],
+				       char ihex[SHA256_HEX],
 				       struct mlk_error *e)
 {
+	ihex[0] = '\0';
 	if (access(in, R_OK) != 0)
 		return mlk_error_set(e, MLK_PARTIAL, name, 0, "object not in "
 				     "the store");
@@ -123,18 +135,31 @@ static enum mlk_status genomics_object(struct objdeid *od, const char *in,
 		return mlk_error_errno(e, name, "cannot make a temporary "
 				       "folder");
 	char *out = xasprintf("%s/object", dir);
+	char *idx = NULL;
 	struct gendeid_params gp = { NULL, gen_tok, od->d };
 	enum mlk_status st = gendeid_file(&gp, in, out, NULL, e);
+	if (st == MLK_OK)
+		st = gendeid_index(out, &idx, e);
 	if (st == MLK_OK) {
-		snprintf(e->file, sizeof e->file, "%s", name);
 		int fd = open(out, O_RDONLY | O_CLOEXEC);
 		st = fd < 0 ? mlk_error_errno(e, name, "cannot reopen")
 			    : store(od, fd, name, hex, e);
 		if (fd >= 0)
 			close(fd);
-	} else {
-		/* messages name the object, not the store's path */
+	}
+	if (st == MLK_OK && idx) {
+		int fd = open(idx, O_RDONLY | O_CLOEXEC);
+		st = fd < 0 ? mlk_error_errno(e, name, "cannot reopen")
+			    : store(od, fd, name, ihex, e);
+		if (fd >= 0)
+			close(fd);
+	}
+	/* messages name the object, not the store's path */
+	if (st != MLK_OK)
 		snprintf(e->file, sizeof e->file, "%s", name);
+	if (idx) {
+		unlink(idx);
+		free(idx);
 	}
 	unlink(out);
 	rmdir(dir);
@@ -165,6 +190,73 @@ static int is_hex64(const char *s)
 	return s[64] == '\0';
 }
 
+/* An index of the original (genomics_detect()'s index types). */
+static int is_index_type(const char *ty)
+{
+	return !strcmp(ty, "tbi") || !strcmp(ty, "bai") ||
+	       !strcmp(ty, "crai") || !strcmp(ty, "csi");
+}
+
+/*
+ * The span of _mlk's member "index" (value token v) with one comma, so
+ * that cutting it leaves valid JSON: the comma before it, or after it
+ * when it is the first member.
+ */
+static void member_span(const struct rec *r, int v, const char *line,
+			size_t n, size_t *begin, size_t *end)
+{
+	size_t kb, ke, vb, ve;
+	rec_span(r, v - 1, &kb, &ke);
+	rec_span(r, v, &vb, &ve);
+	size_t b = kb;
+	while (b > 0 && strchr(" \t\r\n", line[b - 1]))
+		b--;
+	if (b > 0 && line[b - 1] == ',') {
+		*begin = b - 1;
+		*end = ve;
+		return;
+	}
+	size_t x = ve;
+	while (x < n && strchr(" \t\r\n", line[x]))
+		x++;
+	if (x < n && line[x] == ',')
+		x++;
+	*begin = kb;
+	*end = x;
+}
+
+/*
+ * The record with its blob replaced by the copy's name, followed by
+ * "index" when the copy has one; an "index" the input carried (the
+ * original's) is cut, wherever it stood.
+ */
+static void rewrite(const struct rec *r, int m, int b, const char *line,
+		    size_t n, const char *hex, const char *ihex,
+		    struct buf *out)
+{
+	size_t bb, be, ib = n, ie = n;
+	rec_span(r, b, &bb, &be);
+	int oi = rec_get(r, m, "index");
+	if (oi >= 0)
+		member_span(r, oi, line, n, &ib, &ie);
+	size_t at = 0;
+	if (ib < bb) {
+		buf_add(out, line, ib);
+		at = ie;
+	}
+	buf_add(out, line + at, bb - at);
+	buf_addf(out, "\"sha256:%.64s\"", hex);
+	if (*ihex)
+		buf_addf(out, ",\"index\":\"sha256:%.64s\"", ihex);
+	at = be;
+	if (ib >= be && ib < n) {
+		buf_add(out, line + at, ib - at);
+		at = ie;
+	}
+	buf_add(out, line + at, n - at);
+	buf_addch(out, '\n');
+}
+
 enum mlk_status objdeid_record(struct objdeid *od, const char *line,
 			       size_t n, struct buf *out, struct mlk_error *e)
 {
@@ -189,7 +281,14 @@ enum mlk_status objdeid_record(struct objdeid *od, const char *line,
 		rec_str(&od->r, t, &type);
 	const char *ty = type.data ? type.data : "";
 	enum mlk_status st;
-	char hex[SHA256_HEX];
+	char hex[SHA256_HEX], ihex[SHA256_HEX] = "";
+	/* The original's index describes the original's byte layout; the
+	 * de-identified data record carries its own (_mlk.index). */
+	if (is_index_type(ty)) {
+		od->superseded++;
+		st = MLK_OK;
+		goto done;
+	}
 	if (!blob.data || strncmp(blob.data, "sha256:", 7) ||
 	    !is_hex64(blob.data + 7)) {
 		st = mlk_error_set(e, MLK_PARTIAL, NULL, 0, "_mlk.blob is not "
@@ -201,8 +300,9 @@ enum mlk_status objdeid_record(struct objdeid *od, const char *line,
 	if (!strcmp(ty, "dicom"))
 		st = dicom_object(od, in, name, hex, e);
 	else if (!strcmp(ty, "vcf") || !strcmp(ty, "bcf") ||
-		 !strcmp(ty, "sam") || !strcmp(ty, "bam"))
-		st = genomics_object(od, in, name, hex, e);
+		 !strcmp(ty, "sam") || !strcmp(ty, "bam") ||
+		 !strcmp(ty, "cram"))
+		st = genomics_object(od, in, name, hex, ihex, e);
 	else
 		st = mlk_error_set(e, MLK_PARTIAL, name, 0, "no "
 				   "de-identification for objects of this "
@@ -213,12 +313,7 @@ enum mlk_status objdeid_record(struct objdeid *od, const char *line,
 	if (st != MLK_OK)
 		goto done;
 	od->count++;
-	size_t begin, end;
-	rec_span(&od->r, b, &begin, &end);
-	buf_add(out, line, begin);
-	buf_addf(out, "\"sha256:%s\"", hex);
-	buf_add(out, line + end, n - end);
-	buf_addch(out, '\n');
+	rewrite(&od->r, m, b, line, n, hex, ihex, out);
 done:
 	buf_release(&blob);
 	buf_release(&type);
