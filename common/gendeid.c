@@ -526,6 +526,11 @@ enum mlk_status gendeid_file(const struct gendeid_params *p, const char *in,
  * (positions out of order) and -3 for a format they do not index: both
  * mean "no index", not an error.  Building a CRAI never needs the
  * reference: only container and slice positions are read.
+ *
+ * A BAM or CRAM whose @HD SO says queryname or unsorted is not tried:
+ * htslib 1.16 leaks the header (BAM) or the slices read so far (CRAM)
+ * when it gives up on an unsorted file, so only files that may be
+ * sorted (SO:coordinate, or no SO at all) reach its builder.
  */
 enum mlk_status gendeid_index(const char *path, char **index_path,
 			      struct mlk_error *e)
@@ -536,7 +541,19 @@ enum mlk_status gendeid_index(const char *path, char **index_path,
 	if (!f)
 		return unreadable(e, path, "not a file htslib can read");
 	htsFormat fmt = *hts_get_format(f);
+	int declared_unsorted = 0;
+	if (fmt.format == bam || fmt.format == cram) {
+		sam_hdr_t *h = sam_hdr_read(f);
+		kstring_t so = KS_INITIALIZE;
+		if (h && sam_hdr_find_tag_hd(h, "SO", &so) == 0)
+			declared_unsorted = !strcmp(so.s, "queryname") ||
+					    !strcmp(so.s, "unsorted");
+		ks_free(&so);
+		sam_hdr_destroy(h);
+	}
 	hts_close(f);
+	if (declared_unsorted)
+		return MLK_OK;
 	const char *ext;
 	switch (fmt.format) {
 	case vcf:
