@@ -197,6 +197,11 @@ static int is_index_type(const char *ty)
 	       !strcmp(ty, "crai") || !strcmp(ty, "csi");
 }
 
+static int json_space(char c)
+{
+	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
 /*
  * The span of _mlk's member "index" (value token v) with one comma, so
  * that cutting it leaves valid JSON: the comma before it, or after it
@@ -209,7 +214,7 @@ static void member_span(const struct rec *r, int v, const char *line,
 	rec_span(r, v - 1, &kb, &ke);
 	rec_span(r, v, &vb, &ve);
 	size_t b = kb;
-	while (b > 0 && strchr(" \t\r\n", line[b - 1]))
+	while (b > 0 && json_space(line[b - 1]))
 		b--;
 	if (b > 0 && line[b - 1] == ',') {
 		*begin = b - 1;
@@ -217,7 +222,7 @@ static void member_span(const struct rec *r, int v, const char *line,
 		return;
 	}
 	size_t x = ve;
-	while (x < n && strchr(" \t\r\n", line[x]))
+	while (x < n && json_space(line[x]))
 		x++;
 	if (x < n && line[x] == ',')
 		x++;
