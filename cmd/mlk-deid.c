@@ -900,6 +900,15 @@ int main(int argc, char **argv)
 		mlk_warn("%llu dates of records without a patient kept only "
 			 "their year (no offset to shift them by)",
 			 cn->no_patient);
+	unsigned long long nobjects = 0, nsuperseded = 0;
+	for (int t = 0; t < o.nod; t++) {
+		nobjects += objdeid_count(o.od[t]);
+		nsuperseded += objdeid_superseded(o.od[t]);
+	}
+	if (nsuperseded)
+		mlk_warn("%llu index records left out: each de-identified "
+			 "object carries its own index (_mlk.index)",
+			 nsuperseded);
 
 	if (o.ka) {
 		struct buf kr = BUF_INIT;
@@ -933,12 +942,10 @@ int main(int argc, char **argv)
 		 vault_n, suppressed);
 	buf_add(&det, dropped.data ? dropped.data : "", dropped.len);
 	buf_add(&det, "]", 1);
-	unsigned long long nobjects = 0;
-	for (int t = 0; t < o.nod; t++)
-		nobjects += objdeid_count(o.od[t]);
-	if (o.nod && (nobjects || o.obj_rejected))
-		buf_addf(&det, ",\"objects\":%llu,\"objects_left_out\":%llu",
-			 nobjects, o.obj_rejected);
+	if (o.nod && (nobjects || o.obj_rejected || nsuperseded))
+		buf_addf(&det, ",\"objects\":%llu,\"objects_left_out\":%llu,"
+			 "\"indexes_superseded\":%llu", nobjects,
+			 o.obj_rejected, nsuperseded);
 	buf_add(&det, "}", 1);
 	audit_run(&k, "deid", purpose, in.data, outb.data, det.data, NULL,
 		  status);

@@ -5,10 +5,13 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <htslib/cram.h>
+#include <htslib/hfile.h>
 #include <htslib/hts.h>
 #include <htslib/hts_log.h>
 #include <htslib/kstring.h>
 #include <htslib/sam.h>
+#include <htslib/tbx.h>
 #include <htslib/vcf.h>
 
 #include "buf.h"
@@ -355,6 +358,123 @@ done:
 }
 
 /* ------------------------------------------------------------------ */
+/* CRAM                                                                */
+
+/*
+ * The output CRAM, opened on fd under a fixed name: htslib writes the
+ * name it is given into the file definition's 20-byte file id, and the
+ * temp name is random (and the original's name may identify someone).
+ * Version as the input's, since the copied containers are in its
+ * encoding; no reference is ever loaded (the header's M5 values are
+ * copied, not computed).
+ */
+static htsFile *cram_out(int fd, int version)
+{
+	hFILE *hf = hdopen(fd, "w");
+	if (!hf) {
+		close(fd);
+		return NULL;
+	}
+	htsFile *out = hts_hopen(hf, "", "wc");
+	if (!out) {
+		hclose_abruptly(hf);
+		return NULL;
+	}
+	cram_fd_set_version(out->fp.cram, version);
+	if (hts_set_opt(out, CRAM_OPT_NO_REF, 1) < 0) {
+		hts_close(out);
+		return NULL;
+	}
+	return out;
+}
+
+/*
+ * CRAM without its reference: the cleaned header, then every container
+ * and its blocks copied verbatim (as samtools reheader does).  Slices
+ * name read groups by their index among the @RG lines and references by
+ * their index among the @SQ lines; clean_sam_header() keeps both in
+ * order with their IDs, so the copied data still means the same.
+ * c->records counts containers: reads are never decoded.
+ */
+static enum mlk_status cram_copy(const struct gendeid_params *p, htsFile *in,
+				 const char *inpath, const char *tmp,
+				 struct gendeid_counts *c, struct mlk_error *e)
+{
+	sam_hdr_t *h = sam_hdr_read(in);
+	if (!h)
+		return unreadable(e, inpath, "cannot read the alignment header");
+	enum mlk_status st = MLK_OK;
+	htsFile *out = NULL;
+	cram_container *k = NULL;
+	cram_fd *ifd = in->fp.cram;
+	sam_hdr_t *nh = clean_sam_header(p, h, c);
+	if (!nh) {
+		st = unreadable(e, inpath, "cannot clean the alignment header");
+		goto done;
+	}
+	int fd = open(tmp, O_WRONLY | O_TRUNC | O_CLOEXEC);
+	if (fd >= 0)
+		out = cram_out(fd, cram_fd_get_version(ifd));
+	if (!out || sam_hdr_write(out, nh) < 0) {
+		st = mlk_error_set(e, MLK_SYSTEM, inpath, 0, "cannot write "
+				   "the de-identified copy");
+		goto done;
+	}
+	while ((k = cram_read_container(ifd))) {
+		int32_t nb = cram_container_get_num_blocks(k);
+		/* The input's EOF container: hts_close() writes ours. */
+		if (cram_container_is_empty(ifd)) {
+			for (int32_t i = 0; i < nb; i++) {
+				cram_block *blk = cram_read_block(ifd);
+				if (!blk)
+					break;
+				cram_free_block(blk);
+			}
+			cram_free_container(k);
+			k = NULL;
+			continue;
+		}
+		if (cram_write_container(out->fp.cram, k) != 0) {
+			st = mlk_error_set(e, MLK_SYSTEM, inpath, 0, "cannot "
+					   "write container %llu",
+					   c->records + 1);
+			goto done;
+		}
+		for (int32_t i = 0; i < nb; i++) {
+			cram_block *blk = cram_read_block(ifd);
+			if (!blk) {
+				st = unreadable(e, inpath, "truncated container");
+				goto done;
+			}
+			int rc = cram_write_block(out->fp.cram, blk);
+			cram_free_block(blk);
+			if (rc != 0) {
+				st = mlk_error_set(e, MLK_SYSTEM, inpath, 0,
+						   "cannot write container "
+						   "%llu", c->records + 1);
+				goto done;
+			}
+		}
+		cram_free_container(k);
+		k = NULL;
+		c->records++;
+	}
+	if (cram_eof(ifd) != 1)
+		st = mlk_error_set(e, MLK_PARTIAL, inpath, 0, "unreadable "
+				   "container after %llu", c->records);
+done:
+	if (k)
+		cram_free_container(k);
+	if (out && hts_close(out) < 0 && st == MLK_OK)
+		st = mlk_error_set(e, MLK_SYSTEM, inpath, 0, "cannot finish "
+				   "the de-identified copy");
+	if (nh)
+		sam_hdr_destroy(nh);
+	sam_hdr_destroy(h);
+	return st;
+}
+
+/* ------------------------------------------------------------------ */
 
 enum mlk_status gendeid_file(const struct gendeid_params *p, const char *in,
 			     const char *out, struct gendeid_counts *c,
@@ -369,12 +489,11 @@ enum mlk_status gendeid_file(const struct gendeid_params *p, const char *in,
 	if (!f)
 		return unreadable(e, in, "not a file htslib can read");
 	enum htsExactFormat fmt = hts_get_format(f)->format;
-	if (fmt != vcf && fmt != bcf && fmt != sam && fmt != bam) {
+	if (fmt != vcf && fmt != bcf && fmt != sam && fmt != bam &&
+	    fmt != cram) {
 		hts_close(f);
-		return unreadable(e, in, fmt == cram
-				  ? "cram is not supported yet (writing it "
-				    "needs the reference)"
-				  : "not a VCF, BCF, SAM or BAM file");
+		return unreadable(e, in, "not a VCF, BCF, SAM, BAM or CRAM "
+				  "file");
 	}
 	int fd;
 	char *tmp;
@@ -385,6 +504,7 @@ enum mlk_status gendeid_file(const struct gendeid_params *p, const char *in,
 	close(fd);
 	enum mlk_status st = fmt == vcf || fmt == bcf
 			     ? vcf_copy(p, f, in, tmp, c, e)
+			     : fmt == cram ? cram_copy(p, f, in, tmp, c, e)
 			     : sam_copy(p, f, in, tmp, c, e);
 	if (hts_close(f) < 0 && st == MLK_OK)
 		st = unreadable(e, in, "cannot finish reading");
@@ -395,6 +515,95 @@ enum mlk_status gendeid_file(const struct gendeid_params *p, const char *in,
 	}
 	if (st != MLK_OK)
 		unlink(tmp);
+	free(tmp);
+	return st;
+}
+
+/*
+ * The index that fits a file, by its format: bgzip VCF gets a tabix
+ * index, BCF a CSI (min_shift 14, as bcftools index), BAM a BAI, CRAM a
+ * CRAI.  htslib's builders return -1 when the data cannot be indexed
+ * (positions out of order) and -3 for a format they do not index: both
+ * mean "no index", not an error.  Building a CRAI never needs the
+ * reference: only container and slice positions are read.
+ *
+ * A BAM or CRAM whose @HD SO says queryname or unsorted is not tried:
+ * htslib 1.16 leaks the header (BAM) or the slices read so far (CRAM)
+ * when it gives up on an unsorted file, so only files that may be
+ * sorted (SO:coordinate, or no SO at all) reach its builder.
+ */
+enum mlk_status gendeid_index(const char *path, char **index_path,
+			      struct mlk_error *e)
+{
+	*index_path = NULL;
+	hts_set_log_level(HTS_LOG_OFF);
+	htsFile *f = hts_open(path, "r");
+	if (!f)
+		return unreadable(e, path, "not a file htslib can read");
+	htsFormat fmt = *hts_get_format(f);
+	int declared_unsorted = 0;
+	if (fmt.format == bam || fmt.format == cram) {
+		sam_hdr_t *h = sam_hdr_read(f);
+		kstring_t so = KS_INITIALIZE;
+		if (h && sam_hdr_find_tag_hd(h, "SO", &so) == 0)
+			declared_unsorted = !strcmp(so.s, "queryname") ||
+					    !strcmp(so.s, "unsorted");
+		ks_free(&so);
+		sam_hdr_destroy(h);
+	}
+	hts_close(f);
+	if (declared_unsorted)
+		return MLK_OK;
+	const char *ext;
+	switch (fmt.format) {
+	case vcf:
+		ext = fmt.compression == bgzf ? ".tbi" : NULL;
+		break;
+	case bcf:
+		ext = fmt.compression == bgzf ? ".csi" : NULL;
+		break;
+	case bam:
+		ext = ".bai";
+		break;
+	case cram:
+		ext = ".crai";
+		break;
+	default:
+		ext = NULL;
+		break;
+	}
+	if (!ext)
+		return MLK_OK;
+	char *idx = xasprintf("%s%s", path, ext);
+	int fd;
+	char *tmp;
+	if (fsio_temp_beside(idx, &fd, &tmp, e) != MLK_OK) {
+		free(idx);
+		return e->status;
+	}
+	close(fd);
+	int rc;
+	if (fmt.format == vcf)
+		rc = tbx_index_build3(path, tmp, 0, 0, &tbx_conf_vcf);
+	else if (fmt.format == bcf)
+		rc = bcf_index_build3(path, tmp, 14, 0);
+	else
+		rc = sam_index_build3(path, tmp, 0, 0);
+	enum mlk_status st = MLK_OK;
+	if (rc == 0) {
+		fd = open(tmp, O_RDONLY | O_CLOEXEC);
+		st = fd < 0 ? mlk_error_errno(e, idx, "cannot reopen")
+			    : fsio_commit(fd, tmp, idx, 0644, 0, e);
+	} else if (rc != -1 && rc != -3) {
+		st = mlk_error_set(e, MLK_SYSTEM, path, 0, "cannot write "
+				   "the index");
+	}
+	if (rc != 0 || st != MLK_OK) {
+		unlink(tmp);
+		free(idx);
+	} else {
+		*index_path = idx;
+	}
 	free(tmp);
 	return st;
 }

@@ -23,25 +23,36 @@
  * - records are read, translated to the new header's ids (bcf_translate)
  *   and written; genotypes stay in their columns.
  *
- * SAM/BAM (written back in the same format):
+ * SAM/BAM/CRAM (written back in the same format):
  * - @RG lines keep ID, PL, PM, PI, KS, FO and PG; SM becomes the token
  *   (as above); LB, DS, DT, CN, PU, BC and every other tag go;
  * - @CO lines go; @PG lines keep ID, PN, PP and VN, and CL with every
  *   word that holds a '/', '~' or '@' (paths, home folders, user@host)
  *   replaced by "*"; @SQ lines lose UR (a path or URL to the reference);
- * - reads are copied record by record.
+ * - @SQ and @RG lines keep their order and IDs (reads name references
+ *   and, in CRAM, read groups by their index);
+ * - SAM/BAM reads are copied record by record.
  *
- * CRAM is refused (MLK_PARTIAL): writing it needs the reference, which
- * mlk never looks up.  An index (.tbi, .csi, .bai) of the input does not
- * fit the output: the header's size changed.
+ * CRAM is copied without decoding, so without the reference, which mlk
+ * never looks up (REF_PATH, REF_CACHE and the EBI server are never
+ * consulted): the cleaned header, then every container and its blocks
+ * verbatim, in the input's CRAM version; the input's EOF container is
+ * replaced by the one htslib writes on close.  The file definition's
+ * file id (a file name in htslib's output) is left empty.
  *
- * Errors: MLK_PARTIAL for input htslib cannot read or a format not
- * handled (message names the file, never a sample name); MLK_SYSTEM for
- * output that cannot be written.  The output is written through a temp
- * file beside it and renamed only on success.
+ * Indexes: an index of the input (.tbi, .csi, .bai, .crai) does not fit
+ * the output, whose header's size changed.  gendeid_index() builds the
+ * output's own, byte for byte what bcftools index and samtools index
+ * build.
+ *
+ * Errors: MLK_PARTIAL for input htslib cannot read (a truncated CRAM
+ * container) or a format not handled (message names the file, never a
+ * sample name); MLK_SYSTEM for output that cannot be written.  The
+ * output is written through a temp file beside it and renamed only on
+ * success.
  *
  * Ownership: nothing is kept between calls; strings passed in are
- * borrowed.
+ * borrowed; the index name gendeid_index() returns is the caller's.
  */
 #ifndef MLK_GENDEID_H
 #define MLK_GENDEID_H
@@ -62,16 +73,28 @@ struct gendeid_params {
 };
 
 struct gendeid_counts {
-	unsigned long long records;
+	unsigned long long records;  /* variants, reads; CRAM: containers */
 	unsigned samples;        /* renamed */
 	unsigned lines_dropped;  /* header lines removed */
 	unsigned tags_dropped;   /* SAM header tags removed or cleaned */
 };
 
-/* De-identify the VCF/BCF or SAM/BAM at in into out (same format). */
+/* De-identify the VCF/BCF or SAM/BAM/CRAM at in into out (same
+ * format). */
 enum mlk_status gendeid_file(const struct gendeid_params *p, const char *in,
 			     const char *out, struct gendeid_counts *c,
 			     struct mlk_error *e);
+
+/*
+ * Build the index that fits the de-identified file at path, beside it:
+ * path.tbi (bgzip VCF), path.csi (BCF), path.bai (BAM), path.crai
+ * (CRAM); *index_path is then that name (the caller frees it).  A file
+ * no index fits (plain VCF or BCF, SAM, an unsorted BAM or CRAM) is
+ * MLK_OK with *index_path NULL.  MLK_SYSTEM when the index cannot be
+ * written; written through a temp file and renamed, like the data.
+ */
+enum mlk_status gendeid_index(const char *path, char **index_path,
+			      struct mlk_error *e);
 
 /* A @PG CL command line with paths and user names replaced by "*"
  * (appended to out, at most n bytes with the NUL; exposed for tests). */

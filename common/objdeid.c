@@ -33,7 +33,7 @@ struct objdeid {
 	struct object_info *pending[PENDING_MAX];   /* stored, unpublished */
 	size_t npending;
 	struct rec r;
-	unsigned long long count, quarantined;
+	unsigned long long count, quarantined, superseded;
 };
 
 static void tok(void *ctx, const char *v, size_t n,
@@ -145,6 +145,11 @@ static enum mlk_status quarantine(struct objdeid *od, const char *hex,
 	free(dir);
 	buf_release(&j);
 	return s;
+}
+
+unsigned long long objdeid_superseded(const struct objdeid *od)
+{
+	return od->superseded;
 }
 
 /* Store the bytes open on fd as an object; its name into hex. */
@@ -298,37 +303,61 @@ static enum mlk_status genomics_fields(struct objdeid *od, const char *path,
 	return s;
 }
 
+/*
+ * The de-identified copy and, when one fits it (gendeid_index()), its
+ * index: both stored; ihex is left empty when there is no index.
+ */
 static enum mlk_status genomics_object(struct objdeid *od, const char *in,
 				       const char *name, char hex[SHA256_HEX],
+				       char ihex[SHA256_HEX],
 				       struct buf *fields,
 				       unsigned long long *size,
 				       struct mlk_error *e)
 {
+	ihex[0] = '\0';
 	if (access(in, R_OK) != 0)
 		return mlk_error_set(e, MLK_PARTIAL, name, 0, "object not in "
 				     "the store");
-	char dir[] = "/tmp/mlk-objdeid.XXXXXX";
-	if (!mkdtemp(dir))
+	const char *tmp = getenv("TMPDIR");
+	char *dir = xasprintf("%s/mlk-objdeid.XXXXXX",
+			      tmp && *tmp == '/' ? tmp : "/tmp");
+	if (!mkdtemp(dir)) {
+		free(dir);
 		return mlk_error_errno(e, name, "cannot make a temporary "
 				       "folder");
+	}
 	char *out = xasprintf("%s/object", dir);
+	char *idx = NULL;
 	struct gendeid_params gp = { sample_patient, gen_tok, od };
 	enum mlk_status st = gendeid_file(&gp, in, out, NULL, e);
 	if (st == MLK_OK)
 		st = genomics_fields(od, out, name, fields, size, e);
+	if (st == MLK_OK)
+		st = gendeid_index(out, &idx, e);
 	if (st == MLK_OK) {
-		snprintf(e->file, sizeof e->file, "%s", name);
 		int fd = open(out, O_RDONLY | O_CLOEXEC);
 		st = fd < 0 ? mlk_error_errno(e, name, "cannot reopen")
 			    : store(od, fd, name, hex, e);
 		if (fd >= 0)
 			close(fd);
-	} else {
-		/* messages name the object, not the store's path */
+	}
+	if (st == MLK_OK && idx) {
+		int fd = open(idx, O_RDONLY | O_CLOEXEC);
+		st = fd < 0 ? mlk_error_errno(e, name, "cannot reopen")
+			    : store(od, fd, name, ihex, e);
+		if (fd >= 0)
+			close(fd);
+	}
+	/* messages name the object, not the store's path */
+	if (st != MLK_OK)
 		snprintf(e->file, sizeof e->file, "%s", name);
+	if (idx) {
+		unlink(idx);
+		free(idx);
 	}
 	unlink(out);
 	rmdir(dir);
+	free(dir);
 	free(out);
 	return st;
 }
@@ -356,6 +385,103 @@ static int is_hex64(const char *s)
 	return s[64] == '\0';
 }
 
+/* An index of the original (genomics_detect()'s index types). */
+static int is_index_type(const char *ty)
+{
+	return !strcmp(ty, "tbi") || !strcmp(ty, "bai") ||
+	       !strcmp(ty, "crai") || !strcmp(ty, "csi");
+}
+
+static int json_space(char c)
+{
+	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+/*
+ * The span of _mlk's member "index" (value token v) with one comma, so
+ * that cutting it leaves valid JSON: the comma before it, or after it
+ * when it is the first member.
+ */
+static void member_span(const struct rec *r, int v, const char *line,
+			size_t n, size_t *begin, size_t *end)
+{
+	size_t kb, ke, vb, ve;
+	rec_span(r, v - 1, &kb, &ke);
+	rec_span(r, v, &vb, &ve);
+	size_t b = kb;
+	while (b > 0 && json_space(line[b - 1]))
+		b--;
+	if (b > 0 && line[b - 1] == ',') {
+		*begin = b - 1;
+		*end = ve;
+		return;
+	}
+	size_t x = ve;
+	while (x < n && json_space(line[x]))
+		x++;
+	if (x < n && line[x] == ',')
+		x++;
+	*begin = kb;
+	*end = x;
+}
+
+struct edit {
+	size_t begin, end;      /* bytes of the line replaced */
+	char text[192];
+};
+
+/*
+ * line[from, to) with its blob replaced by the copy's name, followed by
+ * "index" when the copy has one; an "index" the input carried (the
+ * original's) is cut, wherever it stood.  With size: "size" set to *size
+ * (added after the blob when the record has none).
+ */
+static void rewrite(const struct rec *r, int m, int b, const char *line,
+		    size_t from, size_t to, const char *hex,
+		    const char *ihex, const unsigned long long *size,
+		    struct buf *out)
+{
+	struct edit ed[3];
+	size_t ne = 0;
+	int sz = size ? rec_get(r, m, "size") : -1;
+	rec_span(r, b, &ed[ne].begin, &ed[ne].end);
+	int k = snprintf(ed[ne].text, sizeof ed[ne].text, "\"sha256:%.64s\"",
+			 hex);
+	if (size && sz < 0)
+		k += snprintf(ed[ne].text + k, sizeof ed[ne].text - (size_t)k,
+			      ",\"size\":%llu", *size);
+	if (*ihex)
+		snprintf(ed[ne].text + k, sizeof ed[ne].text - (size_t)k,
+			 ",\"index\":\"sha256:%.64s\"", ihex);
+	ne++;
+	if (sz >= 0) {
+		rec_span(r, sz, &ed[ne].begin, &ed[ne].end);
+		snprintf(ed[ne].text, sizeof ed[ne].text, "%llu", *size);
+		ne++;
+	}
+	int oi = rec_get(r, m, "index");
+	if (oi >= 0) {
+		member_span(r, oi, line, to, &ed[ne].begin, &ed[ne].end);
+		ed[ne].text[0] = '\0';
+		ne++;
+	}
+	/* in the order they stand (three at most) */
+	for (size_t i = 1; i < ne; i++)
+		for (size_t j = i; j > 0 && ed[j].begin < ed[j - 1].begin;
+		     j--) {
+			struct edit t = ed[j];
+			ed[j] = ed[j - 1];
+			ed[j - 1] = t;
+		}
+	size_t at = from;
+	for (size_t i = 0; i < ne; i++) {
+		buf_add(out, line + at, ed[i].begin - at);
+		buf_addstr(out, ed[i].text);
+		at = ed[i].end;
+	}
+	buf_add(out, line + at, to - at);
+}
+
 enum mlk_status objdeid_record(struct objdeid *od, const char *line,
 			       size_t n, struct buf *out, struct mlk_error *e)
 {
@@ -381,7 +507,14 @@ enum mlk_status objdeid_record(struct objdeid *od, const char *line,
 		rec_str(&od->r, t, &type);
 	const char *ty = type.data ? type.data : "";
 	enum mlk_status st;
-	char hex[SHA256_HEX];
+	char hex[SHA256_HEX], ihex[SHA256_HEX] = "";
+	/* The original's index describes the original's byte layout; the
+	 * de-identified data record carries its own (_mlk.index). */
+	if (is_index_type(ty)) {
+		od->superseded++;
+		st = MLK_OK;
+		goto done;
+	}
 	if (!blob.data || strncmp(blob.data, "sha256:", 7) ||
 	    !is_hex64(blob.data + 7)) {
 		st = mlk_error_set(e, MLK_PARTIAL, NULL, 0, "_mlk.blob is not "
@@ -393,8 +526,10 @@ enum mlk_status objdeid_record(struct objdeid *od, const char *line,
 	if (!strcmp(ty, "dicom"))
 		st = dicom_object(od, in, name, hex, &fields, &size, e);
 	else if (!strcmp(ty, "vcf") || !strcmp(ty, "bcf") ||
-		 !strcmp(ty, "sam") || !strcmp(ty, "bam"))
-		st = genomics_object(od, in, name, hex, &fields, &size, e);
+		 !strcmp(ty, "sam") || !strcmp(ty, "bam") ||
+		 !strcmp(ty, "cram"))
+		st = genomics_object(od, in, name, hex, ihex, &fields, &size,
+				     e);
 	else
 		st = mlk_error_set(e, MLK_PARTIAL, name, 0, "no "
 				   "de-identification for objects of this "
@@ -417,44 +552,18 @@ enum mlk_status objdeid_record(struct objdeid *od, const char *line,
 	if (st != MLK_OK)
 		goto done;
 	od->count++;
-	size_t begin, end;
-	rec_span(&od->r, b, &begin, &end);
 	if (fields.len) {
-		/* a DICOM record is the new object's: its fields, then the
-		 * envelope with the new blob and size */
-		size_t mb, me, sb = 0, se = 0;
+		/* the record is the new object's: its fields, then the
+		 * envelope with the copy's blob, size and index */
+		size_t mb, me;
 		rec_span(&od->r, m, &mb, &me);
-		int sz = rec_get(&od->r, m, "size");
-		if (sz >= 0)
-			rec_span(&od->r, sz, &sb, &se);
 		buf_addch(out, '{');
 		buf_add(out, fields.data, fields.len);
 		buf_addstr(out, ",\"_mlk\":");
-		/* the two values to replace, in the order they come; a
-		 * record without a size gets one after the blob */
-		size_t at = mb;
-		int blob_first = sz < 0 || begin < sb;
-		for (int k = 0; k < 2; k++) {
-			int is_blob = (k == 0) == blob_first;
-			if (!is_blob && sz < 0)
-				continue;
-			size_t vb = is_blob ? begin : sb;
-			size_t ve = is_blob ? end : se;
-			buf_add(out, line + at, vb - at);
-			if (is_blob)
-				buf_addf(out, "\"sha256:%s\"", hex);
-			else
-				buf_addf(out, "%llu", size);
-			if (is_blob && sz < 0)
-				buf_addf(out, ",\"size\":%llu", size);
-			at = ve;
-		}
-		buf_add(out, line + at, me - at);
+		rewrite(&od->r, m, b, line, mb, me, hex, ihex, &size, out);
 		buf_addstr(out, "}\n");
 	} else {
-		buf_add(out, line, begin);
-		buf_addf(out, "\"sha256:%s\"", hex);
-		buf_add(out, line + end, n - end);
+		rewrite(&od->r, m, b, line, 0, n, hex, ihex, NULL, out);
 		buf_addch(out, '\n');
 	}
 done:

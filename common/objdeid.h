@@ -1,16 +1,25 @@
 /*
  * objdeid — the objects behind records, de-identified on their way
  * through mlk-deid: a record whose _mlk.blob names a DICOM file
- * (_mlk.type "dicom") or a VCF/BCF/SAM/BAM file gets a de-identified copy
- * of that object in the object store (common/dicomwrite.c, PS3.15 basic
- * profile; common/gendeid.c), and the output record's _mlk.blob names the
- * copy.  The original object stays untouched (raw is write-once).
+ * (_mlk.type "dicom") or a VCF/BCF/SAM/BAM/CRAM file gets a de-identified
+ * copy of that object in the object store (common/dicomwrite.c, PS3.15
+ * basic profile; common/gendeid.c), and the output record's _mlk.blob
+ * names the copy.  The original object stays untouched (raw is
+ * write-once).
+ *
+ * A genomics copy that can be indexed (bgzip VCF, BCF, sorted BAM or
+ * CRAM: gendeid_index()) gets its index stored as an object too, named
+ * by "index":"sha256:HEX" right after "blob" in the output's _mlk; an
+ * "index" the input carried is cut.  Records of the original's indexes
+ * (_mlk.type tbi, bai, crai, csi) describe a byte layout the copy does
+ * not have: they are left out on purpose, without error, and counted
+ * (objdeid_superseded()).
  *
  * Fail closed: a record with a blob that cannot be de-identified (burned-
- * in annotation, a CRAM, FASTQ or index file, an unreadable object, an
- * object missing from the store) is left out with the reason, never
- * passed on pointing to identifying bytes.  Records without a blob are
- * copied unchanged (one memmem per record decides).
+ * in annotation, a FASTQ or FASTA file, an unreadable object, an object
+ * missing from the store) is left out with the reason, never passed on
+ * pointing to identifying bytes.  Records without a blob are copied
+ * unchanged (one memmem per record decides).
  *
  * Every object left out gets a reason record in the quarantine zone,
  * quarantine/_deid/<project>/<hex>.json (named by the object's hash, so a
@@ -84,5 +93,8 @@ enum mlk_status objdeid_flush(struct objdeid *od, struct mlk_error *e);
 unsigned long long objdeid_count(const struct objdeid *od);
 /* Objects left out with a reason record in quarantine/_deid/. */
 unsigned long long objdeid_quarantined(const struct objdeid *od);
+
+/* Index records (tbi, bai, crai, csi) left out on purpose so far. */
+unsigned long long objdeid_superseded(const struct objdeid *od);
 
 #endif

@@ -517,11 +517,11 @@ for f in sys.argv[1:]:
 	[ "$(grep -c burned-in e5)" -eq 3 ]
 }
 
-@test "objects: VCF and BAM records get token samples and clean headers; CRAM and bad blobs are left out" {
+@test "objects: VCF and BAM records get token samples and clean headers; FASTQ and bad blobs are left out" {
 	{
 		store "$DATA/genomics/pysam_ex1.vcf.gz" vcf
 		store "$DATA/genomics/pysam_ex3.bam" bam
-		store "$DATA/genomics/pysam_ex3.cram" cram
+		store "$DATA/genomics/pysam_faidx_ex1.fq.gz" fastq
 		echo '{"_mlk":{"v":1,"kind":"genomics","type":"vcf","blob":"sha256:nothex"}}'
 	} > in.ndjson
 	run --separate-stderr mlk-deid --project seq in.ndjson
@@ -700,4 +700,180 @@ $(tok p-77)"
 	run --separate-stderr mlk-deid --project p flat.ndjson
 	assert_success
 	[ "${#lines[@]}" -eq 20 ]
+}
+
+# --- genomics objects: CRAM and indexes ---
+# CRAM is de-identified without its reference (header cleaned, containers
+# copied verbatim); every copy that can be indexed gets its own index,
+# stored as an object and named by _mlk.index; the original's index
+# records are left out on purpose (common/gendeid.c, common/objdeid.c).
+
+TOKEN_RE='^[0-9a-f]{8}-[0-9a-f]{4}-8[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$'
+
+# Put a file into the object store as ingest would; print its record.
+gen_store() {
+	local h
+	h=$(sha256sum "$1" | cut -c1-64)
+	mkdir -p "$MLK_LAKE/objects/sha256/${h:0:2}"
+	cp "$1" "$MLK_LAKE/objects/sha256/${h:0:2}/$h"
+	jq -nc --arg b "sha256:$h" --arg t "$2" \
+	   '{_mlk: {v: 1, kind: "genomics", type: $t, blob: $b, dataset: "genomics/x"}}'
+}
+
+# Copy the object and index of the output record of type $1 to $2 and
+# $2 plus the index suffix $3, as a user would to query it.
+gen_fetch() {
+	local r
+	r=$(jq -c --arg t "$1" 'select(._mlk.type == $t)' out.ndjson)
+	[ "$(wc -l <<< "$r")" -eq 1 ]
+	cp "$(blob_path "$(jq -r '._mlk.blob' <<< "$r")")" "$2"
+	cp "$(blob_path "$(jq -r '._mlk.index' <<< "$r")")" "$2$3"
+}
+
+@test "genomics objects: CRAM is de-identified without its reference; samtools reads the same reads" {
+	G=$DATA/genomics
+	mlk-ingest --dataset genomics/x "$G/pysam_ex3.cram" "$G/pysam_ex3.cram.crai" > in.ndjson 2> /dev/null
+	assert_equal "$(jq -r '._mlk.type' in.ndjson | sort | tr '\n' ' ')" "crai cram "
+	run --separate-stderr mlk-deid --project seq in.ndjson
+	assert_success
+	assert_equal "$(grep -c 'index records left out' <<< "$stderr")" 1
+	[[ $stderr == *"mlk-deid: 1 index records left out: each de-identified object carries its own index (_mlk.index)"* ]]
+	echo "$output" > out.ndjson
+	[ "$(wc -l < out.ndjson)" -eq 1 ]
+	run jq -r '._mlk | [.type, (keys_unsorted | index("index") - index("blob"))] | @tsv' out.ndjson
+	assert_output "$(printf 'cram\t1')"
+	b=$(jq -r '._mlk.blob' out.ndjson)
+	[ "$b" != "$(jq -r 'select(._mlk.type == "cram") | ._mlk.blob' in.ndjson)" ]
+	cram=$(blob_path "$b")
+	[ "sha256:$(sha256sum "$cram" | cut -c1-64)" = "$b" ]
+	# a CRAM of the input's version, complete (EOF container), one only
+	run htsfile "$cram"
+	assert_output --partial 'CRAM version 3.0'
+	run samtools quickcheck -v "$cram"
+	assert_success
+	assert_equal "$(grep -c 'EOF' "$cram")" 1
+	# the file id holds no file name
+	[ -z "$(head -c 26 "$cram" | tail -c 20 | tr -d '\0')" ]
+	# same reads, read through the reference embedded in the input
+	[ "$(samtools view --no-PG "$cram" | md5sum)" = \
+	  "$(samtools view --no-PG "$G/pysam_ex3.cram" | md5sum)" ]
+	[ "$(samtools view --no-PG "$cram" | wc -l)" -eq 4 ]
+	# the header: @SQ and @RG in order with their ids, SM a token
+	run --separate-stderr samtools view -H --no-PG "$cram"
+	assert_success
+	assert_equal "$(grep '^@SQ' <<< "$output" | cut -f2 | tr '\n' ' ')" "SN:chr1 SN:chr2 "
+	assert_equal "$(grep '^@RG' <<< "$output" | cut -f2 | tr '\n' ' ')" "ID:L1 ID:L2 "
+	refute_output --partial 'NA12891'
+	refute_output --partial '@CO'
+	refute_output --regexp $'\t(LB|PU|CN|UR):'
+	for sm in $(grep '^@RG' <<< "$output" | grep -oE 'SM:[^	]*' | cut -c4-); do
+		[[ $sm =~ $TOKEN_RE ]]
+	done
+	run jq -c 'select(.action == "deid") | .detail | [.objects, .objects_left_out, .indexes_superseded]' "$MLK_LAKE/audit/log.ndjson"
+	assert_output '[1,0,1]'
+}
+
+@test "genomics objects: each indexable copy carries its own index, equal to samtools' and bcftools' own" {
+	G=$DATA/genomics
+	mlk-ingest --dataset genomics/x "$G/pysam_ex1.vcf.gz" "$G/pysam_ex1.vcf.gz.tbi" \
+		"$G/pysam_ex1.sorted.bam" "$G/pysam_ex1.sorted.bam.bai" \
+		"$G/pysam_ex3.cram" "$G/pysam_ex3.cram.crai" "$G/pysam_ex3.sam" \
+		> in.ndjson 2> /dev/null
+	[ "$(wc -l < in.ndjson)" -eq 7 ]
+	run --separate-stderr mlk-deid --project seq in.ndjson
+	assert_success
+	[[ $stderr == *"mlk-deid: 3 index records left out: each de-identified object carries its own index (_mlk.index)"* ]]
+	echo "$output" > out.ndjson
+	run jq -r '._mlk | [.type, .index != null] | @tsv' out.ndjson
+	assert_equal "$(sort <<< "$output" | tr '\t\n' ': ')" "bam:true cram:true sam:false vcf:true "
+	# every index is a stored object named by its hash, read-only
+	for i in $(jq -r '._mlk.index // empty' out.ndjson); do
+		[[ $i =~ ^sha256:[0-9a-f]{64}$ ]]
+		f=$(blob_path "$i")
+		[ "sha256:$(sha256sum "$f" | cut -c1-64)" = "$i" ]
+		[ ! -w "$f" ] || [ "$(id -u)" -eq 0 ]
+	done
+	gen_fetch vcf x.vcf.gz .tbi
+	gen_fetch bam x.bam .bai
+	gen_fetch cram x.cram .crai
+	# region queries through our indexes give what the input gives
+	[ "$(bcftools view -H -r chr1:16900000-17100000 x.vcf.gz | wc -l)" -eq 5 ]
+	[ "$(bcftools view -H --no-version -r chr1:16900000-17100000 x.vcf.gz | md5sum)" = \
+	  "$(bcftools view -H --no-version -r chr1:16900000-17100000 "$G/pysam_ex1.vcf.gz" 2> /dev/null | md5sum)" ]
+	[ "$(samtools view x.bam chr2:100-900 | wc -l)" -gt 10 ]
+	[ "$(samtools view x.bam chr2:100-900 | md5sum)" = \
+	  "$(samtools view "$G/pysam_ex1.sorted.bam" chr2:100-900 | md5sum)" ]
+	assert_equal "$(samtools idxstats x.bam)" "$(samtools idxstats "$G/pysam_ex1.sorted.bam")"
+	[ "$(samtools view x.cram chr2:80-100 | md5sum)" = \
+	  "$(samtools view "$G/pysam_ex3.cram" chr2:80-100 | md5sum)" ]
+	run samtools idxstats x.cram
+	assert_output "$(printf 'chr1\t1575\t1\t0\nchr2\t1584\t3\t0\n*\t0\t0\t0')"
+	# the same bytes the tools themselves build
+	bcftools index -t -o ref.tbi x.vcf.gz
+	samtools index -o ref.bai x.bam
+	samtools index -o ref.crai x.cram
+	cmp ref.tbi x.vcf.gz.tbi
+	cmp ref.bai x.bam.bai
+	cmp ref.crai x.cram.crai
+	run jq -c 'select(.action == "deid") | .detail | [.objects, .objects_left_out, .indexes_superseded]' "$MLK_LAKE/audit/log.ndjson"
+	assert_output '[4,0,3]'
+}
+
+@test "genomics objects: a BCF gets a CSI; a name-sorted BAM and a plain VCF get no index, without error" {
+	G=$DATA/genomics
+	bcftools view --no-version -Ob -o x.bcf "$G/pysam_ex1.vcf.gz" 2> /dev/null
+	bcftools view --no-version -Ov -o plain.vcf "$G/pysam_ex1.vcf.gz" 2> /dev/null
+	samtools sort -n -o byname.bam "$G/pysam_ex1.sorted.bam"
+	{
+		gen_store x.bcf bcf
+		gen_store plain.vcf vcf
+		gen_store byname.bam bam
+	} > in.ndjson
+	run --separate-stderr mlk-deid --project seq in.ndjson
+	assert_success
+	[[ $stderr != *"index records"* ]]
+	echo "$output" > out.ndjson
+	[ "$(wc -l < out.ndjson)" -eq 3 ]
+	run jq -r '._mlk | [.type, .index != null] | @tsv' out.ndjson
+	assert_output "$(printf 'bcf\ttrue\nvcf\tfalse\nbam\tfalse')"
+	gen_fetch bcf y.bcf .csi
+	[ "$(bcftools view -H -r chr2 y.bcf 2> /dev/null | wc -l)" -eq 16 ]
+	run bcftools index -s y.bcf
+	assert_success
+	assert_output --partial $'chr1\t249250621\t29'
+	[ "$(bcftools view -H --no-version -r chr2 y.bcf | md5sum)" = \
+	  "$(bcftools view -H --no-version -t chr2 x.bcf 2> /dev/null | md5sum)" ]
+	bcftools index -o ref.csi y.bcf
+	cmp ref.csi y.bcf.csi
+	# the copies themselves are still complete
+	[ "$(samtools view -c "$(blob_path "$(jq -r 'select(._mlk.type == "bam") | ._mlk.blob' out.ndjson)")")" -eq 3270 ]
+}
+
+@test "genomics objects: same input, key and project give the same copies and indexes; a stale _mlk.index is replaced" {
+	G=$DATA/genomics
+	mlk-ingest --dataset genomics/x "$G/pysam_ex3.cram" "$G/pysam_ex1.vcf.gz" > in.ndjson 2> /dev/null
+	mlk-deid --project seq in.ndjson > a.ndjson 2> /dev/null
+	mlk-deid --project seq in.ndjson > b.ndjson 2> /dev/null
+	cmp a.ndjson b.ndjson
+	[ "$(jq -r '._mlk.index' a.ndjson | sort -u | wc -l)" -eq 2 ]
+	# an index the input names (before or after the blob) is the original's
+	jq -c '._mlk = ({index: "sha256:stale"} + ._mlk)' in.ndjson > first.ndjson
+	jq -c '._mlk.index = "sha256:stale"' in.ndjson > last.ndjson
+	for f in first last; do
+		run --separate-stderr mlk-deid --project seq $f.ndjson
+		assert_success
+		assert_equal "$output" "$(cat a.ndjson)"
+	done
+}
+
+@test "genomics objects: a truncated CRAM is left out with the reason, exit 1" {
+	head -c 1000 "$DATA/genomics/pysam_ex3.cram" > cut.cram
+	gen_store cut.cram cram > in.ndjson
+	h=$(sha256sum cut.cram | cut -c1-64)
+	run --separate-stderr mlk-deid --project seq in.ndjson
+	assert_failure 1
+	assert_output ''
+	assert_equal "$stderr" "mlk-deid: 'sha256:$h': truncated container"
+	run jq -c 'select(.action == "deid") | .detail | [.objects, .objects_left_out, .indexes_superseded]' "$MLK_LAKE/audit/log.ndjson"
+	assert_output '[0,1,0]'
 }

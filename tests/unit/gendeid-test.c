@@ -6,7 +6,12 @@
  * source, date, reference path or comment, `bcftools view -H` and
  * `samtools view` print the same records before and after, @RG SM is a
  * token and LB/DS/PU/CN are gone, @PG CL holds no path, @SQ UR is gone;
- * two runs give identical bytes; CRAM is refused.
+ * two runs give identical bytes.  CRAM is copied without its reference:
+ * same version, a complete file (samtools quickcheck), the same reads;
+ * a truncated one is refused.  gendeid_index() builds the index that
+ * fits each output (.tbi, .csi, .bai, .crai), byte for byte what
+ * bcftools and samtools build, and none for SAM, plain VCF or a
+ * name-sorted BAM.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -107,8 +112,9 @@ static void sam_checks(const char *name)
 	struct gendeid_counts c;
 	struct mlk_error e = MLK_ERROR_INIT;
 	enum mlk_status st = gendeid_file(&p, in, out, &c, &e);
-	check(st == MLK_OK && c.records > 0, "%s: de-identified (%llu reads)%s%s",
-	      name, c.records, st ? ": " : "", st ? e.msg : "");
+	check(st == MLK_OK && c.records > 0, "%s: de-identified (%llu %s)%s%s",
+	      name, c.records, strstr(name, ".cram") ? "containers" : "reads",
+	      st ? ": " : "", st ? e.msg : "");
 	check(sh("test \"$(samtools view --no-PG %s | md5sum)\" = "
 		 "\"$(samtools view --no-PG %s | md5sum)\"", in, out),
 	      "%s: reads unchanged (samtools view)", name);
@@ -119,6 +125,98 @@ static void sam_checks(const char *name)
 		 "| grep -vxE 'SM:[0-9a-f-]{36}')\"", out, in),
 	      "%s: samtools view -H: SM tokens, no @CO, LB, DS, PU, CN, UR, "
 	      "paths", name);
+}
+
+static void cram_checks(void)
+{
+	struct gendeid_params p = { patient_of, tok, NULL };
+	struct gendeid_counts c;
+	struct mlk_error e = MLK_ERROR_INIT;
+	const char *out = OUT "/pysam_ex3.cram";
+	enum mlk_status st = gendeid_file(&p, DATA "/pysam_ex3.cram",
+					  OUT "/again.cram", &c, &e);
+	check(st == MLK_OK && c.records == 2 && c.samples == 2,
+	      "cram: 2 containers copied, 2 read groups' samples renamed");
+	check(sh("cmp -s %s %s", out, OUT "/again.cram"),
+	      "cram: second run identical");
+	check(sh("samtools quickcheck %s && htsfile %s | grep -q "
+		 "'CRAM version 3.0'", out, out),
+	      "cram: complete (quickcheck), version 3.0 as the input");
+	check(sh("test \"$(grep -c EOF %s)\" = 1 && test -z \"$(head -c 26 "
+		 "%s | tail -c 20 | tr -d '\\0')\"", out, out),
+	      "cram: one EOF container; no file name in the file id");
+	check(sh("test \"$(samtools view -H %s | grep -E '^@(SQ|RG)' | "
+		 "cut -f1,2 | tr '\\n\\t' '  ')\" = "
+		 "'@SQ SN:chr1 @SQ SN:chr2 @RG ID:L1 @RG ID:L2 '", out, NULL),
+	      "cram: @SQ and @RG lines in order with their ids");
+
+	/* a cut container: refused, nothing left behind */
+	check(sh("head -c 1000 %s > %s", DATA "/pysam_ex3.cram",
+		 OUT "/cut.cram"), "cram: cut copy made");
+	st = gendeid_file(&p, OUT "/cut.cram", OUT "/x.cram", NULL, &e);
+	check(st == MLK_PARTIAL && strstr(e.msg, "container") &&
+	      access(OUT "/x.cram", F_OK) != 0,
+	      "cram: a truncated one refused, nothing written");
+}
+
+/* gendeid_index() on out, expecting an index with suffix ext (NULL:
+ * none); tool builds the reference index from %1$s into %2$s. */
+static void index_check(const char *name, const char *ext, const char *tool)
+{
+	char out[512], want[512];
+	snprintf(out, sizeof out, "%s/%s", OUT, name);
+	char *idx = NULL;
+	struct mlk_error e = MLK_ERROR_INIT;
+	enum mlk_status st = gendeid_index(out, &idx, &e);
+	if (!ext) {
+		check(st == MLK_OK && !idx, "%s: no index, no error", name);
+		free(idx);
+		return;
+	}
+	snprintf(want, sizeof want, "%s%s", out, ext);
+	check(st == MLK_OK && idx && !strcmp(idx, want),
+	      "%s: index %s built%s%s", name, ext, st ? ": " : "",
+	      st ? e.msg : "");
+	char ref[600];
+	snprintf(ref, sizeof ref, "%s.ref", want);
+	char cmd[2048];
+	snprintf(cmd, sizeof cmd, tool, out, ref);
+	check(sh("%s", cmd, NULL) && sh("cmp -s %s %s", ref, want),
+	      "%s: the same bytes as %.14s builds", name, tool);
+	free(idx);
+}
+
+static void index_checks(void)
+{
+	struct gendeid_params p = { NULL, tok, NULL };
+	struct mlk_error e = MLK_ERROR_INIT;
+	check(sh("bcftools view --no-version -Ob -o %s %s", OUT "/in.bcf",
+		 DATA "/pysam_ex1.vcf.gz") &&
+	      sh("bcftools view --no-version -Ov -o %s %s", OUT "/in.vcf",
+		 DATA "/pysam_ex1.vcf.gz") &&
+	      sh("samtools sort -n -o %s %s", OUT "/byname-in.bam",
+		 DATA "/pysam_ex1.sorted.bam") &&
+	      gendeid_file(&p, OUT "/in.bcf", OUT "/x.bcf", NULL, &e) == 0 &&
+	      gendeid_file(&p, OUT "/in.vcf", OUT "/x.vcf", NULL, &e) == 0 &&
+	      gendeid_file(&p, OUT "/byname-in.bam", OUT "/byname.bam", NULL,
+			   &e) == 0, "BCF, plain VCF and name-sorted BAM "
+	      "de-identified");
+	index_check("pysam_ex1.vcf.gz", ".tbi", "bcftools index -t -o %2$s %1$s");
+	index_check("cyvcf2_test.vcf.gz", ".tbi",
+		    "bcftools index -t -o %2$s %1$s");
+	index_check("x.bcf", ".csi", "bcftools index -o %2$s %1$s");
+	index_check("pysam_ex1.sorted.bam", ".bai", "samtools index -o %2$s %1$s");
+	index_check("pysam_ex3.bam", ".bai", "samtools index -o %2$s %1$s");
+	index_check("pysam_ex3.cram", ".crai", "samtools index -o %2$s %1$s");
+	index_check("pysam_ex3.sam", NULL, NULL);
+	index_check("x.vcf", NULL, NULL);
+	index_check("byname.bam", NULL, NULL);
+	check(access(OUT "/byname.bam.bai", F_OK) != 0 &&
+	      sh("test \"$(ls -a %s | grep -c '^\\.')\" = 2", OUT, NULL),
+	      "no index and no temp file left behind");
+	char *idx = NULL;
+	check(gendeid_index(OUT "/missing.bam", &idx, &e) == MLK_PARTIAL &&
+	      !idx, "a missing file: MLK_PARTIAL");
 }
 
 int main(void)
@@ -148,11 +246,12 @@ int main(void)
 	sam_checks("pysam_ex3.bam");
 	sam_checks("pysam_ex1.sorted.bam");
 
+	sam_checks("pysam_ex3.cram");
+	cram_checks();
+	index_checks();
+
 	struct gendeid_params p = { NULL, tok, NULL };
-	enum mlk_status st = gendeid_file(&p, DATA "/pysam_ex3.cram",
-					  OUT "/x.cram", NULL, &e);
-	check(st == MLK_PARTIAL && strstr(e.msg, "cram") &&
-	      access(OUT "/x.cram", F_OK) != 0, "cram refused, nothing written");
+	enum mlk_status st;
 	st = gendeid_file(&p, DATA "/pysam_ex1.fa", OUT "/x.fa", NULL, &e);
 	check(st == MLK_PARTIAL, "fasta refused");
 
