@@ -234,7 +234,8 @@ EOF
 		"$MLK_LAKE/snapshots/$id.json")
 	o=$MLK_LAKE/objects/sha256/${sha:0:2}/$sha
 	chmod u+w "$o"
-	printf '\x01' | dd of="$o" bs=1 seek=100 conv=notrunc 2>/dev/null
+	# flip the bits of byte 100 (writing a fixed value may change nothing)
+	python3 -c 'import sys; f = open(sys.argv[1], "r+b"); f.seek(100); b = f.read(1); f.seek(100); f.write(bytes([b[0] ^ 0xff]))' "$o"
 	run --separate-stderr mlk-snapshot verify "$id"
 	assert_failure 4
 	[[ $stderr == *"curated/fhir/snapshot=$id/type=fhir%3APatient/${sha:0:16}.ndjson.gz': sha256 does not match the manifest"* ]]
