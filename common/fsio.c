@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -90,12 +91,11 @@ enum mlk_status fsio_temp_beside(const char *final_path, int *fd,
 	const char *base = slash ? slash + 1 : final_path;
 	size_t dirlen = slash ? (size_t)(slash - final_path) + 1 : 0;
 	for (int attempt = 0; attempt < 100; attempt++) {
+		/* getrandom(2), not /dev/urandom: an open per temp file
+		 * is a cost when thousands of objects land at once. */
 		unsigned r;
-		int rfd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
-		if (rfd < 0 || read(rfd, &r, sizeof r) != sizeof r)
+		if (getrandom(&r, sizeof r, GRND_NONBLOCK) != (ssize_t)sizeof r)
 			r = (unsigned)getpid() * 2654435761u + (unsigned)attempt;
-		if (rfd >= 0)
-			close(rfd);
 		char *t = xasprintf("%.*s.tmp-%s.%08x", (int)dirlen, final_path,
 				    base, r);
 		int f = open(t, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW |

@@ -217,7 +217,7 @@ static int put_regular(const struct lake *l, int fd, const char *src,
 	info->fd = out;
 	info->copy = cp;
 	/* Small files are copied at once: a thread would cost more. */
-	if (cp->in < 0 || total < ((unsigned long long)8 << 20) ||
+	if (cp->in < 0 || total < OBJECT_ASYNC_MIN ||
 	    pthread_create(&cp->tid, NULL, copy_main, cp) != 0) {
 		/* No thread: copy now. */
 		if (cp->in >= 0)

@@ -22,6 +22,11 @@
 #include "lake.h"
 #include "status.h"
 
+/* Sources of at least this many bytes are copied on a thread of their
+ * own (object_put_fd returns with the copy running); smaller ones are
+ * copied before it returns. */
+#define OBJECT_ASYNC_MIN ((unsigned long long)8 << 20)
+
 struct object_info {
 	char sha256[SHA256_HEX];
 	unsigned long long size;
@@ -34,7 +39,8 @@ struct object_info {
 /*
  * Store everything read from fd.  src names the input in errors.  When
  * info->tmp is set afterwards, the caller must object_publish() or
- * object_discard() it.
+ * object_discard() it.  Calls for different infos may run on different
+ * threads at once (the same bytes twice give two temps of one object).
  */
 enum mlk_status object_put_fd(const struct lake *l, int fd, const char *src,
 			      struct object_info *info, struct mlk_error *e);
