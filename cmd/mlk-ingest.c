@@ -1158,6 +1158,17 @@ int main(int argc, char **argv)
 		did_batch = 1;
 	}
 
+	/* While the sources are parsed, their objects' bytes go to disk. */
+	struct object_sync *osync = NULL;
+	if (s == MLK_OK && did_batch) {
+		struct object_info **objs = xcalloc(in.n ? in.n : 1,
+						    sizeof *objs);
+		for (size_t i = 0; i < in.n; i++)
+			objs[i] = &in.v[i].obj;
+		osync = object_sync_start(objs, in.n);
+		free(objs);
+	}
+
 	/* Phase 2: parse each new source from its stored bytes. */
 	r.dataset = dataset;
 	r.source_system = source_system;
@@ -1239,6 +1250,7 @@ int main(int argc, char **argv)
 		mlk_warn("cannot write records to stdout: %s", strerror(errno));
 
 	/* The sources' bytes are durable before any batch names them. */
+	object_sync_finish(osync);
 	if (s == MLK_OK) {
 		size_t nall = in.n + r.nobjs;
 		struct object_info **objs = xcalloc(nall ? nall : 1,

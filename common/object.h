@@ -27,6 +27,8 @@
  * copied before it returns. */
 #define OBJECT_ASYNC_MIN ((unsigned long long)8 << 20)
 
+struct object_sync;
+
 struct object_info {
 	char sha256[SHA256_HEX];
 	unsigned long long size;
@@ -34,6 +36,7 @@ struct object_info {
 	char *tmp;              /* new and not yet published (malloc'd) */
 	int fd;                 /* open on tmp, or -1 */
 	void *copy;             /* private: a copy still running */
+	int synced;             /* tmp's bytes are durable (object_sync_*) */
 };
 
 /*
@@ -60,6 +63,18 @@ enum mlk_status object_publish(const struct lake *l, struct object_info *info,
 enum mlk_status object_publish_many(const struct lake *l,
 				    struct object_info *const *v, size_t n,
 				    struct mlk_error *e);
+/*
+ * Start making the bytes of the new objects among v durable (fsync, on
+ * threads of their own) while the caller does other work, such as
+ * parsing them; object_sync_finish() waits for that and marks those
+ * synced, so object_publish_many() does not sync them again.  Objects
+ * whose copy is still running are left to object_publish_many().  No
+ * object of v may be published or discarded in between.
+ */
+struct object_sync *object_sync_start(struct object_info *const *v,
+				      size_t n);
+void object_sync_finish(struct object_sync *os);
+
 void object_discard(struct object_info *info);
 /*
  * Where the object's bytes can be read now: NULL while a copy from the
