@@ -63,12 +63,9 @@ int batch_source_known(const struct lake *l, const char *dataset,
 struct marker_ctx {
 	const struct lake *l;
 	const char *dataset;
-	const char *id;
-	struct mlk_error *e;
-	/* Markers written but not yet synced and renamed. */
-	int *fds;
-	char **tmps, **finals;
-	size_t n, alloc, alloc2, alloc3;
+	/* The markers the manifest names, written in write_markers. */
+	char **paths;
+	size_t n, alloc;
 };
 
 static int write_marker(void *vctx, const struct rec *r, int is_header)
@@ -87,35 +84,11 @@ static int write_marker(void *vctx, const struct rec *r, int is_header)
 		return 0;
 	struct buf sha = BUF_INIT;
 	rec_str(r, s, &sha);
-	char *p = lake_path(m->l, "raw/%s/_sources/%s", m->dataset, sha.data);
+	XGROW(m->paths, m->alloc, m->n + 1);
+	m->paths[m->n++] = lake_path(m->l, "raw/%s/_sources/%s", m->dataset,
+				     sha.data);
 	buf_release(&sha);
-	int rc = 0;
-	if (!fsio_exists(p)) {
-		char line[BATCH_ID_LEN + 1];
-		snprintf(line, sizeof line, "%s\n", m->id);
-		int fd;
-		char *tmp;
-		if (fsio_temp_beside(p, &fd, &tmp, m->e) != MLK_OK) {
-			rc = (int)m->e->status;
-		} else if (fsio_write_all(fd, line, strlen(line), p, m->e) !=
-			   MLK_OK) {
-			rc = (int)m->e->status;
-			close(fd);
-			unlink(tmp);
-			free(tmp);
-		} else {
-			/* Synced and renamed together in write_markers. */
-			XGROW(m->fds, m->alloc, m->n + 1);
-			XGROW(m->tmps, m->alloc2, m->n + 1);
-			XGROW(m->finals, m->alloc3, m->n + 1);
-			m->fds[m->n] = fd;
-			m->tmps[m->n] = tmp;
-			m->finals[m->n++] = p;
-			p = NULL;
-		}
-	}
-	free(p);
-	return rc;
+	return 0;
 }
 
 static enum mlk_status write_markers(const struct lake *l,
@@ -129,33 +102,22 @@ static enum mlk_status write_markers(const struct lake *l,
 		return s;
 	}
 	char *mp = lake_path(l, "raw/%s/batch=%s/_manifest.json", dataset, id);
-	struct marker_ctx m = { l, dataset, id, e, NULL, NULL, NULL, 0, 0, 0,
-				0 };
+	struct marker_ctx m = { l, dataset, NULL, 0, 0 };
 	s = manifest_read(mp, write_marker, &m, e);
 	free(mp);
-	size_t bad;
-	int err = m.n ? fsio_fsync_many(m.fds, m.n, &bad) : 0;
-	if (err && s == MLK_OK) {
-		errno = err;
-		s = mlk_error_errno(e, m.finals[bad], "cannot sync");
-	}
-	for (size_t i = 0; i < m.n; i++) {
-		if (s == MLK_OK && fchmod(m.fds[i], 0444) != 0)
-			s = mlk_error_errno(e, m.finals[i], "cannot set mode");
-		close(m.fds[i]);
-		if (s == MLK_OK && rename(m.tmps[i], m.finals[i]) != 0)
-			s = mlk_error_errno(e, m.finals[i], "cannot rename "
-					    "into place");
-		if (s != MLK_OK)
-			unlink(m.tmps[i]);
-		free(m.tmps[i]);
-		free(m.finals[i]);
-	}
+	/* Thousands of new files: created on the ingest threads, synced
+	 * and renamed together. */
+	char line[BATCH_ID_LEN + 1];
+	snprintf(line, sizeof line, "%s\n", id);
+	if (s == MLK_OK)
+		s = fsio_write_many(m.paths, m.n, line, strlen(line), 0444,
+				    (int)lake_conf_num(l, "ingest", "threads",
+						       2), e);
 	if (s == MLK_OK && m.n)
 		s = fsio_fsync_dir(dir, e);
-	free(m.fds);
-	free(m.tmps);
-	free(m.finals);
+	for (size_t i = 0; i < m.n; i++)
+		free(m.paths[i]);
+	free(m.paths);
 	free(dir);
 	return s;
 }

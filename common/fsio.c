@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -90,12 +91,11 @@ enum mlk_status fsio_temp_beside(const char *final_path, int *fd,
 	const char *base = slash ? slash + 1 : final_path;
 	size_t dirlen = slash ? (size_t)(slash - final_path) + 1 : 0;
 	for (int attempt = 0; attempt < 100; attempt++) {
+		/* getrandom(2), not /dev/urandom: an open per temp file
+		 * is a cost when thousands of objects land at once. */
 		unsigned r;
-		int rfd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
-		if (rfd < 0 || read(rfd, &r, sizeof r) != sizeof r)
+		if (getrandom(&r, sizeof r, GRND_NONBLOCK) != (ssize_t)sizeof r)
 			r = (unsigned)getpid() * 2654435761u + (unsigned)attempt;
-		if (rfd >= 0)
-			close(rfd);
 		char *t = xasprintf("%.*s.tmp-%s.%08x", (int)dirlen, final_path,
 				    base, r);
 		int f = open(t, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW |
@@ -180,6 +180,110 @@ int fsio_fsync_many(const int *fds, size_t n, size_t *bad)
 	pthread_mutex_destroy(&j.mu);
 	*bad = j.bad;
 	return j.err;
+}
+
+struct write_job {
+	char *const *paths;
+	size_t n, next;
+	const void *data;
+	size_t len;
+	int *fds;               /* -1: nothing to write (exists, or failed) */
+	char **tmps;
+	struct mlk_error *errs; /* per path, status MLK_OK unless it failed */
+	pthread_mutex_t mu;
+};
+
+static void *write_worker(void *arg)
+{
+	struct write_job *j = arg;
+	for (;;) {
+		pthread_mutex_lock(&j->mu);
+		size_t i = j->next++;
+		pthread_mutex_unlock(&j->mu);
+		if (i >= j->n)
+			return NULL;
+		if (fsio_exists(j->paths[i]))
+			continue;
+		int fd;
+		char *tmp;
+		if (fsio_temp_beside(j->paths[i], &fd, &tmp, &j->errs[i]) !=
+		    MLK_OK)
+			continue;
+		if (fsio_write_all(fd, j->data, j->len, j->paths[i],
+				   &j->errs[i]) != MLK_OK) {
+			close(fd);
+			unlink(tmp);
+			free(tmp);
+			continue;
+		}
+		j->fds[i] = fd;
+		j->tmps[i] = tmp;
+	}
+}
+
+enum mlk_status fsio_write_many(char *const *paths, size_t n,
+				const void *data, size_t len, mode_t mode,
+				int threads, struct mlk_error *e)
+{
+	if (!n)
+		return MLK_OK;
+	struct write_job j = { paths, n, 0, data, len, NULL, NULL, NULL,
+			       PTHREAD_MUTEX_INITIALIZER };
+	j.fds = xcalloc(n, sizeof *j.fds);
+	j.tmps = xcalloc(n, sizeof *j.tmps);
+	j.errs = xcalloc(n, sizeof *j.errs);
+	for (size_t i = 0; i < n; i++)
+		j.fds[i] = -1;
+	pthread_t th[7];
+	int nth = 0;
+	while (nth < threads - 1 && nth < 7 && (size_t)nth + 1 < n &&
+	       pthread_create(&th[nth], NULL, write_worker, &j) == 0)
+		nth++;
+	write_worker(&j);
+	for (int i = 0; i < nth; i++)
+		pthread_join(th[i], NULL);
+	pthread_mutex_destroy(&j.mu);
+
+	enum mlk_status s = MLK_OK;
+	for (size_t i = 0; i < n && s == MLK_OK; i++)
+		if (j.errs[i].status != MLK_OK) {
+			*e = j.errs[i];
+			s = e->status;
+		}
+	/* The written ones, packed, synced together. */
+	int *fds = xcalloc(n, sizeof *fds);
+	size_t *at = xcalloc(n, sizeof *at);
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++)
+		if (j.fds[i] >= 0) {
+			at[k] = i;
+			fds[k++] = j.fds[i];
+		}
+	size_t bad;
+	int err = s == MLK_OK && k ? fsio_fsync_many(fds, k, &bad) : 0;
+	if (err) {
+		errno = err;
+		s = mlk_error_errno(e, paths[at[bad]], "cannot sync");
+	}
+	for (size_t m = 0; m < k; m++) {
+		size_t i = at[m];
+		if (s == MLK_OK && fchmod(fds[m], mode) != 0)
+			s = mlk_error_errno(e, paths[i], "cannot set mode");
+		if (close(fds[m]) != 0 && s == MLK_OK)
+			s = mlk_error_errno(e, paths[i], "cannot close");
+		if (s == MLK_OK && rename(j.tmps[i], paths[i]) != 0)
+			s = mlk_error_errno(e, paths[i], "cannot rename "
+					    "into place");
+		if (s != MLK_OK)
+			unlink(j.tmps[i]);
+		free(j.tmps[i]);
+	}
+	free(at);
+	free(fds);
+	free(j.fds);
+	free(j.tmps);
+	free(j.errs);
+	return s;
 }
 
 enum mlk_status fsio_write_atomic(const char *path, const void *data,

@@ -48,6 +48,19 @@ enum mlk_status fsio_commit(int fd, const char *tmp, const char *final,
  */
 int fsio_fsync_many(const int *fds, size_t n, size_t *bad);
 
+/*
+ * Write data (len bytes) into each of n new files paths[i], each
+ * atomically (a temp beside it, written; then all fsynced together, given
+ * mode and renamed into place), on up to `threads` threads: creating a
+ * file is CPU work in the kernel, a lot of it on some file systems.  A
+ * path that already exists is left as it is.  The directories are the
+ * caller's to sync.  On failure (the first by index), no temp is left;
+ * files already renamed stay.
+ */
+enum mlk_status fsio_write_many(char *const *paths, size_t n,
+				const void *data, size_t len, mode_t mode,
+				int threads, struct mlk_error *e);
+
 /* Write all of n bytes; MLK_SYSTEM on error. */
 enum mlk_status fsio_write_all(int fd, const void *p, size_t n,
 			       const char *what, struct mlk_error *e);

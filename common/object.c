@@ -217,7 +217,7 @@ static int put_regular(const struct lake *l, int fd, const char *src,
 	info->fd = out;
 	info->copy = cp;
 	/* Small files are copied at once: a thread would cost more. */
-	if (cp->in < 0 || total < ((unsigned long long)8 << 20) ||
+	if (cp->in < 0 || total < OBJECT_ASYNC_MIN ||
 	    pthread_create(&cp->tid, NULL, copy_main, cp) != 0) {
 		/* No thread: copy now. */
 		if (cp->in >= 0)
@@ -235,6 +235,7 @@ enum mlk_status object_put_fd(const struct lake *l, int fd, const char *src,
 	info->tmp = NULL;
 	info->fd = -1;
 	info->copy = NULL;
+	info->synced = 0;
 	int done = put_regular(l, fd, src, info, e);
 	if (done < 0)
 		return e->status;
@@ -330,22 +331,27 @@ enum mlk_status object_publish_many(const struct lake *l,
 				    struct mlk_error *e)
 {
 	struct object_info **p = xcalloc(n ? n : 1, sizeof *p);
+	struct object_info **unsynced = xcalloc(n ? n : 1, sizeof *unsynced);
 	int *fds = xcalloc(n ? n : 1, sizeof *fds);
-	size_t k = 0;
+	size_t k = 0, ns = 0;
 	enum mlk_status s = MLK_OK;
 	for (size_t i = 0; i < n && s == MLK_OK; i++) {
 		if (!v[i]->tmp)
 			continue;
 		s = object_wait(v[i], v[i]->tmp, e);
-		p[k] = v[i];
-		fds[k++] = v[i]->fd;
+		p[k++] = v[i];
+		if (!v[i]->synced) {
+			unsynced[ns] = v[i];
+			fds[ns++] = v[i]->fd;
+		}
 	}
 	size_t bad;
-	int err = s == MLK_OK ? fsio_fsync_many(fds, k, &bad) : 0;
+	int err = s == MLK_OK ? fsio_fsync_many(fds, ns, &bad) : 0;
 	if (err) {
 		errno = err;
-		s = mlk_error_errno(e, p[bad]->tmp, "cannot sync");
+		s = mlk_error_errno(e, unsynced[bad]->tmp, "cannot sync");
 	}
+	free(unsynced);
 	/* Renamed one by one; each of the 256 directories synced once. */
 	unsigned char seen[256] = { 0 };
 	size_t ndirs = 0;
@@ -396,6 +402,54 @@ enum mlk_status object_publish_many(const struct lake *l,
 	free(fds);
 	free(p);
 	return s;
+}
+
+struct object_sync {
+	pthread_t tid;
+	int started, err;
+	struct object_info **v;
+	int *fds;
+	size_t n, bad;
+};
+
+static void *sync_main(void *arg)
+{
+	struct object_sync *os = arg;
+	os->err = fsio_fsync_many(os->fds, os->n, &os->bad);
+	return NULL;
+}
+
+struct object_sync *object_sync_start(struct object_info *const *v,
+				      size_t n)
+{
+	struct object_sync *os = xcalloc(1, sizeof *os);
+	os->v = xcalloc(n ? n : 1, sizeof *os->v);
+	os->fds = xcalloc(n ? n : 1, sizeof *os->fds);
+	for (size_t i = 0; i < n; i++)
+		if (v[i]->tmp && !v[i]->copy && v[i]->fd >= 0 &&
+		    !v[i]->synced) {
+			os->v[os->n] = v[i];
+			os->fds[os->n++] = v[i]->fd;
+		}
+	if (os->n && pthread_create(&os->tid, NULL, sync_main, os) == 0)
+		os->started = 1;
+	return os;
+}
+
+void object_sync_finish(struct object_sync *os)
+{
+	if (!os)
+		return;
+	if (os->started) {
+		pthread_join(os->tid, NULL);
+		/* On an error none is marked: object_publish_many()
+		 * syncs them again and reports it. */
+		for (size_t i = 0; i < os->n && !os->err; i++)
+			os->v[i]->synced = 1;
+	}
+	free(os->v);
+	free(os->fds);
+	free(os);
 }
 
 void object_discard(struct object_info *info)

@@ -22,6 +22,13 @@
 #include "lake.h"
 #include "status.h"
 
+/* Sources of at least this many bytes are copied on a thread of their
+ * own (object_put_fd returns with the copy running); smaller ones are
+ * copied before it returns. */
+#define OBJECT_ASYNC_MIN ((unsigned long long)8 << 20)
+
+struct object_sync;
+
 struct object_info {
 	char sha256[SHA256_HEX];
 	unsigned long long size;
@@ -29,12 +36,14 @@ struct object_info {
 	char *tmp;              /* new and not yet published (malloc'd) */
 	int fd;                 /* open on tmp, or -1 */
 	void *copy;             /* private: a copy still running */
+	int synced;             /* tmp's bytes are durable (object_sync_*) */
 };
 
 /*
  * Store everything read from fd.  src names the input in errors.  When
  * info->tmp is set afterwards, the caller must object_publish() or
- * object_discard() it.
+ * object_discard() it.  Calls for different infos may run on different
+ * threads at once (the same bytes twice give two temps of one object).
  */
 enum mlk_status object_put_fd(const struct lake *l, int fd, const char *src,
 			      struct object_info *info, struct mlk_error *e);
@@ -54,6 +63,18 @@ enum mlk_status object_publish(const struct lake *l, struct object_info *info,
 enum mlk_status object_publish_many(const struct lake *l,
 				    struct object_info *const *v, size_t n,
 				    struct mlk_error *e);
+/*
+ * Start making the bytes of the new objects among v durable (fsync, on
+ * threads of their own) while the caller does other work, such as
+ * parsing them; object_sync_finish() waits for that and marks those
+ * synced, so object_publish_many() does not sync them again.  Objects
+ * whose copy is still running are left to object_publish_many().  No
+ * object of v may be published or discarded in between.
+ */
+struct object_sync *object_sync_start(struct object_info *const *v,
+				      size_t n);
+void object_sync_finish(struct object_sync *os);
+
 void object_discard(struct object_info *info);
 /*
  * Where the object's bytes can be read now: NULL while a copy from the
