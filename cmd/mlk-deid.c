@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -115,6 +116,10 @@ static char **split_list(const char *opt, const char *s, size_t *n)
 
 /* Threads de-identifying objects (deid.threads, at most this many). */
 #define OBJ_THREADS_MAX 16
+/* Records are held back until this many new objects wait to be
+ * published, or this many bytes of records are held (see drain()). */
+#define HOLD_OBJECTS 384
+#define HOLD_BYTES (16u << 20)
 
 struct objline {
 	const char *p;          /* the record, without its newline */
@@ -136,7 +141,7 @@ struct run {
 	/* objects behind records (objdeid.h), one instance per thread */
 	struct objdeid *od[OBJ_THREADS_MAX];
 	int nod;
-	struct buf ob;
+	struct buf held;           /* records naming unpublished objects */
 	unsigned long long obj_rejected;
 	/* a chunk's lines and what became of each (objects()) */
 	struct objline *lines;
@@ -179,11 +184,10 @@ static void *obj_worker(void *arg)
  * lines of a chunk are shared out among the threads (one objdeid each),
  * then written, and their messages printed, in input order.
  */
-static void objects(struct run *o, const char **p, size_t *n)
+static void objects(struct run *o, const char *p, size_t n)
 {
-	buf_reset(&o->ob);
 	size_t nl = 0;
-	const char *s = *p, *end = *p + *n;
+	const char *s = p, *end = p + n;
 	while (s < end) {
 		const char *q = memchr(s, '\n', (size_t)(end - s));
 		size_t len = q ? (size_t)(q - s) : (size_t)(end - s);
@@ -213,20 +217,6 @@ static void objects(struct run *o, const char **p, size_t *n)
 	obj_worker(&w[0]);
 	for (int t = 1; t <= started; t++)
 		pthread_join(tid[t], NULL);
-	/* the new objects are durable before any record names them */
-	int flushed = 1;
-	for (int t = 0; t < o->nod; t++) {
-		struct mlk_error fe = MLK_ERROR_INIT;
-		if (objdeid_flush(o->od[t], &fe) != MLK_OK) {
-			mlk_error_print(mlk_progname, &fe);
-			flushed = 0;
-		}
-	}
-	if (!flushed) {
-		o->ok = 0;
-		*n = 0;
-		return;
-	}
 	for (size_t i = 0; i < nl; i++) {
 		struct objline *l = &o->lines[i];
 		if (l->st != MLK_OK) {
@@ -236,17 +226,50 @@ static void objects(struct run *o, const char **p, size_t *n)
 			else
 				o->ok = 0;
 		}
-		buf_add(&o->ob, l->out.data ? l->out.data : "", l->out.len);
+		buf_add(&o->held, l->out.data ? l->out.data : "", l->out.len);
 	}
-	*p = o->ob.data ? o->ob.data : "";
-	*n = o->ob.len;
+}
+
+static int emit(struct run *o, const char *p, size_t n);
+
+/*
+ * Publish the objects waiting (one object_publish_many() for all
+ * threads), then write the records held back, which name them.  Records
+ * are held until HOLD_OBJECTS objects wait or HOLD_BYTES of records are
+ * held, so that each directory of the store is synced once per batch
+ * rather than once per chunk of input.
+ */
+static int drain(struct run *o)
+{
+	struct mlk_error fe = MLK_ERROR_INIT;
+	if (objdeid_flush_many(o->od, (size_t)o->nod, &fe) != MLK_OK) {
+		mlk_error_print(mlk_progname, &fe);
+		o->ok = 0;
+		buf_reset(&o->held);
+		return 1;
+	}
+	int rc = emit(o, o->held.data ? o->held.data : "", o->held.len);
+	buf_reset(&o->held);
+	return rc;
 }
 
 static int sink_write(void *ctx, const char *p, size_t n)
 {
 	struct run *o = ctx;
-	if (o->nod)
-		objects(o, &p, &n);
+	if (!o->nod)
+		return emit(o, p, n);
+	objects(o, p, n);
+	size_t waiting = 0;
+	for (int t = 0; t < o->nod; t++)
+		waiting += objdeid_pending(o->od[t]);
+	if (waiting >= HOLD_OBJECTS || o->held.len >= HOLD_BYTES)
+		return drain(o);
+	return 0;
+}
+
+/* Records out: k-anonymity counts, then standard output (or the spool). */
+static int emit(struct run *o, const char *p, size_t n)
+{
 	if (o->ka) {
 		const char *s = p, *end = p + n;
 		while (s < end) {
@@ -811,6 +834,16 @@ int main(int argc, char **argv)
 		keyed_release(&k);
 		return e.status;
 	}
+	if (o.nod) {
+		/* each object waiting to be published holds a file open
+		 * (HOLD_OBJECTS, and PENDING_MAX per thread): room for them */
+		struct rlimit rl;
+		if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < 8192 &&
+		    rl.rlim_cur < rl.rlim_max) {
+			rl.rlim_cur = rl.rlim_max < 8192 ? rl.rlim_max : 8192;
+			setrlimit(RLIMIT_NOFILE, &rl);
+		}
+	}
 	for (int t = 0; sm && t < o.nod; t++)
 		objdeid_set_samples(o.od[t], sm);   /* freed at the end */
 	int fd = 0;
@@ -861,6 +894,8 @@ int main(int argc, char **argv)
 	struct deid_sink sink = { &o, sink_write, sink_reject,
 				  has_encrypt ? sink_vault : NULL };
 	enum mlk_status rs = deid_run(d, fd, threads, &sink, &e);
+	if (o.nod)
+		drain(&o);   /* the last records held back */
 	if (fd > 0)
 		close(fd);
 	if (rs != MLK_OK && e.status != MLK_OK)
@@ -960,7 +995,7 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < o.lines_alloc; i++)
 		buf_release(&o.lines[i].out);
 	free(o.lines);
-	buf_release(&o.ob);
+	buf_release(&o.held);
 	for (size_t i = 0; i < nquasi; i++)
 		free(quasi[i]);
 	free(quasi);

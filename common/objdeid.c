@@ -21,7 +21,7 @@
 #include "xalloc.h"
 #include "banned.h"
 
-#define PENDING_MAX 64
+#define PENDING_MAX 256
 
 struct objdeid {
 	const struct lake *l;
@@ -92,6 +92,11 @@ void objdeid_free(struct objdeid *od)
 void objdeid_set_samples(struct objdeid *od, const struct samplemap *m)
 {
 	od->samples = m;
+}
+
+size_t objdeid_pending(const struct objdeid *od)
+{
+	return od->npending;
 }
 
 unsigned long long objdeid_count(const struct objdeid *od)
@@ -186,6 +191,34 @@ static enum mlk_status store(struct objdeid *od, int fd, const char *src,
 	return st;
 }
 
+enum mlk_status objdeid_flush_many(struct objdeid *const *ods, size_t n,
+				   struct mlk_error *e)
+{
+	size_t total = 0;
+	for (size_t i = 0; i < n; i++)
+		total += ods[i]->npending;
+	if (!total)
+		return MLK_OK;
+	struct object_info **v = xmalloc(total * sizeof *v);
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++) {
+		memcpy(v + k, ods[i]->pending,
+		       ods[i]->npending * sizeof *v);
+		k += ods[i]->npending;
+		ods[i]->npending = 0;
+	}
+	/* one publish: each directory of the store synced once */
+	enum mlk_status st = object_publish_many(ods[0]->l, v, total, e);
+	for (size_t i = 0; i < total; i++) {
+		if (st != MLK_OK && v[i]->tmp)
+			object_discard(v[i]);
+		free(v[i]->tmp);
+		free(v[i]);
+	}
+	free(v);
+	return st;
+}
+
 enum mlk_status objdeid_flush(struct objdeid *od, struct mlk_error *e)
 {
 	if (!od->npending)
@@ -216,24 +249,42 @@ static enum mlk_status dicom_object(struct objdeid *od, const char *in,
 	if (ifd < 0)
 		return mlk_error_set(e, MLK_PARTIAL, name, 0, "object not in "
 				     "the store");
-	FILE *t = tmpfile();
-	if (!t) {
-		close(ifd);
-		return mlk_error_errno(e, name, "cannot make a temporary file");
+	/* written straight into a temp file of the store: one file, once */
+	if (od->npending == PENDING_MAX) {
+		enum mlk_status fs = objdeid_flush(od, e);
+		if (fs != MLK_OK) {
+			close(ifd);
+			return fs;
+		}
 	}
+	struct object_info *info = xcalloc(1, sizeof *info);
+	enum mlk_status st = object_create(od->l, info, e);
 	struct dicomwrite_params wp = { od->dd, shift, od->k };
 	struct dicomwrite_result res;
-	enum mlk_status st = dicomwrite_fd(&wp, ifd, name, fileno(t), &res,
-					   e);
+	if (st == MLK_OK)
+		st = dicomwrite_fd(&wp, ifd, name, info->fd, &res, e);
 	close(ifd);
 	if (st == MLK_OK)
-		st = store(od, fileno(t), name, hex, e);
+		st = object_seal(od->l, info, e);
+	int rfd = -1;
+	if (st == MLK_OK) {
+		memcpy(hex, info->sha256, SHA256_HEX);
+		*size = res.bytes;
+		if (info->tmp) {
+			rfd = dup(info->fd);
+		} else {   /* the store held these bytes already */
+			char *path = object_path(od->l, hex);
+			rfd = open(path, O_RDONLY | O_CLOEXEC);
+			free(path);
+		}
+		if (rfd < 0)
+			st = mlk_error_errno(e, name, "cannot read back");
+	}
 	if (st == MLK_OK) {
 		struct dicom_doc doc;
-		*size = res.bytes;
-		if (lseek(fileno(t), 0, SEEK_SET) != 0) {
+		if (lseek(rfd, 0, SEEK_SET) != 0) {
 			st = mlk_error_errno(e, name, "cannot rewind");
-		} else if (dicom_json_fd(fileno(t), name, &doc, e) != 0) {
+		} else if (dicom_json_fd(rfd, name, &doc, e) != 0) {
 			/* our own output unreadable: a bug, never passed on */
 			st = mlk_error_set(e, MLK_SYSTEM, name, 0, "the "
 					   "de-identified object cannot be "
@@ -243,7 +294,14 @@ static enum mlk_status dicom_object(struct objdeid *od, const char *in,
 		}
 		dicom_doc_release(&doc);
 	}
-	fclose(t);
+	if (rfd >= 0)
+		close(rfd);
+	if (st == MLK_OK && info->tmp) {
+		od->pending[od->npending++] = info;   /* objdeid_flush() */
+		return MLK_OK;
+	}
+	object_discard(info);
+	free(info);
 	return st;
 }
 

@@ -88,6 +88,13 @@ void objdeid_set_samples(struct objdeid *od, const struct samplemap *m);
  * records out.  MLK_SYSTEM when the store cannot be written; the objects
  * are then discarded and the records must not be written. */
 enum mlk_status objdeid_flush(struct objdeid *od, struct mlk_error *e);
+/* The same for several instances (threads) at once: one publish, so each
+ * directory of the store is synced once, not once per instance. */
+enum mlk_status objdeid_flush_many(struct objdeid *const *ods, size_t n,
+				   struct mlk_error *e);
+
+/* New objects waiting for objdeid_flush(). */
+size_t objdeid_pending(const struct objdeid *od);
 
 /* Objects written so far (new or already stored). */
 unsigned long long objdeid_count(const struct objdeid *od);

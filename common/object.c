@@ -276,6 +276,42 @@ enum mlk_status object_put_fd(const struct lake *l, int fd, const char *src,
 	return MLK_OK;
 }
 
+enum mlk_status object_create(const struct lake *l, struct object_info *info,
+			      struct mlk_error *e)
+{
+	memset(info, 0, sizeof *info);
+	info->fd = -1;
+	char *tmpl = lake_path(l, "objects/incoming");
+	enum mlk_status s = fsio_temp_beside(tmpl, &info->fd, &info->tmp, e);
+	free(tmpl);
+	return s;
+}
+
+enum mlk_status object_seal(const struct lake *l, struct object_info *info,
+			    struct mlk_error *e)
+{
+	enum mlk_status s = hash_all(info->fd, 1, -1, NULL, info->tmp, info,
+				     e);
+	if (s != MLK_OK) {
+		object_discard(info);
+		free(info->tmp);
+		info->tmp = NULL;
+		return s;
+	}
+	char *final = object_path(l, info->sha256);
+	info->existed = fsio_exists(final);
+	free(final);
+	if (info->existed) {
+		object_discard(info);
+		free(info->tmp);
+		info->tmp = NULL;
+	} else {
+		/* the disk starts now; publishing waits for it */
+		sync_file_range(info->fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+	}
+	return MLK_OK;
+}
+
 enum mlk_status object_wait(struct object_info *info, const char *src,
 			    struct mlk_error *e)
 {

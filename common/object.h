@@ -47,6 +47,20 @@ struct object_info {
  */
 enum mlk_status object_put_fd(const struct lake *l, int fd, const char *src,
 			      struct object_info *info, struct mlk_error *e);
+/*
+ * An object the caller writes itself (a de-identified copy): a temp file
+ * in the store, open for reading and writing on info->fd (info->tmp its
+ * path).  When written, object_seal() hashes it (from the page cache)
+ * and names it; if the store already held those bytes the temp is gone
+ * (info->existed, info->tmp NULL), else it is published like a stored
+ * file (object_publish(), object_publish_many()) or discarded.  One file
+ * created per object, and its bytes written once.
+ */
+enum mlk_status object_create(const struct lake *l, struct object_info *info,
+			      struct mlk_error *e);
+enum mlk_status object_seal(const struct lake *l, struct object_info *info,
+			    struct mlk_error *e);
+
 /* Wait for a running copy and check that the source did not change
  * meanwhile (MLK_INTEGRITY, naming src, when it did). */
 enum mlk_status object_wait(struct object_info *info, const char *src,
