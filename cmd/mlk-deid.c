@@ -116,9 +116,10 @@ static char **split_list(const char *opt, const char *s, size_t *n)
 
 /* Threads de-identifying objects (deid.threads, at most this many). */
 #define OBJ_THREADS_MAX 16
-/* Records are held back until this many new objects wait to be
- * published, or this many bytes of records are held (see drain()). */
-#define HOLD_OBJECTS 384
+/* Records are held back until hold_objects new objects wait to be
+ * published (at most HOLD_OBJECTS, fewer when few files may be open: each
+ * holds one), or HOLD_BYTES of records are held (see drain()). */
+#define HOLD_OBJECTS 1024
 #define HOLD_BYTES (16u << 20)
 
 struct objline {
@@ -142,6 +143,7 @@ struct run {
 	struct objdeid *od[OBJ_THREADS_MAX];
 	int nod;
 	struct buf held;           /* records naming unpublished objects */
+	size_t hold_objects;
 	unsigned long long obj_rejected;
 	/* a chunk's lines and what became of each (objects()) */
 	struct objline *lines;
@@ -228,6 +230,9 @@ static void objects(struct run *o, const char *p, size_t n)
 		}
 		buf_add(&o->held, l->out.data ? l->out.data : "", l->out.len);
 	}
+	/* the disk syncs this chunk's objects while the next one is made */
+	for (int t = 0; t < o->nod; t++)
+		objdeid_sync_start(o->od[t]);
 }
 
 static int emit(struct run *o, const char *p, size_t n);
@@ -262,7 +267,7 @@ static int sink_write(void *ctx, const char *p, size_t n)
 	size_t waiting = 0;
 	for (int t = 0; t < o->nod; t++)
 		waiting += objdeid_pending(o->od[t]);
-	if (waiting >= HOLD_OBJECTS || o->held.len >= HOLD_BYTES)
+	if (waiting >= o->hold_objects || o->held.len >= HOLD_BYTES)
 		return drain(o);
 	return 0;
 }
@@ -838,10 +843,19 @@ int main(int argc, char **argv)
 		/* each object waiting to be published holds a file open
 		 * (HOLD_OBJECTS, and PENDING_MAX per thread): room for them */
 		struct rlimit rl;
-		if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < 8192 &&
-		    rl.rlim_cur < rl.rlim_max) {
-			rl.rlim_cur = rl.rlim_max < 8192 ? rl.rlim_max : 8192;
-			setrlimit(RLIMIT_NOFILE, &rl);
+		o.hold_objects = 64;
+		if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+			if (rl.rlim_cur < 8192 && rl.rlim_cur < rl.rlim_max) {
+				rl.rlim_cur = rl.rlim_max < 8192 ? rl.rlim_max
+								 : 8192;
+				setrlimit(RLIMIT_NOFILE, &rl);
+				getrlimit(RLIMIT_NOFILE, &rl);
+			}
+			/* half the files left, for the objects waiting */
+			if (rl.rlim_cur > 256)
+				o.hold_objects = (rl.rlim_cur - 128) / 2;
+			if (o.hold_objects > HOLD_OBJECTS)
+				o.hold_objects = HOLD_OBJECTS;
 		}
 	}
 	for (int t = 0; sm && t < o.nod; t++)

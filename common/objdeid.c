@@ -21,7 +21,7 @@
 #include "xalloc.h"
 #include "banned.h"
 
-#define PENDING_MAX 256
+#define PENDING_MAX 1024
 
 struct objdeid {
 	const struct lake *l;
@@ -32,9 +32,14 @@ struct objdeid {
 	const struct samplemap *samples;   /* borrowed, or NULL */
 	struct object_info *pending[PENDING_MAX];   /* stored, unpublished */
 	size_t npending;
+	size_t nsyncing;             /* pending[0, nsyncing) being synced */
+	struct object_sync **syncs;  /* ... by these (objdeid_sync_start) */
+	size_t nsyncs;
 	struct rec r;
 	unsigned long long count, quarantined, superseded;
 };
+
+static void sync_finish(struct objdeid *od);
 
 static void tok(void *ctx, const char *v, size_t n,
 		char out[DD_TOKEN_LEN + 1])
@@ -78,6 +83,8 @@ void objdeid_free(struct objdeid *od)
 	if (!od)
 		return;
 	dd_free(od->dd);
+	sync_finish(od);
+	free(od->syncs);
 	for (size_t i = 0; i < od->npending; i++) {
 		object_discard(od->pending[i]);
 		free(od->pending[i]->tmp);
@@ -191,9 +198,31 @@ static enum mlk_status store(struct objdeid *od, int fd, const char *src,
 	return st;
 }
 
+void objdeid_sync_start(struct objdeid *od)
+{
+	if (od->nsyncing == od->npending)
+		return;
+	od->syncs = xrealloc(od->syncs, (od->nsyncs + 1) * sizeof *od->syncs);
+	od->syncs[od->nsyncs++] = object_sync_start(od->pending + od->nsyncing,
+						    od->npending -
+						    od->nsyncing);
+	od->nsyncing = od->npending;
+}
+
+/* Wait for the syncs started: their objects may be published now. */
+static void sync_finish(struct objdeid *od)
+{
+	for (size_t i = 0; i < od->nsyncs; i++)
+		object_sync_finish(od->syncs[i]);
+	od->nsyncs = 0;
+	od->nsyncing = 0;
+}
+
 enum mlk_status objdeid_flush_many(struct objdeid *const *ods, size_t n,
 				   struct mlk_error *e)
 {
+	for (size_t i = 0; i < n; i++)
+		sync_finish(ods[i]);
 	size_t total = 0;
 	for (size_t i = 0; i < n; i++)
 		total += ods[i]->npending;
@@ -221,6 +250,7 @@ enum mlk_status objdeid_flush_many(struct objdeid *const *ods, size_t n,
 
 enum mlk_status objdeid_flush(struct objdeid *od, struct mlk_error *e)
 {
+	sync_finish(od);
 	if (!od->npending)
 		return MLK_OK;
 	enum mlk_status st = object_publish_many(od->l, od->pending,

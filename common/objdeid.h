@@ -88,6 +88,9 @@ void objdeid_set_samples(struct objdeid *od, const struct samplemap *m);
  * records out.  MLK_SYSTEM when the store cannot be written; the objects
  * are then discarded and the records must not be written. */
 enum mlk_status objdeid_flush(struct objdeid *od, struct mlk_error *e);
+/* Start syncing, in the background, the new objects stored since the last
+ * call: objdeid_flush() then has less to wait for. */
+void objdeid_sync_start(struct objdeid *od);
 /* The same for several instances (threads) at once: one publish, so each
  * directory of the store is synced once, not once per instance. */
 enum mlk_status objdeid_flush_many(struct objdeid *const *ods, size_t n,
