@@ -710,15 +710,6 @@ $(tok p-77)"
 
 TOKEN_RE='^[0-9a-f]{8}-[0-9a-f]{4}-8[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$'
 
-# Put a file into the object store as ingest would; print its record.
-gen_store() {
-	local h
-	h=$(sha256sum "$1" | cut -c1-64)
-	mkdir -p "$MLK_LAKE/objects/sha256/${h:0:2}"
-	cp "$1" "$MLK_LAKE/objects/sha256/${h:0:2}/$h"
-	jq -nc --arg b "sha256:$h" --arg t "$2" \
-	   '{_mlk: {v: 1, kind: "genomics", type: $t, blob: $b, dataset: "genomics/x"}}'
-}
 
 # Copy the object and index of the output record of type $1 to $2 and
 # $2 plus the index suffix $3, as a user would to query it.
@@ -825,9 +816,9 @@ gen_fetch() {
 	bcftools view --no-version -Ov -o plain.vcf "$G/pysam_ex1.vcf.gz" 2> /dev/null
 	samtools sort -n -o byname.bam "$G/pysam_ex1.sorted.bam"
 	{
-		gen_store x.bcf bcf
-		gen_store plain.vcf vcf
-		gen_store byname.bam bam
+		store x.bcf bcf
+		store plain.vcf vcf
+		store byname.bam bam
 	} > in.ndjson
 	run --separate-stderr mlk-deid --project seq in.ndjson
 	assert_success
@@ -868,7 +859,7 @@ gen_fetch() {
 
 @test "genomics objects: a truncated CRAM is left out with the reason, exit 1" {
 	head -c 1000 "$DATA/genomics/pysam_ex3.cram" > cut.cram
-	gen_store cut.cram cram > in.ndjson
+	store cut.cram cram > in.ndjson
 	h=$(sha256sum cut.cram | cut -c1-64)
 	run --separate-stderr mlk-deid --project seq in.ndjson
 	assert_failure 1
