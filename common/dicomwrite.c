@@ -63,6 +63,7 @@ struct w {
 	int deflate;             /* the data set goes through zs */
 	z_stream zs;
 	unsigned long long zbytes;
+	struct sha256_ctx hc;    /* of every byte written */
 	struct dicomwrite_result *res;
 };
 
@@ -136,6 +137,7 @@ static int out_raw(struct w *w, const void *p, size_t n)
 		w->st = MLK_SYSTEM;
 		return -1;
 	}
+	sha256_update(&w->hc, p, n);
 	w->bytes += n;
 	return 0;
 }
@@ -244,12 +246,8 @@ static int copy_bulk(struct w *w, unsigned long long off, uint32_t n)
 			w->st = w->e->status;
 			return -1;
 		}
-		if (fsio_write_all(w->out, w->chunk, (size_t)got, w->name,
-				   w->e) != MLK_OK) {
-			w->st = MLK_SYSTEM;
+		if (out_raw(w, w->chunk, (size_t)got))
 			return -1;
-		}
-		w->bytes += (unsigned long long)got;
 		off += (unsigned long long)got;
 		left -= (unsigned long long)got;
 	}
@@ -580,48 +578,81 @@ static void write_meta(struct w *w, const struct pre *p, const char *sop_uid)
 	buf_release(&g);
 }
 
-enum mlk_status dicomwrite_fd(const struct dicomwrite_params *p, int in_fd,
-			      const char *name, int out_fd,
-			      struct dicomwrite_result *res,
-			      struct mlk_error *e)
+/* One file between dicomwrite_begin() and dicomwrite_end(). */
+struct dicomwrite {
+	const struct dicomwrite_params *p;
+	int in;
+	const char *name;
+	struct pre pre;
+};
+
+enum mlk_status dicomwrite_begin(const struct dicomwrite_params *p,
+				 int in_fd, const char *name,
+				 struct dicomwrite **out, struct mlk_error *e)
+{
+	*out = NULL;
+	struct dicomwrite *dw = xcalloc(1, sizeof *dw);
+	dw->p = p;
+	dw->in = in_fd;
+	dw->name = name;
+	struct pre *pre = &dw->pre;
+	/* the cleaner needs the object's identifiers: the whole header */
+	dd_clear_known(p->dd);
+	if (dd_cleans(p->dd))
+		pre->dd = p->dd;
+	struct dicom_visitor v = { pre, pre_event, 0 };
+	int rc = dicom_read_fd(in_fd, name, &v, e);
+	enum mlk_status st = MLK_OK;
+	if (rc != 0 && rc != STOP_PREPASS)
+		st = e->status ? e->status : MLK_PARTIAL;
+	if (st == MLK_OK) {
+		const char *burned = !pre->have_burned ? NULL
+				     : pre->burned.data ? pre->burned.data
+				     : "";
+		st = dd_burned_in(p->dd, pre->modality.data,
+				  pre->sop_class.data, burned, e);
+		if (st != MLK_OK)
+			snprintf(e->file, sizeof e->file, "%s", name);
+	}
+	if (st != MLK_OK) {
+		pre_release(pre);
+		free(dw);
+		return st;
+	}
+	int shift = 0;
+	if (p->shift_days && pre->pid.len)
+		shift = p->shift_days(p->ctx, pre->pid.data, pre->pid.len);
+	dd_set_patient(p->dd, pre->pid.data ? pre->pid.data : "",
+		       pre->pid.len, shift);
+	*out = dw;
+	return MLK_OK;
+}
+
+void dicomwrite_abort(struct dicomwrite *dw)
+{
+	if (!dw)
+		return;
+	pre_release(&dw->pre);
+	free(dw);
+}
+
+enum mlk_status dicomwrite_end(struct dicomwrite *dw, int out_fd,
+			       struct dicomwrite_result *res,
+			       struct mlk_error *e)
 {
 	struct dicomwrite_result scratch;
 	if (!res)
 		res = &scratch;
 	memset(res, 0, sizeof *res);
-
-	struct pre pre;
-	memset(&pre, 0, sizeof pre);
-	/* the cleaner needs the object's identifiers: the whole header */
-	dd_clear_known(p->dd);
-	if (dd_cleans(p->dd))
-		pre.dd = p->dd;
-	struct dicom_visitor v = { &pre, pre_event, 0 };
-	int rc = dicom_read_fd(in_fd, name, &v, e);
-	if (rc != 0 && rc != STOP_PREPASS) {
-		pre_release(&pre);
-		return e->status ? e->status : MLK_PARTIAL;
-	}
-	enum mlk_status st = dd_burned_in(p->dd, pre.modality.data,
-					  pre.sop_class.data,
-					  pre.have_burned ? (pre.burned.data
-							     ? pre.burned.data
-							     : "")
-							  : NULL, e);
-	if (st != MLK_OK) {
-		snprintf(e->file, sizeof e->file, "%s", name);
-		pre_release(&pre);
-		return st;
-	}
-	int shift = 0;
-	if (p->shift_days && pre.pid.len)
-		shift = p->shift_days(p->ctx, pre.pid.data, pre.pid.len);
-	dd_set_patient(p->dd, pre.pid.data ? pre.pid.data : "", pre.pid.len,
-		       shift);
+	const struct dicomwrite_params *p = dw->p;
+	struct pre *pre = &dw->pre;
+	int in_fd = dw->in;
+	const char *name = dw->name;
 	snprintf(res->modality, sizeof res->modality, "%s",
-		 pre.modality.data ? pre.modality.data : "");
-	copy_uid(res->sop_class, pre.sop_class.data ? pre.sop_class.data : "",
-		 pre.sop_class.len);
+		 pre->modality.data ? pre->modality.data : "");
+	copy_uid(res->sop_class, pre->sop_class.data ? pre->sop_class.data
+						     : "",
+		 pre->sop_class.len);
 
 	struct w w;
 	memset(&w, 0, sizeof w);
@@ -631,21 +662,23 @@ enum mlk_status dicomwrite_fd(const struct dicomwrite_params *p, int in_fd,
 	w.name = name;
 	w.e = e;
 	w.res = res;
-	w.explicit_vr = pre.info.syntax != DICOM_IMPLICIT_LE;
-	w.be = pre.info.syntax == DICOM_EXPLICIT_BE;
-	int deflated = pre.info.syntax == DICOM_DEFLATED_LE;
+	w.explicit_vr = pre->info.syntax != DICOM_IMPLICIT_LE;
+	w.be = pre->info.syntax == DICOM_EXPLICIT_BE;
+	int deflated = pre->info.syntax == DICOM_DEFLATED_LE;
+	sha256_init(&w.hc);
 
 	/* the new SOP Instance UID, as the data set will carry it */
 	struct buf sop = BUF_INIT;
-	if (pre.sop_uid.len)
+	if (pre->sop_uid.len)
 		dd_value(p->dd, dd_action(p->dd, T_SOP_UID, "UI", NULL, 0), "UI",
-			 pre.sop_uid.data, pre.sop_uid.len, &sop);
-	write_meta(&w, &pre, sop.data ? sop.data : "");
+			 pre->sop_uid.data, pre->sop_uid.len, &sop);
+	write_meta(&w, pre, sop.data ? sop.data : "");
 	buf_release(&sop);
-	pre_release(&pre);
+	dicomwrite_abort(dw);
 
 	if (lseek(in_fd, 0, SEEK_SET) != 0) {
 		buf_release(&w.o);
+		sha256_abort(&w.hc);
 		return mlk_error_errno(e, name, "cannot seek");
 	}
 	if (deflated) {
@@ -653,6 +686,7 @@ enum mlk_status dicomwrite_fd(const struct dicomwrite_params *p, int in_fd,
 		if (deflateInit2(&w.zs, Z_BEST_SPEED, Z_DEFLATED,
 				 -MAX_WBITS, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
 			buf_release(&w.o);
+			sha256_abort(&w.hc);
 			return mlk_error_set(e, MLK_SYSTEM, name, 0,
 					     "cannot start deflate");
 		}
@@ -662,7 +696,7 @@ enum mlk_status dicomwrite_fd(const struct dicomwrite_params *p, int in_fd,
 	 * in memory (up to DICOM_MAX_VALUE); pixel data there is refused. */
 	struct dicom_visitor wv = { &w, write_event,
 				    deflated ? DICOM_MAX_VALUE : 0 };
-	rc = dicom_read_fd(in_fd, name, &wv, e);
+	int rc = dicom_read_fd(in_fd, name, &wv, e);
 	if (rc == 0 && w.st == MLK_OK) {
 		while (w.next_insert < (int)NINSERTS)
 			insert_one(&w, inserts[w.next_insert++]);
@@ -671,13 +705,33 @@ enum mlk_status dicomwrite_fd(const struct dicomwrite_params *p, int in_fd,
 	}
 	if (w.deflate)
 		deflateEnd(&w.zs);
-	st = w.st != MLK_OK ? w.st : rc ? (e->status ? e->status
-					   : MLK_PARTIAL) : MLK_OK;
+	enum mlk_status st = w.st != MLK_OK ? w.st
+			     : rc ? (e->status ? e->status : MLK_PARTIAL)
+			     : MLK_OK;
 	res->bytes = w.bytes;
+	if (st == MLK_OK) {
+		uint8_t d[SHA256_LEN];
+		sha256_final(&w.hc, d);
+		hex_encode(d, SHA256_LEN, res->sha256);
+	} else {
+		sha256_abort(&w.hc);
+	}
 	buf_release(&w.o);
 	buf_release(&w.v);
 	free(w.chunk);
 	return st;
+}
+
+enum mlk_status dicomwrite_fd(const struct dicomwrite_params *p, int in_fd,
+			      const char *name, int out_fd,
+			      struct dicomwrite_result *res,
+			      struct mlk_error *e)
+{
+	struct dicomwrite *dw;
+	if (res)
+		memset(res, 0, sizeof *res);
+	enum mlk_status st = dicomwrite_begin(p, in_fd, name, &dw, e);
+	return st != MLK_OK ? st : dicomwrite_end(dw, out_fd, res, e);
 }
 
 enum mlk_status dicomwrite_file(const struct dicomwrite_params *p,

@@ -43,6 +43,7 @@
 
 #include <stddef.h>
 
+#include "crypto.h"
 #include "dicomdeid.h"
 #include "status.h"
 
@@ -62,6 +63,7 @@ struct dicomwrite_result {
 	char sop_class[DD_UID_MAX + 1];
 	char modality[17];
 	unsigned long long bytes;          /* size of the file written */
+	char sha256[SHA256_HEX];           /* of its bytes, as written */
 };
 
 /* De-identify the file open on in_fd (name for messages) into out_fd,
@@ -70,6 +72,23 @@ enum mlk_status dicomwrite_fd(const struct dicomwrite_params *p, int in_fd,
 			      const char *name, int out_fd,
 			      struct dicomwrite_result *res,
 			      struct mlk_error *e);
+
+/*
+ * dicomwrite_fd() in two steps, so that no output is made for an object
+ * that is refused: dicomwrite_begin() reads what decisions need (the
+ * burned-in rule: MLK_DENIED; unreadable input: MLK_PARTIAL) and sets
+ * the patient; dicomwrite_end() writes the file and frees dw (as does
+ * dicomwrite_abort(), when nothing is to be written).  in_fd and p must
+ * stay valid until then.
+ */
+struct dicomwrite;
+enum mlk_status dicomwrite_begin(const struct dicomwrite_params *p,
+				 int in_fd, const char *name,
+				 struct dicomwrite **dw, struct mlk_error *e);
+enum mlk_status dicomwrite_end(struct dicomwrite *dw, int out_fd,
+			       struct dicomwrite_result *res,
+			       struct mlk_error *e);
+void dicomwrite_abort(struct dicomwrite *dw);
 
 /* The same from path in to path out, atomically (temp beside out, fsync,
  * rename, fsync dir); out is created with mode. */

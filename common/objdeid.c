@@ -1,4 +1,5 @@
 /* objdeid — see objdeid.h. */
+#include <errno.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <stdio.h>
@@ -37,6 +38,13 @@ struct objdeid {
 	size_t nsyncs;
 	struct rec r;
 	unsigned long long count, quarantined, superseded;
+	/* reasons of objects left out, written and not yet synced */
+	struct reason {
+		int fd;
+		char *tmp, *path;
+	} *reasons;
+	size_t nreasons, reasons_alloc;
+	char *qdir;                  /* made (quarantine/_deid/<project>) */
 };
 
 static void sync_finish(struct objdeid *od);
@@ -90,6 +98,14 @@ void objdeid_free(struct objdeid *od)
 		free(od->pending[i]->tmp);
 		free(od->pending[i]);
 	}
+	for (size_t i = 0; i < od->nreasons; i++) {
+		close(od->reasons[i].fd);
+		unlink(od->reasons[i].tmp);
+		free(od->reasons[i].tmp);
+		free(od->reasons[i].path);
+	}
+	free(od->reasons);
+	free(od->qdir);
 	deid_keys_free(od->k);
 	rec_release(&od->r);
 	free(od->project);
@@ -120,17 +136,23 @@ unsigned long long objdeid_quarantined(const struct objdeid *od)
  * The reason an object was left out, as quarantine/_deid/<project>/
  * <hex>.json (mlk-layout(5)): one file per object and project, replaced
  * atomically by a later run, so reruns do not pile up.  It names the
- * object, never a value of it.
+ * object, never a value of it.  Written into a temp file here; synced
+ * and renamed into place by publish_reasons(), with the objects, so that
+ * a batch's reasons cost one sync of their folder.
  */
 static enum mlk_status quarantine(struct objdeid *od, const char *hex,
 				  const char *type, const char *dataset,
 				  const char *reason, struct mlk_error *e)
 {
-	char *dir = lake_path(od->l, "quarantine/_deid/%s", od->project);
-	enum mlk_status s = fsio_mkdirs(dir, 0755, e);
-	if (s != MLK_OK) {
-		free(dir);
-		return s;
+	if (!od->qdir) {
+		char *dir = lake_path(od->l, "quarantine/_deid/%s",
+				      od->project);
+		enum mlk_status s = fsio_mkdirs(dir, 0755, e);
+		if (s != MLK_OK) {
+			free(dir);
+			return s;
+		}
+		od->qdir = dir;
 	}
 	struct buf j = BUF_INIT;
 	char now[32];
@@ -149,13 +171,70 @@ static enum mlk_status quarantine(struct objdeid *od, const char *hex,
 		 od->prof->sha256);
 	buf_add_json_cstr(&j, reason);
 	buf_addf(&j, ",\"time\":\"%s\"}\n", now);
-	char *path = xasprintf("%s/%.64s.json", dir, hex);
-	s = fsio_write_atomic(path, j.data, j.len, 0444, e);
-	if (s == MLK_OK)
-		od->quarantined++;
-	free(path);
-	free(dir);
+	struct reason r;
+	r.path = xasprintf("%s/%.64s.json", od->qdir, hex);
+	enum mlk_status s = fsio_temp_beside(r.path, &r.fd, &r.tmp, e);
+	if (s == MLK_OK) {
+		s = fsio_write_all(r.fd, j.data, j.len, r.path, e);
+		if (s != MLK_OK) {
+			close(r.fd);
+			unlink(r.tmp);
+			free(r.tmp);
+		}
+	}
 	buf_release(&j);
+	if (s != MLK_OK) {
+		free(r.path);
+		return s;
+	}
+	if (od->nreasons == od->reasons_alloc) {
+		od->reasons_alloc = od->reasons_alloc ? 2 * od->reasons_alloc
+						      : 16;
+		od->reasons = xrealloc(od->reasons, od->reasons_alloc *
+					   sizeof *od->reasons);
+	}
+	od->reasons[od->nreasons++] = r;
+	od->quarantined++;
+	return MLK_OK;
+}
+
+/* The reasons written since the last call: synced together, read-only,
+ * renamed into place, their folder synced once.  On failure none is
+ * left behind as a temp. */
+static enum mlk_status publish_reasons(struct objdeid *od,
+				       struct mlk_error *e)
+{
+	size_t n = od->nreasons;
+	if (!n)
+		return MLK_OK;
+	int *fds = xmalloc(n * sizeof *fds);
+	for (size_t i = 0; i < n; i++)
+		fds[i] = od->reasons[i].fd;
+	size_t bad = 0;
+	int err = fsio_fsync_many(fds, n, &bad);
+	free(fds);
+	enum mlk_status s = MLK_OK;
+	if (err) {
+		errno = err;
+		s = mlk_error_errno(e, od->reasons[bad].path, "cannot sync");
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct reason *r = &od->reasons[i];
+		if (s == MLK_OK && fchmod(r->fd, 0444) != 0)
+			s = mlk_error_errno(e, r->path, "cannot set mode");
+		if (close(r->fd) != 0 && s == MLK_OK)
+			s = mlk_error_errno(e, r->path, "cannot close");
+		if (s == MLK_OK && rename(r->tmp, r->path) != 0)
+			s = mlk_error_errno(e, r->path, "cannot rename into "
+					    "place");
+		if (s != MLK_OK)
+			unlink(r->tmp);
+		free(r->tmp);
+		free(r->path);
+	}
+	od->nreasons = 0;
+	if (s == MLK_OK)
+		s = fsio_fsync_dir(od->qdir, e);
 	return s;
 }
 
@@ -223,6 +302,16 @@ enum mlk_status objdeid_flush_many(struct objdeid *const *ods, size_t n,
 {
 	for (size_t i = 0; i < n; i++)
 		sync_finish(ods[i]);
+	for (size_t i = 0; i < n; i++) {
+		enum mlk_status rs = publish_reasons(ods[i], e);
+		if (rs != MLK_OK) {
+			for (size_t j = i + 1; j < n; j++) {
+				struct mlk_error ignored = MLK_ERROR_INIT;
+				publish_reasons(ods[j], &ignored);
+			}
+			return rs;
+		}
+	}
 	size_t total = 0;
 	for (size_t i = 0; i < n; i++)
 		total += ods[i]->npending;
@@ -251,6 +340,9 @@ enum mlk_status objdeid_flush_many(struct objdeid *const *ods, size_t n,
 enum mlk_status objdeid_flush(struct objdeid *od, struct mlk_error *e)
 {
 	sync_finish(od);
+	enum mlk_status rs = publish_reasons(od, e);
+	if (rs != MLK_OK)
+		return rs;
 	if (!od->npending)
 		return MLK_OK;
 	enum mlk_status st = object_publish_many(od->l, od->pending,
@@ -279,23 +371,33 @@ static enum mlk_status dicom_object(struct objdeid *od, const char *in,
 	if (ifd < 0)
 		return mlk_error_set(e, MLK_PARTIAL, name, 0, "object not in "
 				     "the store");
+	/* refused objects (burned-in text) get no file at all */
+	struct dicomwrite_params wp = { od->dd, shift, od->k };
+	struct dicomwrite *dw;
+	enum mlk_status st = dicomwrite_begin(&wp, ifd, name, &dw, e);
+	if (st != MLK_OK) {
+		close(ifd);
+		return st;
+	}
 	/* written straight into a temp file of the store: one file, once */
 	if (od->npending == PENDING_MAX) {
-		enum mlk_status fs = objdeid_flush(od, e);
-		if (fs != MLK_OK) {
+		st = objdeid_flush(od, e);
+		if (st != MLK_OK) {
+			dicomwrite_abort(dw);
 			close(ifd);
-			return fs;
+			return st;
 		}
 	}
 	struct object_info *info = xcalloc(1, sizeof *info);
-	enum mlk_status st = object_create(od->l, info, e);
-	struct dicomwrite_params wp = { od->dd, shift, od->k };
 	struct dicomwrite_result res;
+	st = object_create(od->l, info, e);
 	if (st == MLK_OK)
-		st = dicomwrite_fd(&wp, ifd, name, info->fd, &res, e);
+		st = dicomwrite_end(dw, info->fd, &res, e);
+	else
+		dicomwrite_abort(dw);
 	close(ifd);
 	if (st == MLK_OK)
-		st = object_seal(od->l, info, e);
+		object_seal(od->l, info, res.sha256, res.bytes);
 	int rfd = -1;
 	if (st == MLK_OK) {
 		memcpy(hex, info->sha256, SHA256_HEX);

@@ -287,17 +287,11 @@ enum mlk_status object_create(const struct lake *l, struct object_info *info,
 	return s;
 }
 
-enum mlk_status object_seal(const struct lake *l, struct object_info *info,
-			    struct mlk_error *e)
+void object_seal(const struct lake *l, struct object_info *info,
+		 const char sha256[SHA256_HEX], unsigned long long size)
 {
-	enum mlk_status s = hash_all(info->fd, 1, -1, NULL, info->tmp, info,
-				     e);
-	if (s != MLK_OK) {
-		object_discard(info);
-		free(info->tmp);
-		info->tmp = NULL;
-		return s;
-	}
+	memcpy(info->sha256, sha256, SHA256_HEX);
+	info->size = size;
 	char *final = object_path(l, info->sha256);
 	info->existed = fsio_exists(final);
 	free(final);
@@ -309,7 +303,6 @@ enum mlk_status object_seal(const struct lake *l, struct object_info *info,
 		/* the disk starts now; publishing waits for it */
 		sync_file_range(info->fd, 0, 0, SYNC_FILE_RANGE_WRITE);
 	}
-	return MLK_OK;
 }
 
 enum mlk_status object_wait(struct object_info *info, const char *src,

@@ -50,16 +50,17 @@ enum mlk_status object_put_fd(const struct lake *l, int fd, const char *src,
 /*
  * An object the caller writes itself (a de-identified copy): a temp file
  * in the store, open for reading and writing on info->fd (info->tmp its
- * path).  When written, object_seal() hashes it (from the page cache)
- * and names it; if the store already held those bytes the temp is gone
- * (info->existed, info->tmp NULL), else it is published like a stored
- * file (object_publish(), object_publish_many()) or discarded.  One file
- * created per object, and its bytes written once.
+ * path).  The writer hashes every byte as it writes it (the bytes are
+ * never read again to be named); object_seal() takes that hash and size
+ * and names the object: if the store already held those bytes the temp
+ * is gone (info->existed, info->tmp NULL), else it is published like a
+ * stored file (object_publish(), object_publish_many()) or discarded.
+ * One file created per object, and its bytes written once.
  */
 enum mlk_status object_create(const struct lake *l, struct object_info *info,
 			      struct mlk_error *e);
-enum mlk_status object_seal(const struct lake *l, struct object_info *info,
-			    struct mlk_error *e);
+void object_seal(const struct lake *l, struct object_info *info,
+		 const char sha256[SHA256_HEX], unsigned long long size);
 
 /* Wait for a running copy and check that the source did not change
  * meanwhile (MLK_INTEGRITY, naming src, when it did). */

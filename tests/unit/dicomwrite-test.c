@@ -254,6 +254,13 @@ int main(void)
 		check(!strncmp(ra.study_uid, "2.25.", 5) &&
 		      !strncmp(ra.sop_uid, "2.25.", 5) && ra.bytes > 132,
 		      "result: new study and instance UIDs, size");
+		/* the hash the writer kept of what it wrote is the file's */
+		char fh[SHA256_HEX];
+		unsigned long long fsz = 0;
+		check(sha256_file(pa, fh, &fsz, &e) == MLK_OK &&
+		      !strcmp(fh, ra.sha256) && fsz == ra.bytes,
+		      "result: SHA-256 and size of the bytes written: %s",
+		      samples[i]);
 		enum mlk_status sm = run(m, in, OUT "/m", samples[i], &rm, &e);
 		check(sm == MLK_OK, "modified dates: %s", samples[i]);
 	}
