@@ -2,19 +2,23 @@
 # dicom-deid.sh — the DICOM object de-identification benchmark (issue #5).
 #
 #   sh scripts/bench/dicom-deid.sh [--files N] [--seed S] [--bin DIR]
+#                                  [--rounds R]
 #
 # Uses the N synthetic DICOM files (default 1,000) of scripts/gen-dicom
 # that dicom.sh uses, cached under $MLK_BENCH_CACHE (default
 # ${TMPDIR:-/tmp}/mlk-bench) and keyed by N, S and the generator's hash.
-# Then, in the same run, on the same page-cached files:
+# Then, in the same run, R rounds (default 3) of the two tools in turn,
+# each on page-cached input:
 #
 #   gdcmanon  ONE `gdcmanon -e --certificate CERT -r -i DIR -o OUT` call:
 #             GDCM's PS3.15 basic profile, with a throwaway self-signed
 #             certificate made by openssl for this run
 #   mlk       mlk-deid --lake L --project bench over the records of
-#             mlk-ingest (the ingest into a fresh lake is not timed):
-#             PS3.15 basic profile, a de-identified Part 10 file written
-#             into the object store for each record, fsynced, audited
+#             mlk-ingest: PS3.15 basic profile, a de-identified Part 10
+#             file written into the object store for each record, fsynced,
+#             audited.  The ingest is not timed: it is done once, and each
+#             round gets its own copy of that lake (same key), so every
+#             round writes all its objects anew.
 #
 # gdcmanon stops at the first file it cannot de-identify (two of the nine
 # shared samples, about 2 studies in 9), so the files it accepts are found
@@ -24,38 +28,22 @@
 # ultrasound without BurnedInAnnotation.  Each tool's files/s is counted
 # over the files it actually wrote, and both counts are printed.
 #
-# mlk's output is checked too: every file it wrote is read by dcmdump
-# without error, and no PatientName of the input is found in what dcmdump
-# prints of any of them.
-# The target is mlk at least 2x gdcmanon's files/s.  The last line is
-# "dicom-deid benchmark: PASS" or "dicom-deid benchmark: FAIL".  Exit
+# Each round prints both tools' times and their ratio; the verdict is on
+# the median ratio of the rounds, since this machine is shared.  The work
+# folder is placed away from the files earlier runs deleted (bench_work
+# in lib.sh explains why).
+#
+# mlk's output is checked too: every file of the first round is read by
+# dcmdump without error, no PatientName of the input is found in what
+# dcmdump prints of any of them, and every round wrote the same records
+# (same input, key and project: same bytes).
+# The target is a median ratio mlk/gdcmanon of at least 2.  The last line
+# is "dicom-deid benchmark: PASS" or "dicom-deid benchmark: FAIL".  Exit
 # status: 0 PASS, 1 FAIL, 2 usage or missing tool.
 set -u
 
 . "$(dirname "$0")/lib.sh"
-bench_name=dicom-deid.sh
-root=$(cd "$(dirname "$0")/../.." && pwd)
-files=1000
-seed=1
-bindir=$root/bin
-fail=0
-usage="usage: sh scripts/bench/dicom-deid.sh [--files N] [--seed S] [--bin DIR]"
-while [ $# -gt 0 ]; do
-	case $1 in
-	--files|--seed|--bin)
-		[ $# -ge 2 ] || { echo "$usage" >&2; exit 2; }
-		case $1 in
-		--files) files=$2 ;;
-		--seed) seed=$2 ;;
-		--bin) bindir=$2 ;;
-		esac
-		shift 2 ;;
-	-h|--help) echo "$usage"; exit 0 ;;
-	*) echo "$usage" >&2; exit 2 ;;
-	esac
-done
-case $files in ''|*[!0-9]*|0) echo "dicom-deid.sh: --files must be a positive number" >&2; exit 2 ;; esac
-case $bindir in /*) ;; *) bindir=$(pwd)/$bindir ;; esac
+bench_dicom_args dicom-deid.sh "$@"
 ingest=$bindir/mlk-ingest
 deid=$bindir/mlk-deid
 catalog=$bindir/mlk-catalog
@@ -63,24 +51,7 @@ for t in "$ingest" "$deid" "$catalog"; do
 	[ -x "$t" ] || { echo "dicom-deid.sh: $t not found (make, or --bin DIR)" >&2; exit 2; }
 done
 bench_tools gdcmanon openssl dcmdump jq /usr/bin/python3 /usr/bin/time
-
-# --- input, cached (the same files as dicom.sh) -----------------------------
-cache=${MLK_BENCH_CACHE:-${TMPDIR:-/tmp}/mlk-bench}
-mkdir -p "$cache" || exit 2
-genhash=$(sha256sum "$root/scripts/gen-dicom" | cut -c1-12)
-input=$cache/dicom-n$files-s$seed-$genhash
-if [ ! -f "$input.done" ]; then
-	echo "generating $files DICOM files into $input"
-	rm -rf "$input"
-	if ! /usr/bin/python3 "$root/scripts/gen-dicom" --files "$files" \
-		--seed "$seed" "$input"; then
-		rm -rf "$input"
-		echo "dicom-deid.sh: gen-dicom failed" >&2
-		exit 2
-	fi
-	: >"$input.done"
-fi
-bytes=$(cat "$input"/*.dcm | wc -c | tr -d ' ')
+bench_dicom_input
 
 bench_work dicom-deid
 openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=mlk-bench \
@@ -112,38 +83,74 @@ while read -r n; do
 done <"$accepted"
 gdcm_in=$(grep -c . "$accepted")
 
-# --- mlk: ingest (not timed), then mlk-deid over its records (timed) --------
+# --- mlk: one ingest (not timed), a copy of the lake per round ------------
 "$catalog" init "$work/lake" >/dev/null || exit 2
 "$ingest" --quiet --lake "$work/lake" --dataset imaging/bench "$input" \
 	>"$work/in.ndjson" || { echo "dicom-deid.sh: mlk-ingest failed" >&2; exit 2; }
-cat "$input"/*.dcm "$work"/gdcm-in/*.dcm >/dev/null
+i=1
+while [ "$i" -le "$rounds" ]; do
+	cp -a "$work/lake" "$work/lake$i" || exit 2
+	i=$((i + 1))
+done
 
-# --- runs -------------------------------------------------------------------
-timed gdcmanon gdcmanon -e --certificate "$work/cert.pem" -r \
-	-i "$work/gdcm-in" -o "$work/gdcm-out"
-gdcm_ns=$ns
-gdcm_out=$(find "$work/gdcm-out" -type f 2>/dev/null | grep -c .)
+# --- rounds -----------------------------------------------------------------
+sync
+ratios=
+gdcm_all=
+mlk_all=
+mlk_rss=0
+i=1
+while [ "$i" -le "$rounds" ]; do
+	# each tool starts with the disk idle and its input in the page cache
+	sync
+	cat "$work"/gdcm-in/*.dcm >/dev/null
+	timed gdcmanon gdcmanon -e --certificate "$work/cert.pem" -r \
+		-i "$work/gdcm-in" -o "$work/gdcm-out$i"
+	gdcm_ns=$ns
+	gdcm_out=$(find "$work/gdcm-out$i" -type f 2>/dev/null | grep -c .)
 
-# mlk-deid exits 1 when its profile leaves objects out (reported on
-# stderr); that is its normal outcome here, not a failure of the run.
-t0=$(now_ns)
-/usr/bin/time -f %M -o "$work/mlk.rss" "$deid" --lake "$work/lake" \
-	--project bench "$work/in.ndjson" >"$work/mlk.out" 2>"$work/mlk.err"
-rc=$?
-t1=$(now_ns)
-mlk_ns=$((t1 - t0))
-mlk_rss=$(tail -n 1 "$work/mlk.rss")
-case $mlk_rss in ''|*[!0-9]*) mlk_rss=0 ;; esac
-if [ "$rc" -gt 1 ]; then
-	echo "dicom-deid.sh: mlk-deid exited $rc" >&2
-	tail -n 5 "$work/mlk.err" >&2
-	fail=1
-fi
+	sync
+	cat "$work/lake$i"/objects/sha256/*/* >/dev/null
+	# mlk-deid exits 1 when its profile leaves objects out (reported on
+	# stderr); that is its normal outcome here, not a failure of the run.
+	t0=$(now_ns)
+	/usr/bin/time -f %M -o "$work/mlk.rss" "$deid" --lake "$work/lake$i" \
+		--project bench "$work/in.ndjson" >"$work/mlk$i.out" \
+		2>"$work/mlk.err"
+	rc=$?
+	t1=$(now_ns)
+	mlk_ns=$((t1 - t0))
+	r=$(tail -n 1 "$work/mlk.rss")
+	case $r in ''|*[!0-9]*) r=0 ;; esac
+	[ "$r" -gt "$mlk_rss" ] && mlk_rss=$r
+	if [ "$rc" -gt 1 ]; then
+		echo "dicom-deid.sh: mlk-deid exited $rc" >&2
+		tail -n 5 "$work/mlk.err" >&2
+		fail=1
+	fi
+	mlk_out=$(jq -r '._mlk.blob // empty' "$work/mlk$i.out" | grep -c .)
+	set -- $(awk -v g="$gdcm_ns" -v m="$mlk_ns" -v gout="$gdcm_out" \
+		-v mout="$mlk_out" 'BEGIN {
+		gfs = gout / (g / 1e9); mfs = mout / (m / 1e9)
+		printf "%.1f %.1f %.3f\n", gfs, mfs, (gfs > 0 ? mfs / gfs : 0) }')
+	printf 'round %d: gdcmanon %.2f s, %d files, %.0f files/s; mlk-deid %.2f s, %d files, %.0f files/s; ratio %.2fx\n' \
+		"$i" "$(echo "$gdcm_ns" | awk '{ print $1 / 1e9 }')" "$gdcm_out" "$1" \
+		"$(echo "$mlk_ns" | awk '{ print $1 / 1e9 }')" "$mlk_out" "$2" "$3"
+	gdcm_all="$gdcm_all $1"
+	mlk_all="$mlk_all $2"
+	ratios="$ratios $3"
+	if [ "$i" -gt 1 ] && ! cmp -s "$work/mlk1.out" "$work/mlk$i.out"; then
+		echo "dicom-deid.sh: round $i wrote other records than round 1" >&2
+		fail=1
+	fi
+	i=$((i + 1))
+done
+cp "$work/mlk1.out" "$work/mlk.out"
 
 # --- mlk's output: valid DICOM, no input PatientName in it ------------------
 jq -r '._mlk.blob // empty' "$work/mlk.out" | sed 's/^sha256://' |
 	while read -r h; do
-		echo "$work/lake/objects/sha256/$(echo "$h" | cut -c1-2)/$h"
+		echo "$work/lake1/objects/sha256/$(echo "$h" | cut -c1-2)/$h"
 	done >"$work/mlk.files"
 mlk_out=$(grep -c . "$work/mlk.files")
 left_out=$(($(grep -c . "$work/in.ndjson") - mlk_out))
@@ -161,21 +168,20 @@ while read -r f; do
 	fi
 done <"$work/mlk.files"
 
-awk -v n="$files" -v b="$bytes" -v g="$gdcm_ns" -v m="$mlk_ns" \
-    -v gin="$gdcm_in" -v gout="$gdcm_out" -v mout="$mlk_out" \
+awk -v n="$files" -v b="$bytes" -v gin="$gdcm_in" -v mout="$mlk_out" \
     -v left="$left_out" -v rss="$mlk_rss" -v bad="$bad_dump" \
-    -v names="$names" -v leaks="$leaks" -v fail="$fail" '
+    -v names="$names" -v leaks="$leaks" -v fail="$fail" -v rounds="$rounds" \
+    -v gfs="$(median $gdcm_all)" -v mfs="$(median $mlk_all)" \
+    -v r="$(median $ratios)" '
 BEGIN {
-	gfs = gout / (g / 1e9); mfs = mout / (m / 1e9)
-	r = gfs > 0 ? mfs / gfs : 0
 	printf "input: %d DICOM files, %.1f MB; gdcmanon accepts %d of them\n", n, b / 1e6, gin
-	printf "gdcmanon -e (one call over its %d): %.2f s, %d files written, %.0f files/s\n", gin, g / 1e9, gout, gfs
-	printf "mlk-deid (over all %d records): %.2f s, %d files written (%d left out by the profile), %.0f files/s, peak RSS %.1f MiB\n", n, m / 1e9, mout, left, mfs, rss / 1024
+	printf "gdcmanon -e (one call over its %d): median %.0f files/s\n", gin, gfs
+	printf "mlk-deid (over all %d records): median %.0f files/s, %d files written (%d left out by the profile), peak RSS %.1f MiB\n", n, mfs, mout, left, rss / 1024
 	printf "files/s are counted over the files each tool wrote\n"
 	ok1 = r >= 2.0
 	ok2 = mout > 0 && bad == 0 && leaks == 0 && names > 0 && !fail
-	printf "ratio mlk/gdcmanon: %.2fx (target >= 2.0)  %s\n", r, ok1 ? "PASS" : "FAIL"
-	printf "mlk output: %d files, %d not read by dcmdump, %d holding one of %d input PatientNames  %s\n", mout, bad, leaks, names, ok2 ? "PASS" : "FAIL"
+	printf "median ratio mlk/gdcmanon over %d rounds: %.2fx (target >= 2.0)  %s\n", rounds, r, ok1 ? "PASS" : "FAIL"
+	printf "mlk output: %d files, %d not read by dcmdump, %d holding one of %d input PatientNames, rounds identical  %s\n", mout, bad, leaks, names, ok2 ? "PASS" : "FAIL"
 	print (ok1 && ok2) ? "dicom-deid benchmark: PASS" : "dicom-deid benchmark: FAIL"
 	exit !(ok1 && ok2)
 }'

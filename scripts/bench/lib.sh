@@ -11,10 +11,18 @@
 #                            generator's hash; sets input, bytes; read once
 #                            so that every run starts from the page cache
 #   bench_work NAME          a temporary folder, removed at exit, with a
-#                            fresh key (mode 0600); sets work
+#                            fresh key (mode 0600); sets work (see the
+#                            note above bench_work on where it is made)
 #   timed NAME CMD...        run CMD with stdout to $work/NAME.out; sets
 #                            ns (wall time) and rss (peak KiB); a failure
 #                            sets fail=1
+#   bench_dicom_args NAME "$@"
+#                            --files N (default 1,000), --seed S, --bin
+#                            DIR, --rounds R (default 3); sets root,
+#                            files, seed, bindir, rounds
+#   bench_dicom_input        N synthetic DICOM files from scripts/gen-dicom,
+#                            cached like bench_input; sets input, bytes
+#   median V...              the median of the numbers given
 
 bench_args() {
 	bench_name=$1
@@ -73,9 +81,23 @@ bench_input() {
 	cat "$input" >/dev/null
 }
 
+# On ext4 without a journal (as on the development machines), creating a
+# file scans past every inode of its block group deleted in the last few
+# minutes (ext4's recently_deleted()), so right after a benchmark deletes
+# its thousands of files, every create of the next one in the same group
+# costs up to 100x more, and a benchmark would measure its predecessor's
+# cleanup.  The penalty is the same per file for both tools, so it
+# shrinks the ratio of the faster one.  So work folders are made in
+# $MLK_BENCH_CACHE/work, marked as a top of directory hierarchies
+# (chattr +T), under which ext4 puts each new folder in a block group of
+# its own choosing, with more free inodes than average: each run's files
+# land apart from the last run's.  Elsewhere chattr fails, harmlessly.
 bench_work() {
-	work=$(mktemp -d "${TMPDIR:-/tmp}/mlk-bench-$1.XXXXXX") || exit 2
-	trap 'rm -rf "$work"' EXIT
+	top=${MLK_BENCH_CACHE:-${TMPDIR:-/tmp}/mlk-bench}/work
+	mkdir -p "$top" || exit 2
+	chattr +T "$top" 2>/dev/null
+	work=$(mktemp -d "$top/$1.XXXXXX") || exit 2
+	trap 'chmod -R u+w "$work" 2>/dev/null; rm -rf "$work"' EXIT
 	head -c 32 /dev/urandom >"$work/key" && chmod 600 "$work/key"
 }
 
@@ -98,3 +120,61 @@ timed() {
 		fail=1
 	fi
 }
+
+bench_dicom_usage() {
+	echo "usage: sh scripts/bench/$bench_name [--files N] [--seed S] [--bin DIR] [--rounds R]"
+}
+
+bench_dicom_args() {
+	bench_name=$1
+	shift
+	root=$(cd "$(dirname "$0")/../.." && pwd)
+	files=1000
+	seed=1
+	rounds=3
+	bindir=$root/bin
+	while [ $# -gt 0 ]; do
+		case $1 in
+		--files|--seed|--bin|--rounds)
+			[ $# -ge 2 ] || { bench_dicom_usage >&2; exit 2; }
+			case $1 in
+			--files) files=$2 ;;
+			--seed) seed=$2 ;;
+			--bin) bindir=$2 ;;
+			--rounds) rounds=$2 ;;
+			esac
+			shift 2 ;;
+		-h|--help) bench_dicom_usage; exit 0 ;;
+		*) bench_dicom_usage >&2; exit 2 ;;
+		esac
+	done
+	case $files in ''|*[!0-9]*|0) echo "$bench_name: --files must be a positive number" >&2; exit 2 ;; esac
+	case $rounds in ''|*[!0-9]*|0) echo "$bench_name: --rounds must be a positive number" >&2; exit 2 ;; esac
+	case $bindir in /*) ;; *) bindir=$(pwd)/$bindir ;; esac
+	fail=0
+}
+
+bench_dicom_input() {
+	cache=${MLK_BENCH_CACHE:-${TMPDIR:-/tmp}/mlk-bench}
+	mkdir -p "$cache" || exit 2
+	genhash=$(sha256sum "$root/scripts/gen-dicom" | cut -c1-12)
+	input=$cache/dicom-n$files-s$seed-$genhash
+	if [ ! -f "$input.done" ]; then
+		echo "generating $files DICOM files into $input"
+		rm -rf "$input"
+		if ! /usr/bin/python3 "$root/scripts/gen-dicom" --files "$files" \
+			--seed "$seed" "$input"; then
+			rm -rf "$input"
+			echo "$bench_name: gen-dicom failed" >&2
+			exit 2
+		fi
+		: >"$input.done"
+	fi
+	bytes=$(cat "$input"/*.dcm | wc -c | tr -d ' ')
+}
+
+median() {
+	printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 }
+		END { print NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
