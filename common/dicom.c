@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <libdeflate.h>
 #include <zlib.h>
 
 #include "dicom.h"
@@ -29,8 +30,9 @@ struct src {
 	unsigned char *buf;           /* raw read buffer (fd) */
 	int raw_eof;
 	int raw_err;
-	/* Inflate, once a deflated data set starts. */
-	int z, z_end;
+	/* Inflate, once a deflated data set starts: all at once into zbuf
+	 * (oneshot) or through zs. */
+	int z, z_end, oneshot;
 	z_stream zs;
 	unsigned char *zbuf;
 	const unsigned char *zp;
@@ -638,6 +640,80 @@ static int read_meta(struct rd *r)
 	return 0;
 }
 
+/* Compressed data sets up to this size are inflated in one call by
+ * libdeflate (2-3x faster than zlib's stream) into at most ONESHOT_OUT
+ * bytes; larger ones, and any libdeflate refuses, stream through zlib,
+ * which also names where a broken stream breaks. */
+#define ONESHOT_IN (8u << 20)
+#define ONESHOT_OUT (64u << 20)
+
+/* The rest of the source, inflated at once into zbuf: 1, or 0 with the
+ * source untouched. */
+static int inflate_oneshot(struct src *s, int zlib_header)
+{
+	unsigned long long rest = s->nzpre + s->avail;
+	if (s->fd >= 0) {
+		if (!s->seekable || !s->fsize || s->raw_err)
+			return 0;
+		rest += s->fsize > s->foff ? s->fsize - s->foff : 0;
+	}
+	if (rest > ONESHOT_IN)
+		return 0;
+	unsigned char *in = xmalloc((size_t)rest + 1);
+	memcpy(in, s->zpre, s->nzpre);
+	if (s->avail)
+		memcpy(in + s->nzpre, s->p, s->avail);
+	size_t have = s->nzpre + s->avail;
+	while (have < rest) {
+		ssize_t r = pread(s->fd, in + have, (size_t)rest - have,
+				  (off_t)(s->foff + (have - s->nzpre -
+						     s->avail)));
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		have += (size_t)r;
+	}
+	if (have < rest) {
+		free(in);
+		return 0;
+	}
+	struct libdeflate_decompressor *d = libdeflate_alloc_decompressor();
+	size_t cap = rest * 4 < (64u << 10) ? (64u << 10) : (size_t)rest * 4;
+	unsigned char *out = NULL;
+	size_t got = 0;
+	enum libdeflate_result res = LIBDEFLATE_BAD_DATA;
+	while (d) {
+		out = xrealloc(out, cap);
+		size_t used;
+		res = zlib_header
+		      ? libdeflate_zlib_decompress_ex(d, in, rest, out, cap,
+						      &used, &got)
+		      : libdeflate_deflate_decompress_ex(d, in, rest, out,
+							 cap, &used, &got);
+		if (res != LIBDEFLATE_INSUFFICIENT_SPACE || cap >= ONESHOT_OUT)
+			break;
+		cap = cap * 4 > ONESHOT_OUT ? ONESHOT_OUT : cap * 4;
+	}
+	libdeflate_free_decompressor(d);
+	free(in);
+	if (res != LIBDEFLATE_SUCCESS) {
+		free(out);
+		return 0;
+	}
+	/* every raw byte is used: the source is now the inflated one */
+	s->nzpre = 0;
+	s->avail = 0;
+	s->raw_eof = 1;
+	s->zbuf = out;
+	s->zp = out;
+	s->zavail = got;
+	s->z = 1;
+	s->z_end = 1;
+	s->oneshot = 1;
+	return 1;
+}
+
 static int start_inflate(struct rd *r)
 {
 	struct src *s = &r->s;
@@ -660,6 +736,8 @@ static int start_inflate(struct rd *r)
 	if (nb == 2 && (b[0] & 0x0f) == 8 &&
 	    ((unsigned)b[0] << 8 | b[1]) % 31 == 0)
 		wbits = MAX_WBITS;
+	if (inflate_oneshot(s, wbits > 0))
+		return 0;
 	memset(&s->zs, 0, sizeof s->zs);
 	if (inflateInit2(&s->zs, wbits) != Z_OK)
 		return fail(r, s->pos, "cannot start inflate");
@@ -733,7 +811,8 @@ static int run(struct rd *r)
 	free(r->val);
 	free(r->s.buf);
 	if (r->s.z) {
-		inflateEnd(&r->s.zs);
+		if (!r->s.oneshot)
+			inflateEnd(&r->s.zs);
 		free(r->s.zbuf);
 	}
 	if (r->stop)

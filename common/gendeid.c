@@ -10,6 +10,7 @@
 #include <htslib/hts.h>
 #include <htslib/hts_log.h>
 #include <htslib/kstring.h>
+#include <htslib/bgzf.h>
 #include <htslib/sam.h>
 #include <htslib/tbx.h>
 #include <htslib/vcf.h>
@@ -328,7 +329,7 @@ static enum mlk_status sam_copy(const struct gendeid_params *p, htsFile *in,
 		st = unreadable(e, inpath, "cannot clean the alignment header");
 		goto done;
 	}
-	out = hts_open(tmp, hts_get_format(in)->format == bam ? "wb" : "w");
+	out = hts_open(tmp, "w");
 	if (!out || sam_hdr_write(out, nh) < 0) {
 		st = mlk_error_set(e, MLK_SYSTEM, inpath, 0, "cannot write "
 				   "the de-identified copy");
@@ -348,6 +349,97 @@ static enum mlk_status sam_copy(const struct gendeid_params *p, htsFile *in,
 				   "read after %llu", c->records);
 done:
 	bam_destroy1(b);
+	if (out && hts_close(out) < 0 && st == MLK_OK)
+		st = mlk_error_set(e, MLK_SYSTEM, inpath, 0, "cannot finish "
+				   "the de-identified copy");
+	if (nh)
+		sam_hdr_destroy(nh);
+	sam_hdr_destroy(h);
+	return st;
+}
+
+/*
+ * BAM: the cleaned header, then what the header's last BGZF block holds
+ * after it (the first reads) recompressed, then every later block copied
+ * verbatim, as samtools reheader does: reads are never decoded, so a
+ * 1 GB BAM costs a copy, not a recompression.  Each block's header is
+ * checked (gzip magic, the BGZF size field) and the input must end with
+ * the BGZF end-of-file marker, so a truncated or spliced file is left
+ * out; empty blocks (the input's marker among them) are not copied:
+ * hts_close() writes the copy's own.  c->records counts the blocks of
+ * reads written.
+ */
+static enum mlk_status bam_copy(const struct gendeid_params *p, htsFile *in,
+				const char *inpath, const char *tmp,
+				struct gendeid_counts *c, struct mlk_error *e)
+{
+	sam_hdr_t *h = sam_hdr_read(in);
+	if (!h)
+		return unreadable(e, inpath, "cannot read the alignment header");
+	BGZF *ib = in->fp.bgzf;
+	if (bgzf_check_EOF(ib) != 1) {
+		sam_hdr_destroy(h);
+		return unreadable(e, inpath, "truncated: no BGZF end-of-file "
+				  "marker");
+	}
+	enum mlk_status st = MLK_OK;
+	htsFile *out = NULL;
+	unsigned char *blk = NULL;
+	sam_hdr_t *nh = clean_sam_header(p, h, c);
+	if (!nh) {
+		st = unreadable(e, inpath, "cannot clean the alignment header");
+		goto done;
+	}
+	out = hts_open(tmp, "wb");
+	if (!out || sam_hdr_write(out, nh) < 0)
+		goto write_fail;
+	BGZF *ob = out->fp.bgzf;
+	if (ib->block_offset < ib->block_length) {
+		if (bgzf_write(ob, (char *)ib->uncompressed_block +
+			       ib->block_offset,
+			       (size_t)(ib->block_length -
+					ib->block_offset)) < 0)
+			goto write_fail;
+		c->records++;
+	}
+	if (bgzf_flush(ob) < 0)
+		goto write_fail;
+	blk = xmalloc(1 << 16);
+	for (;;) {
+		ssize_t n = bgzf_raw_read(ib, blk, 18);
+		if (n == 0)
+			break;
+		if (n != 18 || blk[0] != 31 || blk[1] != 139 || blk[2] != 8 ||
+		    !(blk[3] & 4) || blk[12] != 'B' || blk[13] != 'C') {
+			st = mlk_error_set(e, MLK_PARTIAL, inpath, 0, "not a "
+					   "BGZF block after block %llu",
+					   c->records);
+			goto done;
+		}
+		size_t size = (size_t)(blk[16] | blk[17] << 8) + 1;
+		if (size < 26 || bgzf_raw_read(ib, blk + 18, size - 18) !=
+				 (ssize_t)(size - 18)) {
+			st = mlk_error_set(e, MLK_PARTIAL, inpath, 0,
+					   "truncated block after block %llu",
+					   c->records);
+			goto done;
+		}
+		uint32_t isize = (uint32_t)blk[size - 4] |
+				 (uint32_t)blk[size - 3] << 8 |
+				 (uint32_t)blk[size - 2] << 16 |
+				 (uint32_t)blk[size - 1] << 24;
+		if (!isize)
+			continue;
+		if (bgzf_raw_write(ob, blk, size) != (ssize_t)size)
+			goto write_fail;
+		c->records++;
+	}
+	goto done;
+write_fail:
+	st = mlk_error_set(e, MLK_SYSTEM, inpath, 0, "cannot write the "
+			   "de-identified copy");
+done:
+	free(blk);
 	if (out && hts_close(out) < 0 && st == MLK_OK)
 		st = mlk_error_set(e, MLK_SYSTEM, inpath, 0, "cannot finish "
 				   "the de-identified copy");
@@ -505,6 +597,7 @@ enum mlk_status gendeid_file(const struct gendeid_params *p, const char *in,
 	enum mlk_status st = fmt == vcf || fmt == bcf
 			     ? vcf_copy(p, f, in, tmp, c, e)
 			     : fmt == cram ? cram_copy(p, f, in, tmp, c, e)
+			     : fmt == bam ? bam_copy(p, f, in, tmp, c, e)
 			     : sam_copy(p, f, in, tmp, c, e);
 	if (hts_close(f) < 0 && st == MLK_OK)
 		st = unreadable(e, in, "cannot finish reading");

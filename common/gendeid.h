@@ -31,7 +31,11 @@
  *   replaced by "*"; @SQ lines lose UR (a path or URL to the reference);
  * - @SQ and @RG lines keep their order and IDs (reads name references
  *   and, in CRAM, read groups by their index);
- * - SAM/BAM reads are copied record by record.
+ * - SAM reads are copied record by record; BAM reads are not decoded:
+ *   the rest of the header's last BGZF block is recompressed, then every
+ *   later block copied verbatim (samtools reheader's way); a BAM without
+ *   the BGZF end-of-file marker, or with bytes that are not a block, is
+ *   refused (MLK_PARTIAL).
  *
  * CRAM is copied without decoding, so without the reference, which mlk
  * never looks up (REF_PATH, REF_CACHE and the EBI server are never
@@ -73,7 +77,8 @@ struct gendeid_params {
 };
 
 struct gendeid_counts {
-	unsigned long long records;  /* variants, reads; CRAM: containers */
+	unsigned long long records;  /* variants, reads; BAM: blocks of reads;
+				      * CRAM: containers */
 	unsigned samples;        /* renamed */
 	unsigned lines_dropped;  /* header lines removed */
 	unsigned tags_dropped;   /* SAM header tags removed or cleaned */

@@ -35,11 +35,15 @@
  * or dummies) by default; under modified-dates, moved by the patient's
  * offset from deid_shift_days(), the days his EHR records move.
  *
- * New objects go through a temporary file (tmpfile(3)), then
- * object_put_fd(), and are published in batches by objdeid_flush()
- * (object_publish_many(): fsynced together, read-only, named by their
- * SHA-256) before the records naming them are written.  Same input, key
- * and project: same bytes, same name.
+ * A new DICOM object is written straight into a temp file of the store
+ * (object_create()), hashed as it is written, and named by object_seal();
+ * a genomics copy goes through a temporary file and object_put_fd().
+ * Both are published in batches by objdeid_flush() (object_publish_many():
+ * fsynced together, read-only, named by their SHA-256) before the records
+ * naming them are written; the quarantine reasons written meanwhile are
+ * synced and renamed into place in the same call.  An object refused
+ * before it is written (burned-in text) costs no file in the store.
+ * Same input, key and project: same bytes, same name.
  *
  * Threads: one struct objdeid per thread.  Each holds its own copy of the
  * project's keys (deid_keys_new()), its own DICOM engine and record; the

@@ -113,7 +113,8 @@ static void sam_checks(const char *name)
 	struct mlk_error e = MLK_ERROR_INIT;
 	enum mlk_status st = gendeid_file(&p, in, out, &c, &e);
 	check(st == MLK_OK && c.records > 0, "%s: de-identified (%llu %s)%s%s",
-	      name, c.records, strstr(name, ".cram") ? "containers" : "reads",
+	      name, c.records, strstr(name, ".cram") ? "containers"
+			       : strstr(name, ".bam") ? "blocks" : "reads",
 	      st ? ": " : "", st ? e.msg : "");
 	check(sh("test \"$(samtools view --no-PG %s | md5sum)\" = "
 		 "\"$(samtools view --no-PG %s | md5sum)\"", in, out),
@@ -157,6 +158,47 @@ static void cram_checks(void)
 	check(st == MLK_PARTIAL && strstr(e.msg, "container") &&
 	      access(OUT "/x.cram", F_OK) != 0,
 	      "cram: a truncated one refused, nothing written");
+}
+
+/* BAM: blocks after the header's are copied, never recompressed. */
+static void bam_checks(void)
+{
+	struct gendeid_params p = { patient_of, tok, NULL };
+	struct mlk_error e = MLK_ERROR_INIT;
+	const char *in = DATA "/pysam_ex1.sorted.bam";
+	const char *out = OUT "/pysam_ex1.sorted.bam";
+	check(gendeid_file(&p, in, OUT "/again.bam", NULL, &e) == MLK_OK &&
+	      sh("cmp -s %s %s", out, OUT "/again.bam"),
+	      "bam: second run identical");
+	/* the EOF marker: 28 fixed bytes, once, at the end */
+	check(sh("samtools quickcheck %1$s && test \"$(tail -c 56 %1$s | "
+		 "head -c 28 | od -An -tx1 | tr -d ' \\n')\" != "
+		 "\"$(tail -c 28 %1$s | od -An -tx1 | tr -d ' \\n')\"", out,
+		 NULL),
+	      "bam: complete (quickcheck), one end-of-file marker");
+	/* the input's last data block is in the copy byte for byte */
+	check(sh("python3 -c 'import sys; a=open(sys.argv[1],\"rb\").read();"
+		 " b=open(sys.argv[2],\"rb\").read(); i=len(a)-28; j=a.rfind("
+		 "b\"\\x1f\\x8b\\x08\\x04\", 0, i); sys.exit(a[j:i] not in b)'"
+		 " %s %s", in, out),
+	      "bam: the last block of reads copied verbatim");
+	/* cut short, or with something else between its blocks: refused */
+	check(sh("head -c 2000 %s > %s", in, OUT "/cut.bam") &&
+	      sh("cat %1$s > %2$s && echo junk >> %2$s && "
+		 "tail -c 28 %1$s >> %2$s", in,
+		 OUT "/junk.bam"), "bam: cut and spliced copies made");
+	enum mlk_status st = gendeid_file(&p, OUT "/cut.bam", OUT "/x.bam",
+					  NULL, &e);
+	check(st == MLK_PARTIAL && strstr(e.msg, "end-of-file marker") &&
+	      access(OUT "/x.bam", F_OK) != 0,
+	      "bam: a truncated one refused, nothing written");
+	st = gendeid_file(&p, OUT "/junk.bam", OUT "/x.bam", NULL, &e);
+	check(st == MLK_PARTIAL && strstr(e.msg, "not a BGZF block") &&
+	      access(OUT "/x.bam", F_OK) != 0,
+	      "bam: bytes that are not a block refused, nothing written");
+	unlink(OUT "/cut.bam");
+	unlink(OUT "/junk.bam");
+	unlink(OUT "/again.bam");
 }
 
 /* gendeid_index() on out, expecting an index with suffix ext (NULL:
@@ -248,6 +290,7 @@ int main(void)
 
 	sam_checks("pysam_ex3.cram");
 	cram_checks();
+	bam_checks();
 	index_checks();
 
 	struct gendeid_params p = { NULL, tok, NULL };
