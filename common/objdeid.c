@@ -243,40 +243,6 @@ unsigned long long objdeid_superseded(const struct objdeid *od)
 	return od->superseded;
 }
 
-/* Store the bytes open on fd as an object; its name into hex. */
-/*
- * Store the bytes open on fd as an object; its name into hex.  A new
- * object is published later, by objdeid_flush() (many at once: their
- * fsyncs overlap), and the records naming it must not leave before.
- * Past PENDING_MAX waiting objects, they are published now (each holds
- * open files).
- */
-static enum mlk_status store(struct objdeid *od, int fd, const char *src,
-			     char hex[SHA256_HEX], struct mlk_error *e)
-{
-	if (lseek(fd, 0, SEEK_SET) != 0)
-		return mlk_error_errno(e, src, "cannot rewind");
-	if (od->npending == PENDING_MAX) {
-		enum mlk_status fs = objdeid_flush(od, e);
-		if (fs != MLK_OK)
-			return fs;
-	}
-	struct object_info *info = xcalloc(1, sizeof *info);
-	info->fd = -1;
-	enum mlk_status st = object_put_fd(od->l, fd, src, info, e);
-	if (st == MLK_OK)
-		memcpy(hex, info->sha256, SHA256_HEX);
-	if (st == MLK_OK && info->tmp) {
-		od->pending[od->npending++] = info;
-		return MLK_OK;
-	}
-	if (info->tmp)
-		object_discard(info);
-	free(info->tmp);
-	free(info);
-	return st;
-}
-
 void objdeid_sync_start(struct objdeid *od)
 {
 	if (od->nsyncing == od->npending)
@@ -497,6 +463,36 @@ static enum mlk_status genomics_fields(struct objdeid *od, const char *path,
  * The de-identified copy and, when one fits it (gendeid_index()), its
  * index: both stored; ihex is left empty when there is no index.
  */
+/* A file made in the store's folder (object_temp_name()) as a pending
+ * object; its name into hex.  path is taken over. */
+static enum mlk_status adopt(struct objdeid *od, char *path,
+			     char hex[SHA256_HEX], struct mlk_error *e)
+{
+	if (od->npending == PENDING_MAX) {
+		enum mlk_status fs = objdeid_flush(od, e);
+		if (fs != MLK_OK) {
+			unlink(path);
+			free(path);
+			return fs;
+		}
+	}
+	struct object_info *info = xcalloc(1, sizeof *info);
+	enum mlk_status st = object_adopt(od->l, path, info, e);
+	if (st == MLK_OK)
+		memcpy(hex, info->sha256, SHA256_HEX);
+	if (st == MLK_OK && info->tmp) {
+		od->pending[od->npending++] = info;
+		return MLK_OK;
+	}
+	free(info);
+	return st;
+}
+
+/*
+ * The copy is written by htslib under a name reserved in the store's
+ * folder, and so is its index: both become objects by rename, their
+ * bytes written once (a 1 GB BAM is not copied again into the store).
+ */
 static enum mlk_status genomics_object(struct objdeid *od, const char *in,
 				       const char *name, char hex[SHA256_HEX],
 				       char ihex[SHA256_HEX],
@@ -508,35 +504,22 @@ static enum mlk_status genomics_object(struct objdeid *od, const char *in,
 	if (access(in, R_OK) != 0)
 		return mlk_error_set(e, MLK_PARTIAL, name, 0, "object not in "
 				     "the store");
-	const char *tmp = getenv("TMPDIR");
-	char *dir = xasprintf("%s/mlk-objdeid.XXXXXX",
-			      tmp && *tmp == '/' ? tmp : "/tmp");
-	if (!mkdtemp(dir)) {
-		free(dir);
-		return mlk_error_errno(e, name, "cannot make a temporary "
-				       "folder");
-	}
-	char *out = xasprintf("%s/object", dir);
-	char *idx = NULL;
+	char *out = NULL, *idx = NULL;
+	enum mlk_status st = object_temp_name(od->l, &out, e);
 	struct gendeid_params gp = { sample_patient, gen_tok, od };
-	enum mlk_status st = gendeid_file(&gp, in, out, NULL, e);
+	if (st == MLK_OK)
+		st = gendeid_file(&gp, in, out, NULL, e);
 	if (st == MLK_OK)
 		st = genomics_fields(od, out, name, fields, size, e);
 	if (st == MLK_OK)
 		st = gendeid_index(out, &idx, e);
 	if (st == MLK_OK) {
-		int fd = open(out, O_RDONLY | O_CLOEXEC);
-		st = fd < 0 ? mlk_error_errno(e, name, "cannot reopen")
-			    : store(od, fd, name, hex, e);
-		if (fd >= 0)
-			close(fd);
+		st = adopt(od, out, hex, e);
+		out = NULL;
 	}
 	if (st == MLK_OK && idx) {
-		int fd = open(idx, O_RDONLY | O_CLOEXEC);
-		st = fd < 0 ? mlk_error_errno(e, name, "cannot reopen")
-			    : store(od, fd, name, ihex, e);
-		if (fd >= 0)
-			close(fd);
+		st = adopt(od, idx, ihex, e);
+		idx = NULL;
 	}
 	/* messages name the object, not the store's path */
 	if (st != MLK_OK)
@@ -545,10 +528,10 @@ static enum mlk_status genomics_object(struct objdeid *od, const char *in,
 		unlink(idx);
 		free(idx);
 	}
-	unlink(out);
-	rmdir(dir);
-	free(dir);
-	free(out);
+	if (out) {
+		unlink(out);
+		free(out);
+	}
 	return st;
 }
 

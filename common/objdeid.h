@@ -37,7 +37,8 @@
  *
  * A new DICOM object is written straight into a temp file of the store
  * (object_create()), hashed as it is written, and named by object_seal();
- * a genomics copy goes through a temporary file and object_put_fd().
+ * a genomics copy (and its index) is written by htslib under a name
+ * reserved in the store (object_temp_name()) and adopted (object_adopt()).
  * Both are published in batches by objdeid_flush() (object_publish_many():
  * fsynced together, read-only, named by their SHA-256) before the records
  * naming them are written; the quarantine reasons written meanwhile are

@@ -305,6 +305,45 @@ void object_seal(const struct lake *l, struct object_info *info,
 	}
 }
 
+enum mlk_status object_temp_name(const struct lake *l, char **path,
+				 struct mlk_error *e)
+{
+	char *tmpl = lake_path(l, "objects/made");
+	int fd;
+	enum mlk_status s = fsio_temp_beside(tmpl, &fd, path, e);
+	free(tmpl);
+	if (s == MLK_OK)
+		close(fd);
+	return s;
+}
+
+enum mlk_status object_adopt(const struct lake *l, char *path,
+			     struct object_info *info, struct mlk_error *e)
+{
+	memset(info, 0, sizeof *info);
+	info->fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (info->fd < 0) {
+		enum mlk_status s = mlk_error_errno(e, path, "cannot open");
+		unlink(path);
+		free(path);
+		return s;
+	}
+	info->tmp = path;
+	enum mlk_status s = hash_all(info->fd, 1, -1, NULL, path, info, e);
+	if (s != MLK_OK) {
+		object_discard(info);
+		return s;
+	}
+	char *final = object_path(l, info->sha256);
+	info->existed = fsio_exists(final);
+	free(final);
+	if (info->existed)
+		object_discard(info);
+	else
+		sync_file_range(info->fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+	return MLK_OK;
+}
+
 enum mlk_status object_wait(struct object_info *info, const char *src,
 			    struct mlk_error *e)
 {

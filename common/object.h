@@ -62,6 +62,20 @@ enum mlk_status object_create(const struct lake *l, struct object_info *info,
 void object_seal(const struct lake *l, struct object_info *info,
 		 const char sha256[SHA256_HEX], unsigned long long size);
 
+/*
+ * A file made in the store's folder by someone else (a de-identified
+ * genomics copy written by htslib): object_temp_name() reserves a new
+ * name there (objects/.tmp-made.HEX, created empty; malloc'd), which the
+ * maker may replace by rename; object_adopt() hashes what is there (one
+ * read, no copy) and takes path over as info->tmp, to be published by
+ * rename (object_publish_many()) or, when the store holds those bytes
+ * already, removes it (info->existed).  On error path is gone too.
+ */
+enum mlk_status object_temp_name(const struct lake *l, char **path,
+				 struct mlk_error *e);
+enum mlk_status object_adopt(const struct lake *l, char *path,
+			     struct object_info *info, struct mlk_error *e);
+
 /* Wait for a running copy and check that the source did not change
  * meanwhile (MLK_INTEGRITY, naming src, when it did). */
 enum mlk_status object_wait(struct object_info *info, const char *src,
