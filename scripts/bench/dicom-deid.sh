@@ -7,7 +7,7 @@
 # Uses the N synthetic DICOM files (default 1,000) of scripts/gen-dicom
 # that dicom.sh uses, cached under $MLK_BENCH_CACHE (default
 # ${TMPDIR:-/tmp}/mlk-bench) and keyed by N, S and the generator's hash.
-# Then, in the same run, R rounds (default 3) of the two tools in turn,
+# Then, in the same run, R rounds (default 5) of the two tools in turn,
 # each on page-cached input:
 #
 #   gdcmanon  ONE `gdcmanon -e --certificate CERT -r -i DIR -o OUT` call:
@@ -43,7 +43,7 @@
 set -u
 
 . "$(dirname "$0")/lib.sh"
-bench_dicom_args dicom-deid.sh "$@"
+bench_dicom_args dicom-deid.sh 5 "$@"
 ingest=$bindir/mlk-ingest
 deid=$bindir/mlk-deid
 catalog=$bindir/mlk-catalog

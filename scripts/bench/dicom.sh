@@ -33,7 +33,7 @@
 set -u
 
 . "$(dirname "$0")/lib.sh"
-bench_dicom_args dicom.sh "$@"
+bench_dicom_args dicom.sh 3 "$@"
 ingest=$bindir/mlk-ingest
 catalog=$bindir/mlk-catalog
 for t in "$ingest" "$catalog"; do

@@ -16,9 +16,9 @@
 #   timed NAME CMD...        run CMD with stdout to $work/NAME.out; sets
 #                            ns (wall time) and rss (peak KiB); a failure
 #                            sets fail=1
-#   bench_dicom_args NAME "$@"
+#   bench_dicom_args NAME R "$@"
 #                            --files N (default 1,000), --seed S, --bin
-#                            DIR, --rounds R (default 3); sets root,
+#                            DIR, --rounds R (default R); sets root,
 #                            files, seed, bindir, rounds
 #   bench_dicom_input        N synthetic DICOM files from scripts/gen-dicom,
 #                            cached like bench_input; sets input, bytes
@@ -127,11 +127,11 @@ bench_dicom_usage() {
 
 bench_dicom_args() {
 	bench_name=$1
-	shift
+	rounds=$2
+	shift 2
 	root=$(cd "$(dirname "$0")/../.." && pwd)
 	files=1000
 	seed=1
-	rounds=3
 	bindir=$root/bin
 	while [ $# -gt 0 ]; do
 		case $1 in
