@@ -314,48 +314,85 @@ done:
 	return nh;
 }
 
+/*
+ * The frame of the SAM, BAM and CRAM copies: the input's header read and
+ * cleaned, the output opened by open_out on tmp and the cleaned header
+ * written to it (aln_begin()); then the copier's loop; then everything
+ * closed and freed, a failure to finish the output reported
+ * (aln_end()).
+ */
+struct aln {
+	sam_hdr_t *h, *nh;
+	htsFile *out;
+};
+
+static enum mlk_status aln_begin(const struct gendeid_params *p,
+				 htsFile *in, const char *inpath,
+				 const char *tmp,
+				 htsFile *(*open_out)(htsFile *in,
+						      const char *tmp),
+				 struct aln *a, struct gendeid_counts *c,
+				 struct mlk_error *e)
+{
+	memset(a, 0, sizeof *a);
+	a->h = sam_hdr_read(in);
+	if (!a->h)
+		return unreadable(e, inpath, "cannot read the alignment header");
+	a->nh = clean_sam_header(p, a->h, c);
+	if (!a->nh)
+		return unreadable(e, inpath, "cannot clean the alignment header");
+	a->out = open_out(in, tmp);
+	if (!a->out || sam_hdr_write(a->out, a->nh) < 0)
+		return mlk_error_set(e, MLK_SYSTEM, inpath, 0, "cannot write "
+				     "the de-identified copy");
+	return MLK_OK;
+}
+
+static enum mlk_status aln_end(struct aln *a, const char *inpath,
+			       enum mlk_status st, struct mlk_error *e)
+{
+	if (a->out && hts_close(a->out) < 0 && st == MLK_OK)
+		st = mlk_error_set(e, MLK_SYSTEM, inpath, 0, "cannot finish "
+				   "the de-identified copy");
+	if (a->nh)
+		sam_hdr_destroy(a->nh);
+	if (a->h)
+		sam_hdr_destroy(a->h);
+	return st;
+}
+
+static htsFile *sam_out(htsFile *in, const char *tmp)
+{
+	(void)in;
+	return hts_open(tmp, "w");
+}
+
 static enum mlk_status sam_copy(const struct gendeid_params *p, htsFile *in,
 				const char *inpath, const char *tmp,
 				struct gendeid_counts *c, struct mlk_error *e)
 {
-	sam_hdr_t *h = sam_hdr_read(in);
-	if (!h)
-		return unreadable(e, inpath, "cannot read the alignment header");
-	enum mlk_status st = MLK_OK;
-	htsFile *out = NULL;
+	struct aln a;
+	enum mlk_status st = aln_begin(p, in, inpath, tmp, sam_out, &a, c, e);
 	bam1_t *b = bam_init1();
-	sam_hdr_t *nh = clean_sam_header(p, h, c);
-	if (!nh) {
-		st = unreadable(e, inpath, "cannot clean the alignment header");
-		goto done;
-	}
-	out = hts_open(tmp, "w");
-	if (!out || sam_hdr_write(out, nh) < 0) {
-		st = mlk_error_set(e, MLK_SYSTEM, inpath, 0, "cannot write "
-				   "the de-identified copy");
-		goto done;
-	}
-	int rc;
-	while ((rc = sam_read1(in, h, b)) >= 0) {
-		if (sam_write1(out, nh, b) < 0) {
+	int rc = 0;
+	while (st == MLK_OK && (rc = sam_read1(in, a.h, b)) >= 0) {
+		if (sam_write1(a.out, a.nh, b) < 0)
 			st = mlk_error_set(e, MLK_SYSTEM, inpath, 0, "cannot "
 					   "write read %llu", c->records + 1);
-			goto done;
-		}
-		c->records++;
+		else
+			c->records++;
 	}
-	if (rc < -1)
+	if (st == MLK_OK && rc < -1)
 		st = mlk_error_set(e, MLK_PARTIAL, inpath, 0, "unreadable "
 				   "read after %llu", c->records);
-done:
 	bam_destroy1(b);
-	if (out && hts_close(out) < 0 && st == MLK_OK)
-		st = mlk_error_set(e, MLK_SYSTEM, inpath, 0, "cannot finish "
-				   "the de-identified copy");
-	if (nh)
-		sam_hdr_destroy(nh);
-	sam_hdr_destroy(h);
-	return st;
+	return aln_end(&a, inpath, st, e);
+}
+
+static htsFile *bam_out(htsFile *in, const char *tmp)
+{
+	(void)in;
+	return hts_open(tmp, "wb");
 }
 
 /*
@@ -373,39 +410,26 @@ static enum mlk_status bam_copy(const struct gendeid_params *p, htsFile *in,
 				const char *inpath, const char *tmp,
 				struct gendeid_counts *c, struct mlk_error *e)
 {
-	sam_hdr_t *h = sam_hdr_read(in);
-	if (!h)
-		return unreadable(e, inpath, "cannot read the alignment header");
+	struct aln a;
+	enum mlk_status st = aln_begin(p, in, inpath, tmp, bam_out, &a, c, e);
 	BGZF *ib = in->fp.bgzf;
-	if (bgzf_check_EOF(ib) != 1) {
-		sam_hdr_destroy(h);
-		return unreadable(e, inpath, "truncated: no BGZF end-of-file "
-				  "marker");
-	}
-	enum mlk_status st = MLK_OK;
-	htsFile *out = NULL;
-	unsigned char *blk = NULL;
-	sam_hdr_t *nh = clean_sam_header(p, h, c);
-	if (!nh) {
-		st = unreadable(e, inpath, "cannot clean the alignment header");
-		goto done;
-	}
-	out = hts_open(tmp, "wb");
-	if (!out || sam_hdr_write(out, nh) < 0)
-		goto write_fail;
-	BGZF *ob = out->fp.bgzf;
+	if (st == MLK_OK && bgzf_check_EOF(ib) != 1)
+		st = unreadable(e, inpath, "truncated: no BGZF end-of-file "
+				"marker");
+	if (st != MLK_OK)
+		return aln_end(&a, inpath, st, e);
+	BGZF *ob = a.out->fp.bgzf;
+	int bad = 0;
 	if (ib->block_offset < ib->block_length) {
-		if (bgzf_write(ob, (char *)ib->uncompressed_block +
-			       ib->block_offset,
-			       (size_t)(ib->block_length -
-					ib->block_offset)) < 0)
-			goto write_fail;
-		c->records++;
+		bad = bgzf_write(ob, (char *)ib->uncompressed_block +
+				 ib->block_offset,
+				 (size_t)(ib->block_length -
+					  ib->block_offset)) < 0;
+		c->records += !bad;
 	}
-	if (bgzf_flush(ob) < 0)
-		goto write_fail;
-	blk = xmalloc(1 << 16);
-	for (;;) {
+	bad = bad || bgzf_flush(ob) < 0;
+	unsigned char *blk = xmalloc(1 << 16);
+	while (!bad && st == MLK_OK) {
 		ssize_t n = bgzf_raw_read(ib, blk, 18);
 		if (n == 0)
 			break;
@@ -414,7 +438,7 @@ static enum mlk_status bam_copy(const struct gendeid_params *p, htsFile *in,
 			st = mlk_error_set(e, MLK_PARTIAL, inpath, 0, "not a "
 					   "BGZF block after block %llu",
 					   c->records);
-			goto done;
+			break;
 		}
 		size_t size = (size_t)(blk[16] | blk[17] << 8) + 1;
 		if (size < 26 || bgzf_raw_read(ib, blk + 18, size - 18) !=
@@ -422,7 +446,7 @@ static enum mlk_status bam_copy(const struct gendeid_params *p, htsFile *in,
 			st = mlk_error_set(e, MLK_PARTIAL, inpath, 0,
 					   "truncated block after block %llu",
 					   c->records);
-			goto done;
+			break;
 		}
 		uint32_t isize = (uint32_t)blk[size - 4] |
 				 (uint32_t)blk[size - 3] << 8 |
@@ -430,38 +454,33 @@ static enum mlk_status bam_copy(const struct gendeid_params *p, htsFile *in,
 				 (uint32_t)blk[size - 1] << 24;
 		if (!isize)
 			continue;
-		if (bgzf_raw_write(ob, blk, size) != (ssize_t)size)
-			goto write_fail;
-		c->records++;
+		bad = bgzf_raw_write(ob, blk, size) != (ssize_t)size;
+		c->records += !bad;
 	}
-	goto done;
-write_fail:
-	st = mlk_error_set(e, MLK_SYSTEM, inpath, 0, "cannot write the "
-			   "de-identified copy");
-done:
 	free(blk);
-	if (out && hts_close(out) < 0 && st == MLK_OK)
-		st = mlk_error_set(e, MLK_SYSTEM, inpath, 0, "cannot finish "
-				   "the de-identified copy");
-	if (nh)
-		sam_hdr_destroy(nh);
-	sam_hdr_destroy(h);
-	return st;
+	if (bad && st == MLK_OK)
+		st = mlk_error_set(e, MLK_SYSTEM, inpath, 0, "cannot write the "
+				   "de-identified copy");
+	return aln_end(&a, inpath, st, e);
 }
 
 /* ------------------------------------------------------------------ */
 /* CRAM                                                                */
 
 /*
- * The output CRAM, opened on fd under a fixed name: htslib writes the
- * name it is given into the file definition's 20-byte file id, and the
- * temp name is random (and the original's name may identify someone).
- * Version as the input's, since the copied containers are in its
+ * The output CRAM, opened on tmp's descriptor under a fixed name:
+ * htslib writes the name it is given into the file definition's 20-byte
+ * file id, and the temp name is random (and the original's name may
+ * identify someone).  Version as the input's, since the copied containers are in its
  * encoding; no reference is ever loaded (the header's M5 values are
  * copied, not computed).
  */
-static htsFile *cram_out(int fd, int version)
+static htsFile *cram_out(htsFile *in, const char *tmp)
 {
+	int fd = open(tmp, O_WRONLY | O_TRUNC | O_CLOEXEC);
+	if (fd < 0)
+		return NULL;
+	int version = cram_fd_get_version(in->fp.cram);
 	hFILE *hf = hdopen(fd, "w");
 	if (!hf) {
 		close(fd);
@@ -492,78 +511,43 @@ static enum mlk_status cram_copy(const struct gendeid_params *p, htsFile *in,
 				 const char *inpath, const char *tmp,
 				 struct gendeid_counts *c, struct mlk_error *e)
 {
-	sam_hdr_t *h = sam_hdr_read(in);
-	if (!h)
-		return unreadable(e, inpath, "cannot read the alignment header");
-	enum mlk_status st = MLK_OK;
-	htsFile *out = NULL;
-	cram_container *k = NULL;
+	struct aln a;
+	enum mlk_status st = aln_begin(p, in, inpath, tmp, cram_out, &a, c,
+				       e);
 	cram_fd *ifd = in->fp.cram;
-	sam_hdr_t *nh = clean_sam_header(p, h, c);
-	if (!nh) {
-		st = unreadable(e, inpath, "cannot clean the alignment header");
-		goto done;
-	}
-	int fd = open(tmp, O_WRONLY | O_TRUNC | O_CLOEXEC);
-	if (fd >= 0)
-		out = cram_out(fd, cram_fd_get_version(ifd));
-	if (!out || sam_hdr_write(out, nh) < 0) {
-		st = mlk_error_set(e, MLK_SYSTEM, inpath, 0, "cannot write "
-				   "the de-identified copy");
-		goto done;
-	}
-	while ((k = cram_read_container(ifd))) {
+	cram_container *k;
+	while (st == MLK_OK && (k = cram_read_container(ifd))) {
 		int32_t nb = cram_container_get_num_blocks(k);
 		/* The input's EOF container: hts_close() writes ours. */
-		if (cram_container_is_empty(ifd)) {
-			for (int32_t i = 0; i < nb; i++) {
-				cram_block *blk = cram_read_block(ifd);
-				if (!blk)
-					break;
-				cram_free_block(blk);
-			}
-			cram_free_container(k);
-			k = NULL;
-			continue;
-		}
-		if (cram_write_container(out->fp.cram, k) != 0) {
+		int eof = cram_container_is_empty(ifd);
+		if (!eof && cram_write_container(a.out->fp.cram, k) != 0)
 			st = mlk_error_set(e, MLK_SYSTEM, inpath, 0, "cannot "
 					   "write container %llu",
 					   c->records + 1);
-			goto done;
-		}
-		for (int32_t i = 0; i < nb; i++) {
+		for (int32_t i = 0; st == MLK_OK && i < nb; i++) {
 			cram_block *blk = cram_read_block(ifd);
 			if (!blk) {
-				st = unreadable(e, inpath, "truncated container");
-				goto done;
+				if (!eof)
+					st = unreadable(e, inpath,
+							"truncated container");
+				break;
 			}
-			int rc = cram_write_block(out->fp.cram, blk);
+			int rc = eof ? 0 : cram_write_block(a.out->fp.cram,
+							    blk);
 			cram_free_block(blk);
-			if (rc != 0) {
+			if (rc != 0)
 				st = mlk_error_set(e, MLK_SYSTEM, inpath, 0,
 						   "cannot write container "
 						   "%llu", c->records + 1);
-				goto done;
-			}
 		}
 		cram_free_container(k);
-		k = NULL;
-		c->records++;
+		if (st == MLK_OK && !eof)
+			c->records++;
 	}
-	if (cram_eof(ifd) != 1)
+	if (st == MLK_OK && cram_eof(ifd) != 1)
 		st = mlk_error_set(e, MLK_PARTIAL, inpath, 0, "unreadable "
 				   "container after %llu", c->records);
-done:
-	if (k)
-		cram_free_container(k);
-	if (out && hts_close(out) < 0 && st == MLK_OK)
-		st = mlk_error_set(e, MLK_SYSTEM, inpath, 0, "cannot finish "
-				   "the de-identified copy");
-	if (nh)
-		sam_hdr_destroy(nh);
-	sam_hdr_destroy(h);
-	return st;
+	return aln_end(&a, inpath, st, e);
 }
 
 /* ------------------------------------------------------------------ */

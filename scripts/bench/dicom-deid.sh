@@ -96,7 +96,7 @@ done
 # --- rounds -----------------------------------------------------------------
 sync
 ratios=
-gdcm_all=
+peer_all=
 mlk_all=
 mlk_rss=0
 i=1
@@ -129,16 +129,8 @@ while [ "$i" -le "$rounds" ]; do
 		fail=1
 	fi
 	mlk_out=$(jq -r '._mlk.blob // empty' "$work/mlk$i.out" | grep -c .)
-	set -- $(awk -v g="$gdcm_ns" -v m="$mlk_ns" -v gout="$gdcm_out" \
-		-v mout="$mlk_out" 'BEGIN {
-		gfs = gout / (g / 1e9); mfs = mout / (m / 1e9)
-		printf "%.1f %.1f %.3f\n", gfs, mfs, (gfs > 0 ? mfs / gfs : 0) }')
-	printf 'round %d: gdcmanon %.2f s, %d files, %.0f files/s; mlk-deid %.2f s, %d files, %.0f files/s; ratio %.2fx\n' \
-		"$i" "$(echo "$gdcm_ns" | awk '{ print $1 / 1e9 }')" "$gdcm_out" "$1" \
-		"$(echo "$mlk_ns" | awk '{ print $1 / 1e9 }')" "$mlk_out" "$2" "$3"
-	gdcm_all="$gdcm_all $1"
-	mlk_all="$mlk_all $2"
-	ratios="$ratios $3"
+	bench_round "$i" gdcmanon "$gdcm_ns" "$gdcm_out" mlk-deid "$mlk_ns" \
+		"$mlk_out"
 	if [ "$i" -gt 1 ] && ! cmp -s "$work/mlk1.out" "$work/mlk$i.out"; then
 		echo "dicom-deid.sh: round $i wrote other records than round 1" >&2
 		fail=1
@@ -171,7 +163,7 @@ done <"$work/mlk.files"
 awk -v n="$files" -v b="$bytes" -v gin="$gdcm_in" -v mout="$mlk_out" \
     -v left="$left_out" -v rss="$mlk_rss" -v bad="$bad_dump" \
     -v names="$names" -v leaks="$leaks" -v fail="$fail" -v rounds="$rounds" \
-    -v gfs="$(median $gdcm_all)" -v mfs="$(median $mlk_all)" \
+    -v gfs="$(median $peer_all)" -v mfs="$(median $mlk_all)" \
     -v r="$(median $ratios)" '
 BEGIN {
 	printf "input: %d DICOM files, %.1f MB; gdcmanon accepts %d of them\n", n, b / 1e6, gin

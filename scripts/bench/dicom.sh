@@ -46,7 +46,7 @@ bench_dicom_input
 bench_work dicom
 sync
 ratios=
-dump_all=
+peer_all=
 mlk_all=
 mlk_rss=0
 records_ok=1
@@ -64,19 +64,11 @@ while [ "$i" -le "$rounds" ]; do
 	[ "$rss" -gt "$mlk_rss" ] && mlk_rss=$rss
 	out=$(grep -c . "$work/mlk.out")
 	[ "$out" -eq "$files" ] || records_ok=0
-	set -- $(awk -v n="$files" -v d="$dump_ns" -v m="$ns" 'BEGIN {
-		dfs = n / (d / 1e9); mfs = n / (m / 1e9)
-		printf "%.1f %.1f %.3f\n", dfs, mfs, mfs / dfs }')
-	printf 'round %d: dcmdump %.2f s, %.0f files/s (%d dumped); mlk-ingest %.2f s, %.0f files/s (%d records); ratio %.2fx\n' \
-		"$i" "$(echo "$dump_ns" | awk '{ print $1 / 1e9 }')" "$1" "$dumped" \
-		"$(echo "$ns" | awk '{ print $1 / 1e9 }')" "$2" "$out" "$3"
-	dump_all="$dump_all $1"
-	mlk_all="$mlk_all $2"
-	ratios="$ratios $3"
+	bench_round "$i" dcmdump "$dump_ns" "$dumped" mlk-ingest "$ns" "$out"
 	i=$((i + 1))
 done
 
-awk -v n="$files" -v b="$bytes" -v dfs="$(median $dump_all)" \
+awk -v n="$files" -v b="$bytes" -v dfs="$(median $peer_all)" \
     -v mfs="$(median $mlk_all)" -v r="$(median $ratios)" \
     -v rss="$mlk_rss" -v rok="$records_ok" -v fail="$fail" \
     -v rounds="$rounds" '

@@ -22,32 +22,41 @@
 #                            files, seed, bindir, rounds
 #   bench_dicom_input        N synthetic DICOM files from scripts/gen-dicom,
 #                            cached like bench_input; sets input, bytes
+#   bench_round I ...        one round's line and figures (see there)
 #   median V...              the median of the numbers given
 
 bench_args() {
 	bench_name=$1
 	shift
-	root=$(cd "$(dirname "$0")/../.." && pwd)
 	records=1000000
-	seed=1
+	bench_parse "$@"
+	case $records in
+	''|*[!0-9]*) echo "$bench_name: --records must be a number" >&2; exit 2 ;;
+	esac
+}
+
+# The options every benchmark takes (each uses those it names in its
+# usage line); defaults are the caller's, set before.
+bench_parse() {
+	root=$(cd "$(dirname "$0")/../.." && pwd)
+	: "${seed:=1}" "${files:=1000}" "${rounds:=1}"
 	bindir=$root/bin
 	while [ $# -gt 0 ]; do
 		case $1 in
-		--records|--seed|--bin)
+		--records|--files|--seed|--bin|--rounds)
 			[ $# -ge 2 ] || { bench_usage >&2; exit 2; }
 			case $1 in
 			--records) records=$2 ;;
+			--files) files=$2 ;;
 			--seed) seed=$2 ;;
 			--bin) bindir=$2 ;;
+			--rounds) rounds=$2 ;;
 			esac
 			shift 2 ;;
 		-h|--help) bench_usage; exit 0 ;;
 		*) bench_usage >&2; exit 2 ;;
 		esac
 	done
-	case $records in
-	''|*[!0-9]*) echo "$bench_name: --records must be a number" >&2; exit 2 ;;
-	esac
 	case $bindir in /*) ;; *) bindir=$(pwd)/$bindir ;; esac
 	fail=0
 }
@@ -121,37 +130,16 @@ timed() {
 	fi
 }
 
-bench_dicom_usage() {
-	echo "usage: sh scripts/bench/$bench_name [--files N] [--seed S] [--bin DIR] [--rounds R]"
-}
-
 bench_dicom_args() {
 	bench_name=$1
 	rounds=$2
 	shift 2
-	root=$(cd "$(dirname "$0")/../.." && pwd)
-	files=1000
-	seed=1
-	bindir=$root/bin
-	while [ $# -gt 0 ]; do
-		case $1 in
-		--files|--seed|--bin|--rounds)
-			[ $# -ge 2 ] || { bench_dicom_usage >&2; exit 2; }
-			case $1 in
-			--files) files=$2 ;;
-			--seed) seed=$2 ;;
-			--bin) bindir=$2 ;;
-			--rounds) rounds=$2 ;;
-			esac
-			shift 2 ;;
-		-h|--help) bench_dicom_usage; exit 0 ;;
-		*) bench_dicom_usage >&2; exit 2 ;;
-		esac
-	done
+	bench_usage() {
+		echo "usage: sh scripts/bench/$bench_name [--files N] [--seed S] [--bin DIR] [--rounds R]"
+	}
+	bench_parse "$@"
 	case $files in ''|*[!0-9]*|0) echo "$bench_name: --files must be a positive number" >&2; exit 2 ;; esac
 	case $rounds in ''|*[!0-9]*|0) echo "$bench_name: --rounds must be a positive number" >&2; exit 2 ;; esac
-	case $bindir in /*) ;; *) bindir=$(pwd)/$bindir ;; esac
-	fail=0
 }
 
 bench_dicom_input() {
@@ -171,6 +159,24 @@ bench_dicom_input() {
 		: >"$input.done"
 	fi
 	bytes=$(cat "$input"/*.dcm | wc -c | tr -d ' ')
+}
+
+# bench_round I PEER PEER_NS PEER_FILES MLK MLK_NS MLK_FILES: one round's
+# line (times, files and files/s of both, the ratio of mlk's files/s to
+# the peer's); appends the files/s and the ratio to peer_all, mlk_all
+# and ratios, for median.
+bench_round() {
+	line=$(awk -v i="$1" -v p="$2" -v pns="$3" -v pn="$4" -v m="$5" \
+		-v mns="$6" -v mn="$7" 'BEGIN {
+		pfs = pn / (pns / 1e9); mfs = mn / (mns / 1e9)
+		r = pfs > 0 ? mfs / pfs : 0
+		printf "round %d: %s %.2f s, %d files, %.0f files/s; %s %.2f s, %d files, %.0f files/s; ratio %.2fx|%.1f %.1f %.3f\n",
+			i, p, pns / 1e9, pn, pfs, m, mns / 1e9, mn, mfs, r, pfs, mfs, r }')
+	echo "${line%|*}"
+	set -- ${line#*|}
+	peer_all="$peer_all $1"
+	mlk_all="$mlk_all $2"
+	ratios="$ratios $3"
 }
 
 median() {
