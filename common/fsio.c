@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -137,46 +138,64 @@ enum mlk_status fsio_commit(int fd, const char *tmp, const char *final,
 	return MLK_OK;
 }
 
+/* fn(ctx, i) for every i below n, on up to threads threads (the caller's
+ * among them): each takes the next i until none is left. */
+struct par {
+	size_t n;
+	atomic_size_t next;
+	void (*fn)(void *ctx, size_t i);
+	void *ctx;
+};
+
+static void *par_worker(void *arg)
+{
+	struct par *p = arg;
+	size_t i;
+	while ((i = atomic_fetch_add(&p->next, 1)) < p->n)
+		p->fn(p->ctx, i);
+	return NULL;
+}
+
+static void par_for(size_t n, int threads, void (*fn)(void *ctx, size_t i),
+		    void *ctx)
+{
+	struct par p = { n, 0, fn, ctx };
+	pthread_t th[16];
+	size_t nth = 0;
+	while (nth + 1 < (size_t)threads && nth + 1 < n &&
+	       nth < sizeof th / sizeof th[0] &&
+	       pthread_create(&th[nth], NULL, par_worker, &p) == 0)
+		nth++;
+	par_worker(&p);
+	for (size_t i = 0; i < nth; i++)
+		pthread_join(th[i], NULL);
+}
+
 struct sync_job {
 	const int *fds;
-	size_t n, next;
 	int err;
 	size_t bad;
 	pthread_mutex_t mu;
 };
 
-static void *sync_worker(void *arg)
+static void sync_one(void *ctx, size_t i)
 {
-	struct sync_job *j = arg;
-	for (;;) {
+	struct sync_job *j = ctx;
+	if (fsync(j->fds[i]) != 0 && errno != EINVAL) {
+		int err = errno;
 		pthread_mutex_lock(&j->mu);
-		size_t i = j->next++;
-		pthread_mutex_unlock(&j->mu);
-		if (i >= j->n)
-			return NULL;
-		if (fsync(j->fds[i]) != 0 && errno != EINVAL) {
-			int err = errno;
-			pthread_mutex_lock(&j->mu);
-			if (!j->err) {
-				j->err = err;
-				j->bad = i;
-			}
-			pthread_mutex_unlock(&j->mu);
+		if (!j->err || i < j->bad) {
+			j->err = err;
+			j->bad = i;
 		}
+		pthread_mutex_unlock(&j->mu);
 	}
 }
 
 int fsio_fsync_many(const int *fds, size_t n, size_t *bad)
 {
-	struct sync_job j = { fds, n, 0, 0, 0, PTHREAD_MUTEX_INITIALIZER };
-	pthread_t th[16];
-	size_t nth = 0;
-	while (n > 1 && nth < n && nth < sizeof th / sizeof th[0] &&
-	       pthread_create(&th[nth], NULL, sync_worker, &j) == 0)
-		nth++;
-	sync_worker(&j);
-	for (size_t i = 0; i < nth; i++)
-		pthread_join(th[i], NULL);
+	struct sync_job j = { fds, 0, 0, PTHREAD_MUTEX_INITIALIZER };
+	par_for(n, 17, sync_one, &j);
 	pthread_mutex_destroy(&j.mu);
 	*bad = j.bad;
 	return j.err;
@@ -184,41 +203,31 @@ int fsio_fsync_many(const int *fds, size_t n, size_t *bad)
 
 struct write_job {
 	char *const *paths;
-	size_t n, next;
 	const void *data;
 	size_t len;
 	int *fds;               /* -1: nothing to write (exists, or failed) */
 	char **tmps;
 	struct mlk_error *errs; /* per path, status MLK_OK unless it failed */
-	pthread_mutex_t mu;
 };
 
-static void *write_worker(void *arg)
+static void write_one(void *ctx, size_t i)
 {
-	struct write_job *j = arg;
-	for (;;) {
-		pthread_mutex_lock(&j->mu);
-		size_t i = j->next++;
-		pthread_mutex_unlock(&j->mu);
-		if (i >= j->n)
-			return NULL;
-		if (fsio_exists(j->paths[i]))
-			continue;
-		int fd;
-		char *tmp;
-		if (fsio_temp_beside(j->paths[i], &fd, &tmp, &j->errs[i]) !=
-		    MLK_OK)
-			continue;
-		if (fsio_write_all(fd, j->data, j->len, j->paths[i],
-				   &j->errs[i]) != MLK_OK) {
-			close(fd);
-			unlink(tmp);
-			free(tmp);
-			continue;
-		}
-		j->fds[i] = fd;
-		j->tmps[i] = tmp;
+	struct write_job *j = ctx;
+	if (fsio_exists(j->paths[i]))
+		return;
+	int fd;
+	char *tmp;
+	if (fsio_temp_beside(j->paths[i], &fd, &tmp, &j->errs[i]) != MLK_OK)
+		return;
+	if (fsio_write_all(fd, j->data, j->len, j->paths[i], &j->errs[i]) !=
+	    MLK_OK) {
+		close(fd);
+		unlink(tmp);
+		free(tmp);
+		return;
 	}
+	j->fds[i] = fd;
+	j->tmps[i] = tmp;
 }
 
 enum mlk_status fsio_write_many(char *const *paths, size_t n,
@@ -227,22 +236,13 @@ enum mlk_status fsio_write_many(char *const *paths, size_t n,
 {
 	if (!n)
 		return MLK_OK;
-	struct write_job j = { paths, n, 0, data, len, NULL, NULL, NULL,
-			       PTHREAD_MUTEX_INITIALIZER };
+	struct write_job j = { paths, data, len, NULL, NULL, NULL };
 	j.fds = xcalloc(n, sizeof *j.fds);
 	j.tmps = xcalloc(n, sizeof *j.tmps);
 	j.errs = xcalloc(n, sizeof *j.errs);
 	for (size_t i = 0; i < n; i++)
 		j.fds[i] = -1;
-	pthread_t th[7];
-	int nth = 0;
-	while (nth < threads - 1 && nth < 7 && (size_t)nth + 1 < n &&
-	       pthread_create(&th[nth], NULL, write_worker, &j) == 0)
-		nth++;
-	write_worker(&j);
-	for (int i = 0; i < nth; i++)
-		pthread_join(th[i], NULL);
-	pthread_mutex_destroy(&j.mu);
+	par_for(n, threads < 8 ? threads : 8, write_one, &j);
 
 	enum mlk_status s = MLK_OK;
 	for (size_t i = 0; i < n && s == MLK_OK; i++)
