@@ -868,3 +868,75 @@ gen_fetch() {
 	run jq -c 'select(.action == "deid") | .detail | [.objects, .objects_left_out, .indexes_superseded]' "$MLK_LAKE/audit/log.ndjson"
 	assert_output '[0,1,0]'
 }
+
+@test "objects: kill -9 at any moment leaves only whole objects and reasons; a rerun gives what an unbroken run gives" {
+	/usr/bin/python3 "$MLK_ROOT/scripts/gen-dicom" --files 200 --seed 5 \
+		--data "$DATA/dicom" dcm > /dev/null
+	mlk-ingest --quiet --dataset imaging/crash dcm > in.ndjson
+	total=$(grep -c . in.ndjson)
+	[ "$total" -eq 200 ]
+	# the same lake and key, never interrupted
+	cp -a "$MLK_LAKE" clean
+	run --separate-stderr mlk-deid --lake clean --project crash in.ndjson
+	assert_failure 1
+	echo "$output" > want.ndjson
+	for delay in 0.05 0.15 0.3 0.5; do
+		mlk-deid --project crash in.ndjson > out.ndjson 2> /dev/null &
+		pid=$!
+		sleep "$delay"
+		kill -9 "$pid" 2> /dev/null || true
+		wait "$pid" 2> /dev/null || true
+		# every object under its final name holds the bytes of that name
+		find "$MLK_LAKE/objects/sha256" -type f ! -name '.tmp-*' |
+			while read -r f; do
+				[ "$(sha256sum < "$f" | cut -c1-64)" = "${f##*/}" ] ||
+					{ echo "torn object: $f"; exit 1; }
+			done
+		# every record that got out names a whole object
+		jq -r '._mlk.blob' out.ndjson | while read -r b; do
+			[ -f "$(blob_path "$b")" ] || { echo "missing: $b"; exit 1; }
+		done
+		# every reason under its final name is whole
+		for q in "$MLK_LAKE"/quarantine/_deid/crash/*.json; do
+			[ -e "$q" ] || continue
+			jq -e .reason "$q" > /dev/null
+		done
+	done
+	run --separate-stderr mlk-deid --project crash in.ndjson
+	assert_failure 1
+	[ "$output" = "$(cat want.ndjson)" ]
+	# each record is either out or has its reason
+	reasons=$(ls "$MLK_LAKE/quarantine/_deid/crash" | grep -c '\.json$')
+	[ "$reasons" -gt 0 ]
+	[ $(($(grep -c . want.ndjson) + reasons)) -eq "$total" ]
+}
+
+@test "genomics objects: a BAM bigger than the store's background-copy threshold is stored whole" {
+	# 9+ MiB of reads that do not compress (random bases and qualities)
+	awk 'BEGIN {
+		srand(7)
+		print "@HD\tVN:1.6\tSO:unsorted"
+		print "@SQ\tSN:chr1\tLN:248956422"
+		print "@RG\tID:rg1\tSM:PATIENT-77\tLB:lib-of-PATIENT-77"
+		for (i = 0; i < 60000; i++) {
+			s = ""; q = ""
+			for (j = 0; j < 150; j++) {
+				s = s substr("ACGT", int(rand() * 4) + 1, 1)
+				q = q sprintf("%c", 35 + int(rand() * 40))
+			}
+			printf "r%d\t4\t*\t0\t0\t*\t*\t0\t0\t%s\t%s\tRG:Z:rg1\n", i, s, q
+		}
+	}' | samtools view -b -o big.bam -
+	[ "$(stat -c %s big.bam)" -gt $((8 << 20)) ]
+	store big.bam bam > in.ndjson
+	run --separate-stderr mlk-deid --project p in.ndjson
+	assert_success
+	f=$(blob_path "$(jq -r ._mlk.blob <<< "$output")")
+	samtools quickcheck "$f"
+	[ "$(samtools view -c "$f")" -eq 60000 ]
+	[ "$(samtools view "$f" | md5sum)" = "$(samtools view big.bam | md5sum)" ]
+	run samtools view -H "$f"
+	refute_output --partial PATIENT-77
+	# nothing of the work is left in the store's folder
+	[ -z "$(find "$MLK_LAKE/objects" -name '.tmp-*')" ]
+}
