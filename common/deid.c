@@ -1566,8 +1566,10 @@ static int object_type(const struct rec *r, int m)
 	return 0;
 }
 
-/* A genomics record's labels, copied as they are (see deid.h). */
-static void keep_labels(const struct rec *r, struct buf *o)
+/* A genomics record's labels, copied as they are, and its patient column
+ * (the first of patient_id, patient, subject_id, person_id that is a
+ * string) as the token the patient's EHR records get (see deid.h). */
+static void keep_labels(struct tls *t, const struct rec *r, struct buf *o)
 {
 	static const char *const k[] = { "project", "assay",
 		"pipeline_version" };
@@ -1581,6 +1583,28 @@ static void keep_labels(const struct rec *r, struct buf *o)
 		buf_addstr(o, k[i]);
 		buf_add(o, "\":", 2);
 		rec_write(r, v, o);
+	}
+	static const char *const pc[] = { "patient_id", "patient",
+		"subject_id", "person_id" };
+	for (size_t i = 0; i < sizeof pc / sizeof *pc; i++) {
+		int v = rec_get(r, 0, pc[i]);
+		if (v < 0 || rec_type(r, v) != REC_STRING)
+			continue;
+		struct buf id = BUF_INIT;
+		rec_str(r, v, &id);
+		char tok[DEID_TOKEN_LEN + 1];
+		token_of(t->mac, id.data ? id.data : "", id.len, tok);
+		if (id.data)
+			crypto_wipe(id.data, id.len);
+		buf_release(&id);
+		if (o->len && o->data[o->len - 1] != '{')
+			buf_addch(o, ',');
+		buf_addch(o, '"');
+		buf_addstr(o, pc[i]);
+		buf_add(o, "\":\"", 3);
+		buf_addstr(o, tok);
+		buf_addch(o, '"');
+		break;
 	}
 }
 
@@ -1867,7 +1891,7 @@ static void map(void *ctx, void *tl, const char *line, size_t len,
 		/* its fields come from the de-identified object */
 		buf_addch(o, '{');
 		if (ob == 2)
-			keep_labels(r, o);
+			keep_labels(t, r, o);
 	} else if (!walk_object(t, 0, start, 0, NULL, 0, o))
 		buf_addch(o, '{');
 	else

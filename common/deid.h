@@ -51,7 +51,9 @@ struct deid_params {
 	/* Records of objects the caller de-identifies (_mlk.type dicom,
 	 * _mlk.kind genomics) leave with their envelope alone, and
 	 * genomics records with their project, assay and pipeline_version
-	 * (labels of the operator's choosing, not of the patient): the
+	 * (labels of the operator's choosing, not of the patient) and their
+	 * patient column (the first string of patient_id, patient,
+	 * subject_id, person_id) as the token his EHR records get: the
 	 * caller rebuilds their fields from the de-identified object
 	 * (objdeid.h), so no rule of the profile applies to them and none
 	 * of their fields is reported dropped. */

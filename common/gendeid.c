@@ -47,11 +47,16 @@ void gendeid_clean_command(const char *cl, char *out, size_t n)
 }
 
 /* The token of a sample: through its patient id when the caller knows
- * it, else of the sample name itself. */
+ * it (the map, else the file's patient when it is the only sample), else
+ * of the sample name itself. */
 static void sample_token(const struct gendeid_params *p, const char *sample,
 			 char tok[GENDEID_TOKEN_LEN + 1])
 {
 	const char *id = p->patient_of ? p->patient_of(p->ctx, sample) : NULL;
+	if (!id && p->patient_token) {
+		snprintf(tok, GENDEID_TOKEN_LEN + 1, "%s", p->patient_token);
+		return;
+	}
 	if (!id)
 		id = sample;
 	p->token(p->ctx, id, strlen(id), tok);
@@ -130,6 +135,10 @@ static bcf_hdr_t *vcf_header(const struct gendeid_params *p, bcf_hdr_t *oh,
 			goto fail;
 	}
 	int ns = bcf_hdr_nsamples(oh);
+	struct gendeid_params one = *p;
+	if (ns != 1)
+		one.patient_token = NULL;   /* a record's patient: one sample's */
+	p = &one;
 	for (int i = 0; i < ns; i++) {
 		char tok[GENDEID_TOKEN_LEN + 1];
 		sample_token(p, oh->samples[i], tok);
@@ -268,6 +277,26 @@ static void fix_pg(void *ctx, const char *tag, kstring_t *v)
  * reference ids stay), less UR; @RG and @PG rebuilt from their allowed
  * tags; @CO and any other line type left out.
  */
+/* How many different SM values the @RG lines hold (2: two or more). */
+static int distinct_sm(sam_hdr_t *h, kstring_t *ks)
+{
+	int nrg = sam_hdr_count_lines(h, "RG");
+	char *first = NULL;
+	int n = 0;
+	for (int i = 0; i < nrg && n < 2; i++) {
+		if (sam_hdr_find_tag_pos(h, "RG", i, "SM", ks) != 0)
+			continue;
+		if (!first) {
+			first = xstrdup(ks->s);
+			n = 1;
+		} else if (strcmp(first, ks->s)) {
+			n = 2;
+		}
+	}
+	free(first);
+	return n;
+}
+
 static sam_hdr_t *clean_sam_header(const struct gendeid_params *p,
 				   sam_hdr_t *h, struct gendeid_counts *c)
 {
@@ -297,7 +326,10 @@ static sam_hdr_t *clean_sam_header(const struct gendeid_params *p,
 		buf_add(&text, ks.s, ks.l);
 		buf_addch(&text, '\n');
 	}
-	struct rgfix f = { p, c };
+	struct gendeid_params one = *p;
+	if (one.patient_token && distinct_sm(h, &ks) != 1)
+		one.patient_token = NULL;   /* a record's patient: one sample's */
+	struct rgfix f = { &one, c };
 	rebuild_lines(h, "RG", rg_keep, fix_rg, &f, &text);
 	rebuild_lines(h, "PG", pg_keep, fix_pg, NULL, &text);
 	int nco = sam_hdr_count_lines(h, "CO");

@@ -74,6 +74,10 @@ struct gendeid_params {
 	void (*token)(void *ctx, const char *v, size_t n,
 		      char out[GENDEID_TOKEN_LEN + 1]);
 	void *ctx;
+	/* The token of the file's patient (from a column of its record), or
+	 * NULL: its sample's when the file has exactly one (one VCF column,
+	 * one SM among the @RG lines) and patient_of() does not list it. */
+	const char *patient_token;
 };
 
 struct gendeid_counts {

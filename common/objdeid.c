@@ -431,7 +431,8 @@ static char *label(struct objdeid *od, const char *key)
  * description (genomics.h: samples as tokens, the cleaned header, the
  * reference build) with the record's labels; its size into size. */
 static enum mlk_status genomics_fields(struct objdeid *od, const char *path,
-				       const char *name, struct buf *fields,
+				       const char *name, const char *pcol,
+				       const char *patient, struct buf *fields,
 				       unsigned long long *size,
 				       struct mlk_error *e)
 {
@@ -453,6 +454,14 @@ static enum mlk_status genomics_fields(struct objdeid *od, const char *path,
 		/* the members, without the opening brace */
 		if (body.len > 1)
 			buf_add(fields, body.data + 1, body.len - 1);
+		/* the patient column: the token his EHR records carry */
+		if (patient) {
+			if (fields->len)
+				buf_addch(fields, ',');
+			buf_add_json_cstr(fields, pcol);
+			buf_addch(fields, ':');
+			buf_add_json_cstr(fields, patient);
+		}
 	}
 	buf_release(&body);
 	genomics_meta_release(&meta);
@@ -506,11 +515,20 @@ static enum mlk_status genomics_object(struct objdeid *od, const char *in,
 				     "the store");
 	char *out = NULL, *idx = NULL;
 	enum mlk_status st = object_temp_name(od->l, &out, e);
-	struct gendeid_params gp = { sample_patient, gen_tok, od };
+	/* the record's patient column (a token since the profile's pass:
+	 * deid.c keep_labels()): its only sample's patient */
+	static const char *const pcols[] = { "patient_id", "patient",
+					     "subject_id", "person_id" };
+	char *patient = NULL;
+	const char *pcol = NULL;
+	for (size_t i = 0; !patient && i < sizeof pcols / sizeof *pcols; i++)
+		patient = label(od, pcol = pcols[i]);
+	struct gendeid_params gp = { sample_patient, gen_tok, od, patient };
 	if (st == MLK_OK)
 		st = gendeid_file(&gp, in, out, NULL, e);
 	if (st == MLK_OK)
-		st = genomics_fields(od, out, name, fields, size, e);
+		st = genomics_fields(od, out, name, pcol, patient, fields,
+				     size, e);
 	if (st == MLK_OK)
 		st = gendeid_index(out, &idx, e);
 	if (st == MLK_OK) {
@@ -521,6 +539,7 @@ static enum mlk_status genomics_object(struct objdeid *od, const char *in,
 		st = adopt(od, idx, ihex, e);
 		idx = NULL;
 	}
+	free(patient);
 	/* messages name the object, not the store's path */
 	if (st != MLK_OK)
 		snprintf(e->file, sizeof e->file, "%s", name);

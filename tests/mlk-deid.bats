@@ -945,3 +945,28 @@ gen_fetch() {
 	# nothing of the work is left in the store's folder
 	[ -z "$(find "$MLK_LAKE/objects" -name '.tmp-*')" ]
 }
+
+@test "genomics objects: a record's patient column names its only sample's patient; the record carries his EHR token" {
+	bcftools view -s "$(bcftools query -l "$DATA/genomics/pysam_ex1.vcf.gz" | head -1)" \
+		-Oz -o one.vcf.gz "$DATA/genomics/pysam_ex1.vcf.gz" 2> /dev/null
+	mlk-ingest --quiet --dataset genomics/x one.vcf.gz \
+		"$DATA/genomics/pysam_ex1.vcf.gz" "$DATA/genomics/pysam_ex3.bam" |
+		jq -c '. + {patient_id: "PAT-9"}' > in.ndjson
+	echo '{"patient_id":"PAT-9","date":"2020-01-01"}' >> in.ndjson
+	run --separate-stderr mlk-deid --project p in.ndjson
+	assert_success
+	echo "$output" > out.ndjson
+	tok=$(jq -r 'select(._mlk.type == null) | .patient_id' out.ndjson)
+	[[ $tok =~ ^[0-9a-f-]{36}$ ]]
+	# every genomics record carries the token, never the id
+	[ "$(jq -r 'select(._mlk.type != null) | .patient_id' out.ndjson | sort -u)" = "$tok" ]
+	! grep -q PAT-9 out.ndjson
+	f() { blob_path "$(jq -r "select(._mlk.type == \"$1\") | ._mlk.blob" out.ndjson | sed -n "${2}p")"; }
+	# one sample: the patient's token, in the file and the record
+	[ "$(bcftools query -l "$(f vcf 1)")" = "$tok" ]
+	[ "$(samtools view -H "$(f bam 1)" | grep -o 'SM:[^	]*' | sort -u)" = "SM:$tok" ]
+	# two samples: the record cannot say which is his; each its own token
+	run --separate-stderr bcftools query -l "$(f vcf 2)"
+	assert_equal "${#lines[@]}" 2
+	refute_line "$tok"
+}

@@ -69,7 +69,7 @@ static void vcf_checks(const char *name, int mapped)
 	snprintf(in, sizeof in, "%s/%s", DATA, name);
 	snprintf(out, sizeof out, "%s/%s", OUT, name);
 	snprintf(out2, sizeof out2, "%s/again-%s", OUT, name);
-	struct gendeid_params p = { patient_of, tok, NULL };
+	struct gendeid_params p = { patient_of, tok, NULL, NULL };
 	struct gendeid_counts c;
 	struct mlk_error e = MLK_ERROR_INIT;
 	enum mlk_status st = gendeid_file(&p, in, out, &c, &e);
@@ -108,7 +108,7 @@ static void sam_checks(const char *name)
 	char in[512], out[512];
 	snprintf(in, sizeof in, "%s/%s", DATA, name);
 	snprintf(out, sizeof out, "%s/%s", OUT, name);
-	struct gendeid_params p = { patient_of, tok, NULL };
+	struct gendeid_params p = { patient_of, tok, NULL, NULL };
 	struct gendeid_counts c;
 	struct mlk_error e = MLK_ERROR_INIT;
 	enum mlk_status st = gendeid_file(&p, in, out, &c, &e);
@@ -130,7 +130,7 @@ static void sam_checks(const char *name)
 
 static void cram_checks(void)
 {
-	struct gendeid_params p = { patient_of, tok, NULL };
+	struct gendeid_params p = { patient_of, tok, NULL, NULL };
 	struct gendeid_counts c;
 	struct mlk_error e = MLK_ERROR_INIT;
 	const char *out = OUT "/pysam_ex3.cram";
@@ -163,7 +163,7 @@ static void cram_checks(void)
 /* BAM: blocks after the header's are copied, never recompressed. */
 static void bam_checks(void)
 {
-	struct gendeid_params p = { patient_of, tok, NULL };
+	struct gendeid_params p = { patient_of, tok, NULL, NULL };
 	struct mlk_error e = MLK_ERROR_INIT;
 	const char *in = DATA "/pysam_ex1.sorted.bam";
 	const char *out = OUT "/pysam_ex1.sorted.bam";
@@ -230,7 +230,7 @@ static void index_check(const char *name, const char *ext, const char *tool)
 
 static void index_checks(void)
 {
-	struct gendeid_params p = { NULL, tok, NULL };
+	struct gendeid_params p = { NULL, tok, NULL, NULL };
 	struct mlk_error e = MLK_ERROR_INIT;
 	check(sh("bcftools view --no-version -Ob -o %s %s", OUT "/in.bcf",
 		 DATA "/pysam_ex1.vcf.gz") &&
@@ -293,7 +293,7 @@ int main(void)
 	bam_checks();
 	index_checks();
 
-	struct gendeid_params p = { NULL, tok, NULL };
+	struct gendeid_params p = { NULL, tok, NULL, NULL };
 	enum mlk_status st;
 	st = gendeid_file(&p, DATA "/pysam_ex1.fa", OUT "/x.fa", NULL, &e);
 	check(st == MLK_PARTIAL, "fasta refused");
