@@ -29,6 +29,7 @@
 #include "genomics.h"
 #include "lake.h"
 #include "object.h"
+#include "par.h"
 #include "partition.h"
 #include "policy.h"
 #include "record.h"
@@ -824,48 +825,29 @@ static enum mlk_status store_input(struct lake *l, struct input *in,
 struct prestore {
 	struct lake *lake;
 	struct inputs *in;
-	size_t next;
-	pthread_mutex_t mu;
 };
 
-static void *prestore_main(void *arg)
+static void prestore_one(void *ctx, size_t i)
 {
-	struct prestore *p = arg;
-	for (;;) {
-		pthread_mutex_lock(&p->mu);
-		size_t i = p->next++;
-		pthread_mutex_unlock(&p->mu);
-		if (i >= p->in->n)
-			return NULL;
-		struct input *x = &p->in->v[i];
-		struct stat st;
-		if (x->is_stdin || x->unreadable || stat(x->path, &st) != 0 ||
-		    !S_ISREG(st.st_mode) ||
-		    (unsigned long long)st.st_size >= OBJECT_ASYNC_MIN)
-			continue;
-		struct mlk_error e = MLK_ERROR_INIT;
-		if (store_input(p->lake, x, &e) != MLK_OK) {
-			x->store_err = xmalloc(sizeof e);
-			*x->store_err = e;
-		}
-		x->stored = 1;
+	struct prestore *p = ctx;
+	struct input *x = &p->in->v[i];
+	struct stat st;
+	if (x->is_stdin || x->unreadable || stat(x->path, &st) != 0 ||
+	    !S_ISREG(st.st_mode) ||
+	    (unsigned long long)st.st_size >= OBJECT_ASYNC_MIN)
+		return;
+	struct mlk_error e = MLK_ERROR_INIT;
+	if (store_input(p->lake, x, &e) != MLK_OK) {
+		x->store_err = xmalloc(sizeof e);
+		*x->store_err = e;
 	}
+	x->stored = 1;
 }
 
 static void prestore_inputs(struct lake *l, struct inputs *in, int threads)
 {
-	struct prestore p = { l, in, 0, PTHREAD_MUTEX_INITIALIZER };
-	pthread_t th[7];
-	int nth = 0;
-	if (threads > 8)
-		threads = 8;
-	while (nth < threads - 1 && (size_t)nth + 1 < in->n &&
-	       pthread_create(&th[nth], NULL, prestore_main, &p) == 0)
-		nth++;
-	prestore_main(&p);
-	for (int i = 0; i < nth; i++)
-		pthread_join(th[i], NULL);
-	pthread_mutex_destroy(&p.mu);
+	struct prestore p = { l, in };
+	par_for(in->n, threads > 8 ? 8 : threads, prestore_one, &p);
 }
 
 /* Let an input's copy finish; the parse then reads the stored copy. */

@@ -4,7 +4,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +13,7 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "par.h"
 #include "xalloc.h"
 #include "banned.h"
 
@@ -136,39 +136,6 @@ enum mlk_status fsio_commit(int fd, const char *tmp, const char *final,
 	if (!nodirsync)
 		return fsio_fsync_parent(final, e);
 	return MLK_OK;
-}
-
-/* fn(ctx, i) for every i below n, on up to threads threads (the caller's
- * among them): each takes the next i until none is left. */
-struct par {
-	size_t n;
-	atomic_size_t next;
-	void (*fn)(void *ctx, size_t i);
-	void *ctx;
-};
-
-static void *par_worker(void *arg)
-{
-	struct par *p = arg;
-	size_t i;
-	while ((i = atomic_fetch_add(&p->next, 1)) < p->n)
-		p->fn(p->ctx, i);
-	return NULL;
-}
-
-static void par_for(size_t n, int threads, void (*fn)(void *ctx, size_t i),
-		    void *ctx)
-{
-	struct par p = { n, 0, fn, ctx };
-	pthread_t th[16];
-	size_t nth = 0;
-	while (nth + 1 < (size_t)threads && nth + 1 < n &&
-	       nth < sizeof th / sizeof th[0] &&
-	       pthread_create(&th[nth], NULL, par_worker, &p) == 0)
-		nth++;
-	par_worker(&p);
-	for (size_t i = 0; i < nth; i++)
-		pthread_join(th[i], NULL);
 }
 
 struct sync_job {

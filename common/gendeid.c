@@ -393,10 +393,10 @@ static enum mlk_status aln_end(struct aln *a, const char *inpath,
 	return st;
 }
 
-static htsFile *sam_out(htsFile *in, const char *tmp)
+/* SAM and BAM copies are written in the input's format. */
+static htsFile *same_out(htsFile *in, const char *tmp)
 {
-	(void)in;
-	return hts_open(tmp, "w");
+	return hts_open(tmp, hts_get_format(in)->format == bam ? "wb" : "w");
 }
 
 static enum mlk_status sam_copy(const struct gendeid_params *p, htsFile *in,
@@ -404,7 +404,7 @@ static enum mlk_status sam_copy(const struct gendeid_params *p, htsFile *in,
 				struct gendeid_counts *c, struct mlk_error *e)
 {
 	struct aln a;
-	enum mlk_status st = aln_begin(p, in, inpath, tmp, sam_out, &a, c, e);
+	enum mlk_status st = aln_begin(p, in, inpath, tmp, same_out, &a, c, e);
 	bam1_t *b = bam_init1();
 	int rc = 0;
 	while (st == MLK_OK && (rc = sam_read1(in, a.h, b)) >= 0) {
@@ -419,12 +419,6 @@ static enum mlk_status sam_copy(const struct gendeid_params *p, htsFile *in,
 				   "read after %llu", c->records);
 	bam_destroy1(b);
 	return aln_end(&a, inpath, st, e);
-}
-
-static htsFile *bam_out(htsFile *in, const char *tmp)
-{
-	(void)in;
-	return hts_open(tmp, "wb");
 }
 
 /*
@@ -443,7 +437,7 @@ static enum mlk_status bam_copy(const struct gendeid_params *p, htsFile *in,
 				struct gendeid_counts *c, struct mlk_error *e)
 {
 	struct aln a;
-	enum mlk_status st = aln_begin(p, in, inpath, tmp, bam_out, &a, c, e);
+	enum mlk_status st = aln_begin(p, in, inpath, tmp, same_out, &a, c, e);
 	BGZF *ib = in->fp.bgzf;
 	if (st == MLK_OK && bgzf_check_EOF(ib) != 1)
 		st = unreadable(e, inpath, "truncated: no BGZF end-of-file "

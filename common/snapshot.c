@@ -16,6 +16,7 @@
 #include "fsio.h"
 #include "manifest.h"
 #include "object.h"
+#include "par.h"
 #include "partition.h"
 #include "pmap.h"
 #include "record.h"
@@ -1944,52 +1945,34 @@ struct vjob {
 	char sha256[SHA256_HEX];
 	unsigned long long size;
 	char *problem;          /* set by the worker */
+	unsigned long long read; /* bytes hashed */
 };
 
-struct vpool {
-	struct vjob *j;
-	size_t n, next;
-	unsigned long long bytes;
-	pthread_mutex_t mu;
-};
-
-static void *vworker(void *arg)
+static void verify_one(void *ctx, size_t i)
 {
-	struct vpool *p = arg;
-	for (;;) {
-		pthread_mutex_lock(&p->mu);
-		size_t i = p->next++;
-		pthread_mutex_unlock(&p->mu);
-		if (i >= p->n)
-			break;
-		struct vjob *j = &p->j[i];
-		char hex[SHA256_HEX];
-		unsigned long long size = 0;
-		struct mlk_error e = MLK_ERROR_INIT;
-		if (sha256_file(j->path, hex, &size, &e) != MLK_OK)
-			j->problem = xstrdup(errno == ENOENT ? "missing"
-					     : "cannot be read");
-		else if (size != j->size)
-			j->problem = xasprintf("size %llu, manifest says %llu",
-					       size, j->size);
-		else if (strcmp(hex, j->sha256) != 0)
-			j->problem = xstrdup("sha256 does not match the "
-					     "manifest");
-		pthread_mutex_lock(&p->mu);
-		p->bytes += size;
-		pthread_mutex_unlock(&p->mu);
-	}
-	return NULL;
+	struct vjob *j = (struct vjob *)ctx + i;
+	char hex[SHA256_HEX];
+	unsigned long long size = 0;
+	struct mlk_error e = MLK_ERROR_INIT;
+	if (sha256_file(j->path, hex, &size, &e) != MLK_OK)
+		j->problem = xstrdup(errno == ENOENT ? "missing"
+				     : "cannot be read");
+	else if (size != j->size)
+		j->problem = xasprintf("size %llu, manifest says %llu", size,
+				       j->size);
+	else if (strcmp(hex, j->sha256) != 0)
+		j->problem = xstrdup("sha256 does not match the manifest");
+	j->read = size;
 }
 
 enum mlk_status snap_verify(const struct lake *l, const struct snapshot *s,
 			    int threads, snap_bad_fn bad, void *ctx,
 			    unsigned long long *bytes, struct mlk_error *e)
 {
-	struct vpool p;
-	memset(&p, 0, sizeof p);
-	pthread_mutex_init(&p.mu, NULL);
-	p.j = xcalloc(2 * s->nf + 1, sizeof *p.j);
+	struct {
+		struct vjob *j;
+		size_t n;
+	} p = { xcalloc(2 * s->nf + 1, sizeof *p.j), 0 };
 	int nbad = 0;
 	char *dir = snap_dir(l, s);
 	size_t rl = strlen(l->root) + 1;
@@ -2033,19 +2016,10 @@ enum mlk_status snap_verify(const struct lake *l, const struct snapshot *s,
 		snprintf(j->sha256, SHA256_HEX, "%s", f->sha256);
 		j->size = f->size;
 	}
-	if (threads < 1)
-		threads = 1;
-	if (threads > 16)
-		threads = 16;
-	pthread_t tid[16];
-	int started = 0;
-	for (int i = 1; i < threads; i++)
-		if (pthread_create(&tid[started], NULL, vworker, &p) == 0)
-			started++;
-	vworker(&p);
-	for (int i = 0; i < started; i++)
-		pthread_join(tid[i], NULL);
+	par_for(p.n, threads > 16 ? 16 : threads, verify_one, p.j);
+	*bytes = 0;
 	for (size_t i = 0; i < p.n; i++) {
+		*bytes += p.j[i].read;
 		if (p.j[i].problem) {
 			bad(ctx, p.j[i].name, p.j[i].problem);
 			nbad++;
@@ -2054,10 +2028,8 @@ enum mlk_status snap_verify(const struct lake *l, const struct snapshot *s,
 		free(p.j[i].name);
 		free(p.j[i].problem);
 	}
-	*bytes = p.bytes;
 	free(p.j);
 	free(dir);
-	pthread_mutex_destroy(&p.mu);
 	if (nbad)
 		return mlk_error_set(e, MLK_INTEGRITY, NULL, 0,
 				     "snapshot %s: %d problem%s", s->id, nbad,

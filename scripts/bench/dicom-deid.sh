@@ -113,21 +113,12 @@ while [ "$i" -le "$rounds" ]; do
 	cat "$work/lake$i"/objects/sha256/*/* >/dev/null
 	# mlk-deid exits 1 when its profile leaves objects out (reported on
 	# stderr); that is its normal outcome here, not a failure of the run.
-	t0=$(now_ns)
-	/usr/bin/time -f %M -o "$work/mlk.rss" "$deid" --lake "$work/lake$i" \
-		--project bench "$work/in.ndjson" >"$work/mlk$i.out" \
-		2>"$work/mlk.err"
-	rc=$?
-	t1=$(now_ns)
-	mlk_ns=$((t1 - t0))
-	r=$(tail -n 1 "$work/mlk.rss")
-	case $r in ''|*[!0-9]*) r=0 ;; esac
-	[ "$r" -gt "$mlk_rss" ] && mlk_rss=$r
-	if [ "$rc" -gt 1 ]; then
-		echo "dicom-deid.sh: mlk-deid exited $rc" >&2
-		tail -n 5 "$work/mlk.err" >&2
-		fail=1
-	fi
+	timed_ok=1
+	timed "mlk$i" "$deid" --lake "$work/lake$i" --project bench \
+		"$work/in.ndjson"
+	timed_ok=0
+	mlk_ns=$ns
+	[ "$rss" -gt "$mlk_rss" ] && mlk_rss=$rss
 	mlk_out=$(jq -r '._mlk.blob // empty' "$work/mlk$i.out" | grep -c .)
 	bench_round "$i" gdcmanon "$gdcm_ns" "$gdcm_out" mlk-deid "$mlk_ns" \
 		"$mlk_out"
